@@ -1,0 +1,226 @@
+"""Every option, ini key, ``[tool.llmport]`` entry and marker argument, resolved once.
+
+Precedence, written down once:
+- facts about a test (which providers it supports): marker > command line > ini > default;
+- run modes (record mode, network blocking): command line > ini > default.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
+RECORD_MODES = ("none", "once", "new_episodes", "all")
+DEFAULT_PROVIDERS = ("openai",)
+MARKER = "llm_portable"
+MARKER_KEYWORDS = ("providers",)
+TOOL_KEYS = ("providers",)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Register the command-line options and ini keys (one group, shown by ``pytest --help``)."""
+    group = parser.getgroup("llmport", "LLM provider portability (pytest-llmport)")
+    group.addoption(
+        "--providers",
+        dest="llmport_providers",
+        default=None,
+        metavar="NAMES",
+        help="comma-separated providers to run llm_portable tests on, e.g. openai,zhipu,qwen "
+        "(default: ini llmport_providers, else openai)",
+    )
+    group.addoption(
+        "--llmport-record-mode",
+        dest="llmport_record_mode",
+        default=None,
+        choices=RECORD_MODES,
+        help="cassette record mode (default: ini llmport_record_mode, else 'none' when $CI is set, "
+        "else 'once')",
+    )
+    group.addoption(
+        "--llmport-record-on-failure",
+        dest="llmport_record_on_failure",
+        action="store_true",
+        default=None,
+        help="keep the cassette of a test that failed while recording (default: discard it)",
+    )
+    group.addoption(
+        "--llmport-no-export-env",
+        dest="llmport_export_env",
+        action="store_false",
+        default=None,
+        help="do not point OPENAI_BASE_URL / OPENAI_API_KEY at the provider during llm_portable tests",
+    )
+    group.addoption(
+        "--llmport-allow-network",
+        dest="llmport_block_network",
+        action="store_false",
+        default=None,
+        help="do not block connections to non-loopback hosts while replaying",
+    )
+    parser.addini("llmport_providers", "default providers (comma or space separated)", default="")
+    parser.addini("llmport_record_mode", "default record mode: " + ", ".join(RECORD_MODES), default="")
+    parser.addini("llmport_record_on_failure", "keep cassettes of failed tests", type="bool", default=False)
+    parser.addini("llmport_export_env", "export OPENAI_BASE_URL etc. during tests", type="bool", default=True)
+    parser.addini(
+        "llmport_block_network", "block non-loopback connections in replay", type="bool", default=True
+    )
+    parser.addini(
+        "llmport_cassette_dir", "cassette folder, relative to each test file's folder", default="cassettes"
+    )
+    parser.addini(
+        "llmport_secret_env",
+        "extra environment variables whose values are scrubbed from cassettes",
+        type="linelist",
+        default=[],
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The run's settings; built once in ``pytest_configure`` and kept in ``config.stash``."""
+
+    providers: tuple[str, ...]
+    record_mode: str
+    record_on_failure: bool
+    export_env: bool
+    block_network: bool
+    cassette_dir: str
+    secret_env: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MarkerOptions:
+    """What ``@pytest.mark.llm_portable(...)`` says about one test."""
+
+    providers: tuple[str, ...] | None = None
+
+
+def read_tool_table(config: pytest.Config) -> dict[str, Any]:
+    """Return ``[tool.llmport]`` from the project's pyproject.toml (empty when there is none)."""
+    candidates = [config.inipath] if config.inipath and config.inipath.name == "pyproject.toml" else []
+    candidates.append(config.rootpath / "pyproject.toml")
+    for path in candidates:
+        if path is not None and Path(path).is_file():
+            return _load_tool_table(Path(path))
+    return {}
+
+
+def _load_tool_table(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    table = data.get("tool", {}).get("llmport", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: [tool.llmport] must be a table")
+    unknown = sorted(set(table) - set(TOOL_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: [tool.llmport] has unknown key(s) {', '.join(unknown)}; known: {', '.join(TOOL_KEYS)}"
+        )
+    providers = table.get("providers", {})
+    if not isinstance(providers, dict):
+        raise ConfigError(f"{path}: [tool.llmport.providers] must be a table of provider tables")
+    return table
+
+
+def parse_provider_list(text: str, known: Iterable[str], source: str) -> tuple[str, ...]:
+    """Split ``openai,zhipu`` (commas or spaces), dropping duplicates; unknown names are a usage error."""
+    names = tuple(dict.fromkeys(part for part in text.replace(",", " ").split() if part))
+    if not names:
+        raise ConfigError(
+            f"{source} is empty; give a comma-separated list, e.g. {source.split('=')[0]}=openai,zhipu. "
+            f"Known providers: {', '.join(sorted(known))}"
+        )
+    check_known(names, known, source)
+    return names
+
+
+def check_known(names: Iterable[str], known: Iterable[str], source: str) -> None:
+    known_set = set(known)
+    unknown = [name for name in names if name not in known_set]
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown provider(s) {', '.join(unknown)}. "
+            f"Known providers: {', '.join(sorted(known_set))}. "
+            f"Add your own in [tool.llmport.providers.<name>] or with the pytest_llmport_add_providers hook."
+        )
+
+
+def default_record_mode(environ: Mapping[str, str]) -> str:
+    # CI systems set CI=true; there a missing cassette must fail rather than try the network.
+    ci = environ.get("CI", "").strip().lower()
+    return "none" if ci and ci not in ("0", "false", "no") else "once"
+
+
+def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
+    """Resolve the command line and ini keys into :class:`Settings`, validating as it goes."""
+    known = tuple(known)
+    cli_providers = config.getoption("llmport_providers")
+    ini_providers = str(config.getini("llmport_providers")).strip()
+    if cli_providers is not None:
+        providers = parse_provider_list(cli_providers, known, f"--providers={cli_providers}")
+    elif ini_providers:
+        providers = parse_provider_list(ini_providers, known, f"ini llmport_providers={ini_providers!r}")
+    else:
+        providers = DEFAULT_PROVIDERS
+    mode = config.getoption("llmport_record_mode") or str(config.getini("llmport_record_mode")).strip()
+    if not mode:
+        mode = default_record_mode(os.environ)
+    if mode not in RECORD_MODES:
+        raise ConfigError(f"ini llmport_record_mode={mode!r} is not one of {', '.join(RECORD_MODES)}")
+
+    def flag(option: str, ini: str) -> bool:
+        value = config.getoption(option)
+        return bool(config.getini(ini)) if value is None else bool(value)
+
+    return Settings(
+        providers=providers,
+        record_mode=mode,
+        record_on_failure=flag("llmport_record_on_failure", "llmport_record_on_failure"),
+        export_env=flag("llmport_export_env", "llmport_export_env"),
+        block_network=flag("llmport_block_network", "llmport_block_network"),
+        cassette_dir=str(config.getini("llmport_cassette_dir")) or "cassettes",
+        secret_env=tuple(str(name) for name in config.getini("llmport_secret_env")),
+    )
+
+
+def marker_options(marker: pytest.Mark, known: Sequence[str], where: str) -> MarkerOptions:
+    """Validate ``@pytest.mark.llm_portable(...)`` arguments once, at collection."""
+    usage = f"{where}: @pytest.mark.{MARKER}"
+    if marker.args:
+        raise ConfigError(
+            f"{usage} takes keyword arguments only ({', '.join(MARKER_KEYWORDS)}), got {marker.args!r}"
+        )
+    unknown = sorted(set(marker.kwargs) - set(MARKER_KEYWORDS))
+    if unknown:
+        raise ConfigError(
+            f"{usage} got unknown keyword(s) {', '.join(unknown)}; accepted: {', '.join(MARKER_KEYWORDS)}"
+        )
+    providers = marker.kwargs.get("providers")
+    if providers is None:
+        return MarkerOptions()
+    if (
+        isinstance(providers, str)
+        or not isinstance(providers, (list, tuple))
+        or not all(isinstance(name, str) for name in providers)
+    ):
+        raise ConfigError(
+            f"{usage}(providers={providers!r}): providers must be a list of provider names, "
+            f'e.g. providers=["zhipu", "qwen"]'
+        )
+    check_known(providers, known, f"{usage}(providers=...)")
+    return MarkerOptions(providers=tuple(providers))

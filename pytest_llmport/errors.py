@@ -1,0 +1,34 @@
+"""Exceptions the plugin raises. Each message names the test, the provider and the fix."""
+
+from __future__ import annotations
+
+
+class LlmportError(Exception):
+    """Base class of every pytest-llmport error."""
+
+
+class ConfigError(LlmportError):
+    """Bad configuration: an option, an ini key, a ``[tool.llmport]`` entry or a marker argument."""
+
+
+class CassetteError(LlmportError):
+    """A cassette that cannot be used as it is."""
+
+
+class CorruptCassetteError(CassetteError):
+    """A cassette file that does not parse or does not have the cassette layout."""
+
+
+class MissingCassetteError(CassetteError):
+    """Replay was asked for and there is no cassette to replay."""
+
+
+class NoRecordedResponseError(CassetteError):
+    """A request during replay that the cassette holds no response for.
+
+    Deliberately not an ``OSError``: HTTP clients treat those as connection failures and retry or hide them.
+    """
+
+
+class NetworkBlockedError(LlmportError):
+    """A connection attempt to a non-loopback host while replaying."""

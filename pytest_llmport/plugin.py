@@ -1,0 +1,137 @@
+"""pytest hooks of pytest-llmport: short bodies, the whole lifecycle on one screen."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import pytest
+
+from . import config as cfg
+from . import hookspecs, providers
+from .errors import ConfigError, LlmportError
+from .handle import LLMProvider
+from .run import PARAM, ItemState, LlmportRun, provider_of
+
+RUN_KEY = pytest.StashKey[LlmportRun]()
+ITEM_KEY = pytest.StashKey[ItemState]()
+PASSED_KEY = pytest.StashKey[bool]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspecs)
+    # Registered before any conftest, so users' providers of the same name win.
+    pluginmanager.register(providers, "llmport-builtin-providers")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    cfg.add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{cfg.MARKER}(providers=None): run this test once per selected LLM provider, recording and "
+        "replaying its HTTP traffic; providers=[...] restricts it to a subset.",
+    )
+    try:
+        table = cfg.read_tool_table(config)
+        contributed = config.hook.pytest_llmport_add_providers(config=config)
+        registry = providers.build_registry(contributed, table.get("providers", {}))
+        settings = cfg.resolve(config, registry)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[RUN_KEY] = LlmportRun(config, settings, registry)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.close()
+        del config.stash[RUN_KEY]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    marker = metafunc.definition.get_closest_marker(cfg.MARKER)
+    if marker is None:
+        return
+    run = metafunc.config.stash[RUN_KEY]
+    try:
+        options = cfg.marker_options(marker, list(run.registry), metafunc.definition.nodeid)
+    except ConfigError as exc:
+        # CollectError is shown as its message alone, without pluggy's frames.
+        raise pytest.Collector.CollectError(str(exc)) from None
+    names = [n for n in run.settings.providers if options.providers is None or n in options.providers]
+    if PARAM not in metafunc.fixturenames:
+        metafunc.fixturenames.append(PARAM)
+    if names:
+        metafunc.parametrize(PARAM, names, ids=names)
+    else:
+        reason = (
+            f"providers={list(options.providers or ())} selects none of {', '.join(run.settings.providers)}"
+        )
+        metafunc.parametrize(
+            PARAM, [pytest.param(None, id="no-provider", marks=pytest.mark.skip(reason=reason))]
+        )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    name = provider_of(item)
+    if name is None:
+        return
+    try:
+        item.stash[ITEM_KEY] = item.config.stash[RUN_KEY].start(item, name)
+    except LlmportError as exc:
+        problem = str(exc)
+    else:
+        return
+    pytest.fail(problem, pytrace=False)  # outside the except block: the message alone, no chained traceback
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
+    state = item.stash.get(ITEM_KEY, None)
+    try:
+        return (yield)
+    finally:
+        # The app may have swallowed or wrapped our error (the openai SDK turns it into
+        # APIConnectionError); the missing recording is the real cause, so say that.
+        problems = (state.recording.unmatched + state.recording.blocked) if state else []
+        if problems:
+            raise pytest.fail.Exception("\n".join(dict.fromkeys(problems)), pytrace=False) from None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if report.failed:
+        item.stash[PASSED_KEY] = False
+    return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    state = item.stash.get(ITEM_KEY, None)
+    if state is not None:
+        item.config.stash[RUN_KEY].finish(item, state, nextitem, item.stash.get(PASSED_KEY, True))
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    run = config.stash.get(RUN_KEY, None)
+    if run is not None and run.discarded:
+        terminalreporter.section("llmport: cassettes not saved")
+        for line in run.discarded:
+            terminalreporter.write_line(f"{line} (the test failed; --llmport-record-on-failure keeps it)")
+
+
+@pytest.fixture
+def llm_provider(request: pytest.FixtureRequest) -> LLMProvider:
+    """The provider this ``llm_portable`` test runs on (see :class:`pytest_llmport.LLMProvider`)."""
+    state = request.node.stash.get(ITEM_KEY, None)
+    if state is None:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: the llm_provider fixture needs @pytest.mark.{cfg.MARKER} on the test"
+        )
+    handle: LLMProvider = state.handle
+    return handle

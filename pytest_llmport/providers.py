@@ -1,0 +1,237 @@
+"""The provider registry: what each provider is called, where it lives and how it authenticates.
+
+Built-in providers are contributed through the same ``pytest_llmport_add_providers`` hook that users
+implement, so a private gateway is a first-class citizen. Overrides from ``[tool.llmport.providers.<name>]``
+and from ``LLMPORT_<NAME>_BASE_URL`` / ``LLMPORT_<NAME>_MODEL`` are applied once, in :func:`build_registry`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from .errors import ConfigError
+
+AUTH_SCHEMES = ("bearer", "api-key", "x-api-key", "x-goog-api-key", "none")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """One LLM provider as the plugin sees it.
+
+    ``auth`` says how the key travels: ``bearer`` (``Authorization: Bearer <key>``), ``api-key`` (Azure),
+    ``x-api-key`` (Anthropic), ``x-goog-api-key`` (Gemini) or ``none`` (a local server).
+    ``key_required`` is false for servers that accept any key, so recording needs no key variable.
+    """
+
+    name: str
+    base_url: str
+    model: str
+    api_key_env: str
+    auth: str = "bearer"
+    dialect: str = "openai"
+    key_required: bool = True
+    headers: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", self.name):
+            raise ConfigError(
+                f"provider name {self.name!r} is not valid: use lower-case letters, digits, '-' and '_'"
+            )
+        if self.auth not in AUTH_SCHEMES:
+            raise ConfigError(
+                f"provider {self.name!r}: auth {self.auth!r} is not one of {', '.join(AUTH_SCHEMES)}"
+            )
+
+    @property
+    def env_prefix(self) -> str:
+        """``LLMPORT_ZHIPU`` for ``zhipu``, ``LLMPORT_AZURE_OPENAI`` for ``azure-openai``."""
+        return "LLMPORT_" + re.sub(r"[^A-Z0-9]", "_", self.name.upper())
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        """Headers that carry ``api_key`` the way this provider expects it."""
+        headers = dict(self.headers)
+        if self.auth == "bearer":
+            headers["Authorization"] = f"Bearer {api_key}"
+        elif self.auth != "none":
+            headers[self.auth] = api_key
+        return headers
+
+
+# Mainland defaults, as documented by each provider (see docs/providers.md for the sources).
+BUILTIN_PROVIDERS: tuple[Provider, ...] = (
+    Provider("openai", "https://api.openai.com/v1", "gpt-4o-mini", "OPENAI_API_KEY", description="OpenAI"),
+    Provider(
+        "azure-openai",
+        "https://<resource>.openai.azure.com/openai/v1",
+        "gpt-4o-mini",
+        "AZURE_OPENAI_API_KEY",
+        auth="api-key",
+        description="Azure OpenAI (v1 API; the model is your deployment name)",
+    ),
+    Provider(
+        "zhipu",
+        "https://open.bigmodel.cn/api/paas/v4",
+        "glm-4-flash",
+        "ZHIPUAI_API_KEY",
+        description="Zhipu GLM (BigModel open platform, API v4)",
+    ),
+    Provider(
+        "qwen",
+        "https://dashscope.aliyuncs.com/compatible-mode/v1",
+        "qwen-plus",
+        "DASHSCOPE_API_KEY",
+        description="Alibaba Qwen via DashScope OpenAI-compatible mode",
+    ),
+    Provider(
+        "deepseek", "https://api.deepseek.com", "deepseek-chat", "DEEPSEEK_API_KEY", description="DeepSeek"
+    ),
+    Provider(
+        "moonshot",
+        "https://api.moonshot.cn/v1",
+        "moonshot-v1-8k",
+        "MOONSHOT_API_KEY",
+        description="Moonshot Kimi",
+    ),
+    Provider(
+        "baichuan",
+        "https://api.baichuan-ai.com/v1",
+        "Baichuan4-Turbo",
+        "BAICHUAN_API_KEY",
+        description="Baichuan",
+    ),
+    Provider(
+        "ernie",
+        "https://qianfan.baidubce.com/v2",
+        "ernie-4.0-8k",
+        "QIANFAN_API_KEY",
+        description="Baidu ERNIE via Qianfan v2 (OpenAI-compatible; bearer bce-v3 key)",
+    ),
+    Provider(
+        "hunyuan",
+        "https://api.hunyuan.cloud.tencent.com/v1",
+        "hunyuan-turbos-latest",
+        "HUNYUAN_API_KEY",
+        description="Tencent Hunyuan (OpenAI-compatible endpoint)",
+    ),
+    Provider(
+        "doubao",
+        "https://ark.cn-beijing.volces.com/api/v3",
+        "doubao-seed-1-6-251015",
+        "ARK_API_KEY",
+        description="ByteDance Doubao via Volcengine Ark (model id or ep-... endpoint id)",
+    ),
+    Provider(
+        "minimax", "https://api.minimaxi.com/v1", "MiniMax-M2", "MINIMAX_API_KEY", description="MiniMax"
+    ),
+    Provider("yi", "https://api.lingyiwanwu.com/v1", "yi-lightning", "YI_API_KEY", description="01.AI Yi"),
+    Provider(
+        "spark",
+        "https://spark-api-open.xf-yun.com/v1",
+        "generalv3.5",
+        "SPARK_API_PASSWORD",
+        description="iFlytek Spark HTTP API (the key is the console's APIPassword)",
+    ),
+    Provider(
+        "local",
+        "http://127.0.0.1:8000/v1",
+        "qwen2.5-7b-instruct",
+        "LOCAL_LLM_API_KEY",
+        key_required=False,
+        description="A self-hosted OpenAI-compatible server (vLLM; Ollama serves http://127.0.0.1:11434/v1)",
+    ),
+)
+
+
+@pytest.hookimpl
+def pytest_llmport_add_providers(config: pytest.Config) -> Iterable[Provider]:
+    """Contribute the built-in providers (users implement the same hook for their own)."""
+    return BUILTIN_PROVIDERS
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Provider)}
+_OVERRIDABLE = tuple(name for name in _FIELDS if name != "name")
+
+
+def _coerce(provider: str, key: str, value: object) -> object:
+    expected: type = bool if key == "key_required" else dict if key == "headers" else str
+    if not isinstance(value, expected) or (
+        expected is dict
+        and not all(
+            isinstance(k, str) and isinstance(v, str)
+            for k, v in value.items()  # type: ignore[attr-defined]
+        )
+    ):
+        shape = "a table of strings" if expected is dict else f"a {expected.__name__}"
+        raise ConfigError(
+            f"[tool.llmport.providers.{provider}] {key} = {value!r} is not {shape}. "
+            f"Fix the entry in pyproject.toml."
+        )
+    return value
+
+
+def apply_overrides(
+    providers: Mapping[str, Provider],
+    table: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> dict[str, Provider]:
+    """Apply ``[tool.llmport.providers]`` then ``LLMPORT_<NAME>_*`` variables; return the final registry."""
+    result = dict(providers)
+    for name, entry in table.items():
+        if not isinstance(entry, Mapping):
+            raise ConfigError(
+                f"[tool.llmport.providers.{name}] must be a table, got {entry!r}. "
+                f'Write for example:\n  [tool.llmport.providers.{name}]\n  base_url = "https://..."'
+            )
+        unknown = sorted(set(entry) - set(_OVERRIDABLE))
+        if unknown:
+            raise ConfigError(
+                f"[tool.llmport.providers.{name}] has unknown key(s) {', '.join(unknown)}; "
+                f"known keys: {', '.join(_OVERRIDABLE)}"
+            )
+        values = {key: _coerce(name, key, value) for key, value in entry.items()}
+        if name in result:
+            result[name] = dataclasses.replace(result[name], **values)  # type: ignore[arg-type]
+            continue
+        missing = [key for key in ("base_url", "model", "api_key_env") if key not in values]
+        if missing:
+            raise ConfigError(
+                f"[tool.llmport.providers.{name}] defines a new provider but lacks {', '.join(missing)}; "
+                f"a new provider needs base_url, model and api_key_env"
+            )
+        result[name] = Provider(name=name, **values)  # type: ignore[arg-type]
+    for name, provider in list(result.items()):
+        changes: dict[str, Any] = {
+            attr: environ[f"{provider.env_prefix}_{suffix}"]
+            for attr, suffix in (("base_url", "BASE_URL"), ("model", "MODEL"))
+            if environ.get(f"{provider.env_prefix}_{suffix}")
+        }
+        if changes:
+            result[name] = dataclasses.replace(provider, **changes)
+    return result
+
+
+def build_registry(
+    contributed: Iterable[Iterable[Provider]],
+    table: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, Provider]:
+    """Merge hook contributions (later plugins win over built-ins) and apply the user's overrides."""
+    merged: dict[str, Provider] = {}
+    # pluggy returns results newest-registered first; built-ins register first, so reverse to let users win.
+    for batch in reversed(list(contributed)):
+        for provider in batch:
+            if not isinstance(provider, Provider):
+                raise ConfigError(
+                    f"pytest_llmport_add_providers returned {provider!r}; it must return "
+                    f"pytest_llmport.Provider objects"
+                )
+            merged[provider.name] = provider
+    return apply_overrides(merged, table, os.environ if environ is None else environ)

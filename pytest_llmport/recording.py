@@ -1,0 +1,432 @@
+"""All vcrpy use: one cassette per test and provider, HTTP clients patched once per run of marked tests.
+
+Speed comes from not re-patching: vcrpy's patchers (``requests``, ``urllib3``, ``http.client``, ``aiohttp``
+...) and our own httpx/httpx2 transport stubs are installed when the first marked test starts and removed
+when the next test is not marked. They talk to a :class:`Router`, which forwards to the current test's
+cassette. Per test only the cassette itself is loaded.
+
+httpx and httpx2 (the transport of the ``openai`` and ``zhipuai`` SDKs) get stubs of our own instead of
+vcrpy's, because vcrpy's read a streamed response to the end before the application sees its first byte,
+and replay it as one piece. Ours pass chunks through as they arrive while recording, and replay a
+Server-Sent Events body one event at a time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import re
+import socket
+import time
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from unittest import mock
+
+from vcr.cassette import Cassette
+from vcr.patch import CassettePatcherBuilder
+from vcr.record_mode import RecordMode
+from vcr.request import Request as VcrRequest
+
+from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, explain_mismatch
+from .errors import NetworkBlockedError, NoRecordedResponseError
+from .scrub import Scrubber
+
+
+@dataclass
+class ItemRecording:
+    """What happens to one test on one provider."""
+
+    nodeid: str
+    provider: str
+    path: Path
+    record_mode: str
+    record_hint: str
+    replaying: bool
+    cassette: Cassette
+    unmatched: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+
+def open_cassette(path: Path, record_mode: str, scrubber: Scrubber) -> Cassette:
+    """Load (or start) the cassette at ``path``; a corrupt file raises ``CorruptCassetteError``."""
+
+    def scrub_request(request: VcrRequest) -> VcrRequest:
+        return VcrRequest(
+            request.method,
+            scrubber.uri(request.uri),
+            scrubber.body(request.body),
+            scrubber.request_headers(request.headers),
+        )
+
+    return Cassette.load(
+        path=str(path),
+        serializer=ReadableYamlSerializer,
+        persister=AtomicPersister,
+        record_mode=RecordMode(record_mode),
+        match_on=MATCHERS,
+        before_record_request=scrub_request,
+        before_record_response=scrubber.response,
+    )
+
+
+class Router:
+    """Stands in for a vcrpy ``Cassette`` inside every patched client and forwards to the current one."""
+
+    skip_patchers = ("httpx", "httpx2")
+    custom_patches = ()
+
+    def __init__(self) -> None:
+        self.item: ItemRecording | None = None
+
+    @property
+    def current(self) -> Cassette | None:
+        return self.item.cassette if self.item else None
+
+    @property
+    def _path(self) -> str:
+        return self.item.cassette._path if self.item else "llmport"
+
+    def can_play_response_for(self, request: VcrRequest) -> bool:
+        cassette = self.current
+        if cassette is None:
+            return False
+        if cassette.can_play_response_for(request):
+            return True
+        if cassette.write_protected:
+            self.no_match(request)
+        return False
+
+    def play_response(self, request: VcrRequest) -> Any:
+        assert self.item is not None
+        return self.item.cassette.play_response(request)
+
+    @property
+    def write_protected(self) -> bool:
+        cassette = self.current
+        return bool(cassette is not None and cassette.write_protected)
+
+    def filter_request(self, request: VcrRequest) -> Any:
+        cassette = self.current
+        return cassette.filter_request(request) if cassette is not None else request
+
+    def append(self, request: VcrRequest, response: Any) -> None:
+        cassette = self.current
+        if cassette is not None:
+            cassette.append(request, response)
+
+    def __getattr__(self, name: str) -> Any:
+        # find_requests_with_most_matches, record_mode ... as vcrpy's own stubs and errors ask for them.
+        item = self.__dict__.get("item")
+        if item is None:
+            raise AttributeError(name)
+        return getattr(item.cassette, name)
+
+    def no_match(self, request: VcrRequest) -> NoRecordedResponseError:
+        """Note a request the cassette cannot answer, and build the error that says why."""
+        assert self.item is not None
+        item = self.item
+        cassette = item.cassette
+        scrubbed = cassette.filter_request(request)
+        message = (
+            f"{item.nodeid}: no recorded response for {request.method} {scrubbed.uri} on provider "
+            f"{item.provider!r}\n  cassette: {item.path} (record mode: {item.record_mode})\n"
+            + "\n".join("  " + line for line in explain_mismatch(scrubbed, cassette.requests).splitlines())
+            + f"\n  {item.record_hint}"
+        )
+        item.unmatched.append(message)
+        return NoRecordedResponseError(message)
+
+
+# -- httpx / httpx2 stubs -------------------------------------------------------------------------
+_SSE_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+
+
+def split_sse(body: bytes) -> list[bytes]:
+    """Split a Server-Sent Events body into its events, delimiters kept, so replay streams event by event."""
+    chunks, start = [], 0
+    for match in _SSE_EVENT_END.finditer(body):
+        chunks.append(body[start : match.end()])
+        start = match.end()
+    if start < len(body):
+        chunks.append(body[start:])
+    return chunks
+
+
+def _headers_dict(items: Any) -> dict[str, list[str]]:
+    result: dict[str, list[str]] = {}
+    for name, value in items:
+        result.setdefault(name, []).append(value)
+    return result
+
+
+def _decode_body(content: bytes, headers: dict[str, list[str]]) -> bytes:
+    # Store what the application reads, not the wire encoding, so cassettes stay readable.
+    encoding = ",".join(headers.get("content-encoding", headers.get("Content-Encoding", []))).strip().lower()
+    if encoding in ("gzip", "deflate"):
+        content = zlib.decompress(content, zlib.MAX_WBITS | 32)
+        for name in ("content-encoding", "Content-Encoding"):
+            headers.pop(name, None)
+    return content
+
+
+@dataclass
+class _Capture:
+    started: float
+    chunks: list[bytes] = field(default_factory=list)
+    first: float | None = None
+    done: bool = False
+
+    def add(self, chunk: bytes) -> None:
+        if self.first is None:
+            self.first = time.perf_counter()
+        self.chunks.append(chunk)
+
+    def response(self, real: Any) -> dict[str, Any]:
+        headers = _headers_dict(real.headers.multi_items())
+        body = _decode_body(b"".join(self.chunks), headers)
+        now = time.perf_counter()
+        first = self.first if self.first is not None else now
+        return {
+            "status": {"code": real.status_code, "message": real.reason_phrase},
+            "headers": headers,
+            "body": {"string": body},
+            "timing": {
+                "first_byte_ms": round((first - self.started) * 1000, 1),
+                "total_ms": round((now - self.started) * 1000, 1),
+            },
+        }
+
+
+def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
+    """Stream classes for one httpx flavour (httpx or httpx2 each check their own base classes)."""
+
+    class RecordingStream(httpx.SyncByteStream):  # type: ignore[misc, name-defined]
+        def __init__(self, inner: Any, capture: _Capture, finish: Callable[[_Capture], None]) -> None:
+            self._inner, self._capture, self._finish = inner, capture, finish
+            self._iterator: Iterator[bytes] | None = None
+
+        def _source(self) -> Iterator[bytes]:
+            if self._iterator is None:
+                self._iterator = iter(self._inner)
+            return self._iterator
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self._source():
+                self._capture.add(chunk)
+                yield chunk
+            self._complete()
+
+        def _complete(self) -> None:
+            if not self._capture.done:
+                self._capture.done = True
+                self._finish(self._capture)
+
+        def close(self) -> None:
+            try:
+                if not self._capture.done:
+                    # The app stopped reading early; the cassette still needs the whole response.
+                    for chunk in self._source():
+                        self._capture.add(chunk)
+                    self._complete()
+            finally:
+                self._inner.close()
+
+    class AsyncRecordingStream(httpx.AsyncByteStream):  # type: ignore[misc, name-defined]
+        def __init__(self, inner: Any, capture: _Capture, finish: Callable[[_Capture], None]) -> None:
+            self._inner, self._capture, self._finish = inner, capture, finish
+            self._iterator: AsyncIterator[bytes] | None = None
+
+        def _source(self) -> AsyncIterator[bytes]:
+            if self._iterator is None:
+                self._iterator = self._inner.__aiter__()
+            return self._iterator
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for chunk in self._source():
+                self._capture.add(chunk)
+                yield chunk
+            self._complete()
+
+        def _complete(self) -> None:
+            if not self._capture.done:
+                self._capture.done = True
+                self._finish(self._capture)
+
+        async def aclose(self) -> None:
+            try:
+                if not self._capture.done:
+                    async for chunk in self._source():
+                        self._capture.add(chunk)
+                    self._complete()
+            finally:
+                await self._inner.aclose()
+
+    class ReplayStream(httpx.SyncByteStream, httpx.AsyncByteStream):  # type: ignore[misc, name-defined]
+        def __init__(self, chunks: list[bytes]) -> None:
+            self._chunks = chunks
+
+        def __iter__(self) -> Iterator[bytes]:
+            yield from self._chunks
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            for chunk in self._chunks:
+                yield chunk
+
+    return RecordingStream, AsyncRecordingStream, ReplayStream
+
+
+def _replay(httpx: ModuleType, replay_stream: type, recorded: dict[str, Any]) -> Any:
+    headers = recorded.get("headers", {})
+    body = recorded["body"].get("string", b"")
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    content_type = ",".join(headers.get("content-type", headers.get("Content-Type", []))).lower()
+    chunks = split_sse(body) if "text/event-stream" in content_type else [body]
+    message = recorded["status"].get("message") or ""
+    return httpx.Response(
+        recorded["status"]["code"],
+        headers=[(name, value) for name, values in headers.items() for value in values],
+        stream=replay_stream(chunks),
+        extensions={"reason_phrase": message.encode("ascii", "replace")} if message else {},
+    )
+
+
+def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
+    """``mock.patch`` objects for one httpx flavour's network transports."""
+    recording_stream, async_recording_stream, replay_stream = _stream_classes(httpx)
+    real_sync = httpx.HTTPTransport.handle_request
+    real_async = httpx.AsyncHTTPTransport.handle_async_request
+
+    def prepare(request: Any, body: bytes) -> tuple[VcrRequest, Any]:
+        vcr_request = VcrRequest(request.method, str(request.url), body, dict(request.headers))
+        cassette = router.current
+        assert cassette is not None
+        if cassette.can_play_response_for(vcr_request):
+            return vcr_request, _replay(httpx, replay_stream, cassette.play_response(vcr_request))
+        if cassette.write_protected:
+            raise router.no_match(vcr_request)
+        return vcr_request, None
+
+    def finisher(cassette: Cassette, vcr_request: VcrRequest, real: Any) -> Callable[[_Capture], None]:
+        return lambda capture: cassette.append(vcr_request, capture.response(real))
+
+    def handle_request(self: Any, request: Any) -> Any:
+        if router.current is None:
+            return real_sync(self, request)
+        vcr_request, replayed = prepare(request, request.read())
+        if replayed is not None:
+            return replayed
+        capture = _Capture(time.perf_counter())
+        real = real_sync(self, request)
+        real.stream = recording_stream(real.stream, capture, finisher(router.current, vcr_request, real))
+        return real
+
+    async def handle_async_request(self: Any, request: Any) -> Any:
+        if router.current is None:
+            return await real_async(self, request)
+        vcr_request, replayed = prepare(request, await request.aread())
+        if replayed is not None:
+            return replayed
+        capture = _Capture(time.perf_counter())
+        real = await real_async(self, request)
+        real.stream = async_recording_stream(
+            real.stream, capture, finisher(router.current, vcr_request, real)
+        )
+        return real
+
+    return [
+        mock.patch.object(httpx.HTTPTransport, "handle_request", handle_request),
+        mock.patch.object(httpx.AsyncHTTPTransport, "handle_async_request", handle_async_request),
+    ]
+
+
+# -- network guard --------------------------------------------------------------------------------
+def _is_loopback(host: Any) -> bool:
+    if not isinstance(host, str):
+        return True  # AF_UNIX paths and the like never leave the machine
+    if host in ("localhost", "") or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def guard_patchers(router: Router) -> list[Any]:
+    """Refuse name lookups and connections to non-loopback hosts while a test replays."""
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+    real_getaddrinfo = socket.getaddrinfo
+
+    def refuse(host: Any, port: Any) -> None:
+        item = router.item
+        if item is None or not item.replaying or _is_loopback(host):
+            return
+        message = (
+            f"{item.nodeid}: blocked a connection to {host}:{port} on provider {item.provider!r} while "
+            f"replaying (record mode: {item.record_mode}). Requests through httpx, requests, urllib3 "
+            f"and aiohttp are answered from {item.path}; this one bypassed them. "
+            f"Use --llmport-allow-network to let it through."
+        )
+        item.blocked.append(message)
+        raise NetworkBlockedError(message)
+
+    def connect(self: socket.socket, address: Any) -> None:
+        if isinstance(address, tuple):
+            refuse(address[0], address[1])
+        real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: Any) -> int:
+        if isinstance(address, tuple):
+            refuse(address[0], address[1])
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
+        refuse(host.decode() if isinstance(host, bytes) else host, port)
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    return [
+        mock.patch.object(socket.socket, "connect", connect),
+        mock.patch.object(socket.socket, "connect_ex", connect_ex),
+        mock.patch.object(socket, "getaddrinfo", getaddrinfo),
+    ]
+
+
+class Patches:
+    """Installs every patcher once and keeps them until :meth:`stop`."""
+
+    def __init__(self, router: Router, block_network: bool) -> None:
+        self._router = router
+        self._block_network = block_network
+        self._stack: contextlib.ExitStack | None = None
+
+    @property
+    def active(self) -> bool:
+        return self._stack is not None
+
+    def start(self) -> None:
+        if self._stack is not None:
+            return
+        stack = contextlib.ExitStack()
+        patchers = list(CassettePatcherBuilder(self._router).build())
+        for name in ("httpx", "httpx2"):
+            with contextlib.suppress(ImportError):
+                patchers.extend(httpx_patchers(self._router, __import__(name)))
+        if self._block_network:
+            patchers.extend(guard_patchers(self._router))
+        try:
+            for patcher in patchers:
+                stack.enter_context(patcher)
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+
+    def stop(self) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            stack.close()

@@ -1,0 +1,171 @@
+"""Run-wide state (kept in ``config.stash``) and the life of one ``llm_portable`` test on one provider."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from .config import MARKER, Settings
+from .errors import CorruptCassetteError, MissingCassetteError
+from .handle import REPLAY_KEY, ClientCache, LLMProvider
+from .providers import Provider
+
+if TYPE_CHECKING:
+    from .recording import ItemRecording, Patches, Router
+    from .scrub import Scrubber
+
+PARAM = "llm_provider_name"
+RECORDING_MODES = ("once", "new_episodes", "all")
+
+
+@dataclass
+class ItemState:
+    handle: LLMProvider
+    recording: ItemRecording
+    saved_env: dict[str, str | None] = field(default_factory=dict)
+
+
+def provider_of(item: pytest.Item) -> str | None:
+    """The provider an ``llm_portable`` item runs on, or None for any other item."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None or item.get_closest_marker(MARKER) is None:
+        return None
+    name = callspec.params.get(PARAM)
+    return name if isinstance(name, str) else None
+
+
+class LlmportRun:
+    """Everything that lives for the whole run: settings, providers, patches, clients."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, registry: dict[str, Provider]) -> None:
+        self.config = config
+        self.settings = settings
+        self.registry = registry
+        self.clients = ClientCache()
+        self.discarded: list[str] = []
+        self._router: Router | None = None
+        self._patches: Patches | None = None
+        self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
+
+    # -- where and how -----------------------------------------------------------------------------
+    def path_for(self, item: pytest.Item, provider: str) -> Path:
+        from .cassettes import cassette_path, param_slug
+
+        callspec: Any = getattr(item, "callspec", None)
+        params = {k: v for k, v in callspec.params.items() if k != PARAM} if callspec else {}
+        name = getattr(item, "originalname", item.name)
+        cls = getattr(item, "cls", None)
+        test_name = f"{cls.__name__}.{name}" if cls is not None else name
+        extra = param_slug(params, dict(callspec.indices)) if params else ""
+        return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, provider, extra)
+
+    def _hint(self, item: pytest.Item, spec: Provider, mode: str) -> str:
+        command = f"pytest {shlex.quote(item.nodeid)} --providers={spec.name} --llmport-record-mode={mode}"
+        if spec.key_required:
+            command = f"{spec.api_key_env}=... {command}"
+        return f"To record it: {command}"
+
+    def plan(self, item: pytest.Item, name: str) -> tuple[Provider, Path, str, str, bool]:
+        """Decide (spec, path, effective mode, key, replaying); skip or fail the test when it cannot run."""
+        spec = self.registry[name]
+        path = self.path_for(item, name)
+        mode = self.settings.record_mode
+        key = os.environ.get(spec.api_key_env, "")
+        can_record = bool(key) or not spec.key_required
+        exists = path.is_file()
+        if mode == "none":
+            if not exists:
+                raise MissingCassetteError(
+                    f"{item.nodeid}: no cassette for provider {name!r} at {path} (record mode: none).\n"
+                    f"  {self._hint(item, spec, 'once')}"
+                )
+            return spec, path, mode, key or REPLAY_KEY, True
+        if not can_record:
+            if exists and mode != "all":
+                return spec, path, "none", REPLAY_KEY, True  # nothing may go out without a key: pure replay
+            pytest.skip(
+                f"{spec.api_key_env} is not set: cannot record {name!r} "
+                f"({'no cassette at ' + str(path) if not exists else 'record mode all'})"
+            )
+        if "<" in spec.base_url:
+            pytest.skip(
+                f"{name}: set {spec.env_prefix}_BASE_URL (base URL {spec.base_url} has a placeholder)"
+            )
+        replaying = exists and mode == "once"
+        return spec, path, mode, key or REPLAY_KEY, replaying
+
+    def scrubber(self, extra_key: str) -> Scrubber:
+        from .scrub import Scrubber
+
+        secrets = {
+            spec.api_key_env: os.environ[spec.api_key_env]
+            for spec in self.registry.values()
+            if os.environ.get(spec.api_key_env)
+        }
+        secrets.update({name: os.environ[name] for name in self.settings.secret_env if os.environ.get(name)})
+        if extra_key and extra_key != REPLAY_KEY:
+            secrets.setdefault("API_KEY", extra_key)
+        cache_key = frozenset(secrets.items())
+        scrubber = self._scrubbers.get(cache_key)
+        if scrubber is None:
+            scrubber = self._scrubbers[cache_key] = Scrubber(secrets)
+        return scrubber
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self, item: pytest.Item, name: str) -> ItemState:
+        from .recording import ItemRecording, Patches, Router, open_cassette
+
+        spec, path, mode, key, replaying = self.plan(item, name)
+        try:
+            cassette = open_cassette(path, mode, self.scrubber(key))
+        except CorruptCassetteError as exc:
+            raise CorruptCassetteError(
+                f"{item.nodeid}: cassette of provider {name!r} is unusable:\n  {exc}"
+            ) from None
+        if self._router is None:
+            self._router = Router()
+            self._patches = Patches(self._router, self.settings.block_network)
+        assert self._patches is not None
+        self._patches.start()
+        # "all" re-records the test whole; new_episodes would keep the outdated exchange beside the new one.
+        hint_mode = "all" if path.is_file() else "once"
+        recording = ItemRecording(
+            item.nodeid, name, path, mode, self._hint(item, spec, hint_mode), replaying, cassette
+        )
+        self._router.item = recording
+        handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
+        state = ItemState(handle, recording)
+        if self.settings.export_env:
+            for var, value in handle.env.items():
+                state.saved_env[var] = os.environ.get(var)
+                os.environ[var] = value
+        return state
+
+    def finish(self, item: pytest.Item, state: ItemState, nextitem: pytest.Item | None, passed: bool) -> None:
+        for var, old in state.saved_env.items():
+            if old is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = old
+        if self._router is not None:
+            self._router.item = None
+        cassette = state.recording.cassette
+        # A recorded test that sent nothing still gets a (empty) cassette, so replay knows it was recorded.
+        fresh = not state.recording.replaying and not state.recording.path.exists()
+        if cassette.dirty or fresh:
+            if passed or self.settings.record_on_failure:
+                cassette._save(force=True)
+            else:
+                self.discarded.append(f"{item.nodeid}: {state.recording.path}")
+        if self._patches is not None and (nextitem is None or provider_of(nextitem) is None):
+            self._patches.stop()
+
+    def close(self) -> None:
+        if self._patches is not None:
+            self._patches.stop()
+        self.clients.close()

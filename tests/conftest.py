@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+# pytester's in-process runs drop the modules an inner run imported, and the next import makes a second
+# copy. Copies do not mix: libyaml's C extension keeps the first yaml.nodes classes (tags stop resolving),
+# and httpx exceptions from one copy slip past ``except`` clauses of the other. Import them once, here.
+import aiohttp  # noqa: F401
+import httpcore  # noqa: F401 - httpx imports it lazily, on the first transport
+import httpcore2  # noqa: F401 - the same for httpx2 (the openai SDK's transport)
+import httpx  # noqa: F401
+import openai  # noqa: F401
+import pytest
+import requests  # noqa: F401
+import vcr  # noqa: F401
+import yaml  # noqa: F401
+
+from pytest_llmport.providers import BUILTIN_PROVIDERS
+from pytest_llmport.testing import FakeProvider
+
+KEY = "sk-llmport-test-0123456789abcdef"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeProvider]:
+    with FakeProvider(api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def llm_env(monkeypatch: pytest.MonkeyPatch, fake: FakeProvider) -> FakeProvider:
+    """Point every built-in provider at the fake server with a key, outside CI (record mode 'once')."""
+    monkeypatch.delenv("CI", raising=False)
+    for provider in BUILTIN_PROVIDERS:
+        monkeypatch.setenv(f"{provider.env_prefix}_BASE_URL", fake.base_url)
+        monkeypatch.setenv(provider.api_key_env, KEY)
+    return fake
+
+
+@pytest.fixture(params=["in-process", "xdist"])
+def xdist_args(request: pytest.FixtureRequest) -> list[str]:
+    """Run an integration test both plainly and under ``-n 2``."""
+    return ["-n", "2"] if request.param == "xdist" else []
+
+
+def cassettes(root: Path) -> dict[str, str]:
+    """Every cassette below ``root`` by relative path, with its text."""
+    return {
+        str(path.relative_to(root)): path.read_text(encoding="utf-8") for path in sorted(root.rglob("*.yaml"))
+    }

@@ -1,0 +1,114 @@
+"""The provider registry: built-ins, pyproject overrides, environment overrides, the hook."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_llmport.errors import ConfigError
+from pytest_llmport.providers import BUILTIN_PROVIDERS, Provider, apply_overrides
+
+REQUIRED = {
+    "openai", "azure-openai", "zhipu", "qwen", "deepseek", "moonshot", "baichuan", "ernie", "hunyuan",
+    "doubao", "minimax", "yi", "spark", "local",
+}  # fmt: skip
+
+
+def test_every_required_builtin_is_complete() -> None:
+    by_name = {p.name: p for p in BUILTIN_PROVIDERS}
+    assert set(by_name) == REQUIRED
+    for provider in BUILTIN_PROVIDERS:
+        assert provider.base_url.startswith("https://") or provider.name == "local"
+        assert provider.model and provider.api_key_env.isupper()
+    assert by_name["zhipu"].base_url == "https://open.bigmodel.cn/api/paas/v4"
+    assert by_name["qwen"].base_url == "https://dashscope.aliyuncs.com/compatible-mode/v1"
+    assert by_name["ernie"].base_url == "https://qianfan.baidubce.com/v2"
+    assert by_name["azure-openai"].auth_headers("k") == {"api-key": "k"}
+    assert by_name["deepseek"].auth_headers("k") == {"Authorization": "Bearer k"}
+    assert not by_name["local"].key_required
+
+
+def test_overrides_from_table_and_environment() -> None:
+    base = {p.name: p for p in BUILTIN_PROVIDERS}
+    table = {
+        "zhipu": {"model": "glm-4-plus"},
+        "gateway": {"base_url": "https://gw.example/v1", "model": "qwen-max", "api_key_env": "GW_KEY"},
+    }
+    result = apply_overrides(
+        base, table, {"LLMPORT_ZHIPU_BASE_URL": "http://127.0.0.1:9/v4", "LLMPORT_GATEWAY_MODEL": "m2"}
+    )
+    assert (result["zhipu"].model, result["zhipu"].base_url) == ("glm-4-plus", "http://127.0.0.1:9/v4")
+    assert result["gateway"] == Provider("gateway", "https://gw.example/v1", "m2", "GW_KEY")
+    assert Provider("azure-openai", "u", "m", "K").env_prefix == "LLMPORT_AZURE_OPENAI"
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ({"zhipu": "glm"}, "[tool.llmport.providers.zhipu] must be a table"),
+        (
+            {"zhipu": {"modle": "x"}},
+            "[tool.llmport.providers.zhipu] has unknown key(s) modle; known keys: base_url",
+        ),
+        ({"zhipu": {"model": 4}}, "[tool.llmport.providers.zhipu] model = 4 is not a str"),
+        ({"zhipu": {"key_required": "no"}}, "key_required = 'no' is not a bool"),
+        ({"zhipu": {"headers": {"a": 1}}}, "headers = {'a': 1} is not a table of strings"),
+        ({"new": {"model": "m"}}, "defines a new provider but lacks base_url, api_key_env"),
+        (
+            {"Bad Name": {"base_url": "u", "model": "m", "api_key_env": "K"}},
+            "provider name 'Bad Name' is not valid",
+        ),
+        ({"zhipu": {"auth": "magic"}}, "auth 'magic' is not one of bearer, api-key"),
+    ],
+)
+def test_malformed_entries_are_explained(table: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        apply_overrides({p.name: p for p in BUILTIN_PROVIDERS}, table, {})
+    assert message in str(excinfo.value)
+
+
+def test_pyproject_entries_and_hook_providers_end_to_end(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml(
+        """
+[tool.llmport.providers.zhipu]
+model = "glm-4-air"
+
+[tool.llmport.providers.gateway]
+base_url = "https://gateway.example/v1"
+model = "qwen-max"
+api_key_env = "GATEWAY_KEY"
+"""
+    )
+    pytester.makeconftest(
+        """
+from pytest_llmport import Provider
+
+def pytest_llmport_add_providers(config):
+    return [Provider("inhouse", "https://llm.example.internal/v1", "own-1", "INHOUSE_KEY"),
+            Provider("qwen", "https://qwen.example/v1", "qwen-own", "DASHSCOPE_API_KEY")]
+"""
+    )
+    pytester.makepyfile(
+        test_p="""
+import pytest
+
+@pytest.mark.llm_portable
+def test_it(llm_provider):
+    print("SEEN", llm_provider.name, llm_provider.model, llm_provider.base_url)
+"""
+    )
+    result = pytester.runpytest("--providers=zhipu,gateway,inhouse,qwen", "-s", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(
+        ["*test_it[[]zhipu[]]", "*test_it[[]gateway[]]", "*test_it[[]inhouse[]]", "*test_it[[]qwen[]]"]
+    )
+    assert result.ret == 0
+
+
+def test_malformed_pyproject_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyprojecttoml('[tool.llmport]\nprovider = "typo"\n')
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*[[]tool.llmport[]] has unknown key(s) provider; known: providers"])
+    pytester.makepyprojecttoml("[tool.llmport.providers.zhipu]\nmodel = \n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pyproject.toml*Invalid value*"])

@@ -1,0 +1,108 @@
+"""A secret never reaches disk, and cassettes stay readable."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+
+from pytest_llmport.providers import BUILTIN_PROVIDERS
+from pytest_llmport.scrub import Scrubber
+from pytest_llmport.testing import FakeProvider
+
+from .conftest import cassettes
+
+LEAKY = """
+import pytest
+
+@pytest.mark.llm_portable
+def test_leaks(llm_provider):
+    key = llm_provider.api_key
+    client = llm_provider.httpx_client()
+    # The key in a query parameter, in a header of our own, in the body; the fake echoes it back.
+    client.post(
+        "chat/completions",
+        params={"key": key, "access_token": "tok-" + key, "keep": "1"},
+        headers={"X-Debug-Key": key, "Cookie": "session=abc123456"},
+        json={"model": llm_provider.model, "messages": [{"role": "user", "content": "我的钥匙是 " + key}]},
+    )
+    stream = llm_provider.openai_client().chat.completions.create(
+        model=llm_provider.model, stream=True, messages=[{"role": "user", "content": "流式 " + key}]
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).endswith(key)
+"""
+
+
+def test_no_key_of_any_builtin_provider_reaches_disk(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    keys = {}
+    with FakeProvider() as server:
+        for index, provider in enumerate(BUILTIN_PROVIDERS):
+            key = f"sk-{provider.name}-secret/{index:02d}+Zz9876543210"
+            keys[provider.name] = key
+            monkeypatch.setenv(provider.api_key_env, key)
+            monkeypatch.setenv(f"{provider.env_prefix}_BASE_URL", server.base_url)
+        pytester.makepyfile(test_leak=LEAKY)
+        names = ",".join(keys)
+        pytester.runpytest(f"--providers={names}").assert_outcomes(passed=len(keys))
+        sent = [request for request in server.requests if request.query]
+    assert len(sent) == len(keys), "every provider sent its key in the URL"
+    files = cassettes(pytester.path)
+    assert len(files) == len(keys)
+    for name, key in keys.items():
+        text = files[f"cassettes/test_leak/test_leaks/{name}.yaml"]
+        for spelling in (key, quote(key, safe=""), json.dumps(key)[1:-1], key.split("/")[1]):
+            assert spelling not in text, f"{name}: {spelling!r} leaked"
+        assert "session=abc123456" not in text
+        assert "<REDACTED:" in text and "keep=1" in text
+        assert "我的钥匙是 <REDACTED:" in text, "Chinese stays readable next to the marker"
+
+
+def test_cassette_is_readable(pytester: pytest.Pytester, llm_env: FakeProvider) -> None:
+    pytester.makepyfile(
+        test_read="""
+import pytest
+
+@pytest.mark.llm_portable
+def test_read(llm_provider):
+    client = llm_provider.openai_client()
+    client.chat.completions.create(model=llm_provider.model, messages=[{"role": "user", "content": "退款怎么办"}])
+    list(client.chat.completions.create(
+        model=llm_provider.model, stream=True, messages=[{"role": "user", "content": "流式"}]))
+"""
+    )
+    pytester.runpytest("--providers=qwen").assert_outcomes(passed=1)
+    text = cassettes(pytester.path)["cassettes/test_read/test_read/qwen.yaml"]
+    assert "\\u" not in text
+    assert "content: 退款怎么办" in text, "JSON request bodies are YAML structures"
+    assert "content: '[fake] 退款怎么办'" in text, "JSON response bodies too"
+    assert "string: |" in text and "\n        data: [DONE]\n" in text, "SSE bodies are text, line by line"
+    for noisy in ("date:", "server:", "x-stainless", "content-length"):
+        assert noisy not in text.lower()
+
+
+def test_scrubber_unit_cases() -> None:
+    scrubber = Scrubber({"ZHIPUAI_API_KEY": "abcdef.0123456789", "SHORT": "abc"})
+    assert scrubber.uri("https://h/x?key=zzz&client_secret=s&ok=1") == (
+        "https://h/x?key=REDACTED&client_secret=REDACTED&ok=1"
+    )
+    assert scrubber.uri("https://user:pw@h/p") == "https://REDACTED@h/p"
+    assert scrubber.text("Bearer abcdef.0123456789 and abc") == "Bearer <REDACTED:ZHIPUAI_API_KEY> and abc"
+    body = scrubber.body(b'{"access_token":"24.xyz","expires_in":2592000}')
+    assert body == b'{"access_token":"REDACTED","expires_in":2592000}'
+    headers = scrubber.request_headers(
+        {"Authorization": "Bearer x", "x-stainless-os": "Linux", "X-Api-Key": "k"}
+    )
+    assert headers == {"Authorization": "REDACTED", "X-Api-Key": "REDACTED"}
+    response = scrubber.response(
+        {
+            "status": {"code": 200},
+            "headers": {"Set-Cookie": ["a=b"], "x-request-id": ["r1"]},
+            "body": {"string": b"x"},
+        }
+    )
+    assert response["headers"] == {"x-request-id": ["r1"]}
+    assert scrubber.body({"content": "abcdef.0123456789"}) == b'{"content":"<REDACTED:ZHIPUAI_API_KEY>"}'
