@@ -1,0 +1,433 @@
+"""Per-item cost of replaying ``llm_portable`` tests, against plain tests and against pytest-recording.
+
+Run as ``python bench/replay.py [--n 1000] [--repeat 3] [--files 10] [--profile]``.
+
+Four temporary projects are generated, each with its own ``pytest.ini`` and a ``conftest.py`` holding a
+timing hook wrapper around ``pytest_runtestloop``, so interpreter start-up, plugin imports and collection
+are excluded from the per-item figures:
+
+* ``plain``: N trivial tests;
+* ``floor``: N tests each making one openai SDK chat completion on an in-memory ``httpx2.MockTransport``
+  (one client per module): the cost of the application's own call without any recording;
+* ``llmport``: N ``@pytest.mark.llm_portable`` tests calling ``llm_provider.openai_client()``, recorded once
+  against a :class:`~pytest_llmport.testing.FakeProvider`, then replayed with ``--llmport-record-mode=none``
+  while the fake server is stopped;
+* ``pytest-recording``: N ``@pytest.mark.vcr`` tests making the same call through a module-level client,
+  recorded with ``--record-mode=once``, replayed with ``--record-mode=none`` while the server is stopped.
+
+Every variant runs ``--repeat`` times (interleaved, so slow drift of a noisy machine hits all of them alike)
+and the minimum is reported. Nothing here asserts on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_llmport.testing import FakeProvider
+
+TARGET_PLAIN_MS = 0.72
+TARGET_ADDED_MS = 0.3
+PROFILE_FILTER = r"pytest_llmport|/vcr/|/yaml/"
+
+PYTEST_INI = """\
+[pytest]
+testpaths = tests
+python_files = test_*.py
+"""
+
+TIMING_CONFTEST = '''\
+"""Bench timing: wall time of the test loop only (collection and start-up excluded)."""
+
+import json
+import os
+import time
+
+import pytest
+
+_MARKS: dict[str, float] = {}
+_PHASES = {"setup": 0.0, "call": 0.0, "teardown": 0.0}
+_DURATIONS: dict[str, list[float]] = {}
+
+
+def pytest_runtest_logreport(report):
+    # pytest's own per-phase durations: no extra clock reads in the measured path.
+    _PHASES[report.when] += report.duration
+    _DURATIONS.setdefault(report.when, []).append(report.duration)
+
+
+def pytest_sessionstart(session):
+    _MARKS["session_start"] = time.perf_counter()
+
+
+def pytest_collection_finish(session):
+    _MARKS["collection_finish"] = time.perf_counter()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    start, cpu_start = time.perf_counter(), time.process_time()
+    try:
+        return (yield)
+    finally:
+        end, cpu_end = time.perf_counter(), time.process_time()
+        path = os.environ.get("LLMPORT_BENCH_TIMING")
+        if path:
+            data = {
+                "loop_s": end - start,
+                "cpu_s": cpu_end - cpu_start,
+                "collect_s": _MARKS.get("collection_finish", start) - _MARKS.get("session_start", start),
+                "phases": _PHASES,
+                "first": {key: values[0] for key, values in _DURATIONS.items()},
+                "median": {key: sorted(values)[len(values) // 2] for key, values in _DURATIONS.items()},
+                "items": len(session.items),
+                "failed": session.testsfailed,
+            }
+            with open(path, "w", encoding="utf-8") as handle:
+                json.dump(data, handle)
+'''
+
+# One chat.completion as the FakeProvider answers it; the floor's in-memory transport returns it verbatim.
+CANNED_COMPLETION = {
+    "id": "chatcmpl-fake-0000000000000000-1",
+    "object": "chat.completion",
+    "created": 1_700_000_000,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "[fake] bench 0000", "refusal": None},
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14},
+    "system_fingerprint": "fp_fake",
+}
+
+HEADERS: dict[str, str] = {
+    "plain": "",
+    "floor": f"""\
+import json
+
+import httpx2
+import openai
+
+_BODY = json.dumps({CANNED_COMPLETION!r}).encode()
+
+
+def _handler(request: httpx2.Request) -> httpx2.Response:
+    return httpx2.Response(200, content=_BODY, headers={{"content-type": "application/json; charset=utf-8"}})
+
+
+client = openai.OpenAI(
+    api_key="sk-bench-floor",
+    base_url="http://127.0.0.1:9/v1",
+    max_retries=0,
+    http_client=httpx2.Client(transport=httpx2.MockTransport(_handler)),
+)
+""",
+    # The application under test imports its SDK at module level, as in the other variants; otherwise
+    # the openai import (about a second) would land in llmport's first test instead of in collection.
+    "llmport": "import openai  # noqa: F401\nimport pytest\n",
+    "pytest-recording": """\
+import os
+
+import openai
+import pytest
+
+client = openai.OpenAI(api_key="sk-bench-dummy", base_url=os.environ["BENCH_FAKE_BASE_URL"], max_retries=0)
+""",
+}
+
+TEST_BODIES: dict[str, str] = {
+    "plain": """
+def test_{i:05d}():
+    assert True
+""",
+    "floor": """
+def test_{i:05d}():
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{{"role": "user", "content": "bench {i:05d}"}}]
+    )
+    assert reply.choices[0].message.content
+""",
+    "llmport": """
+@pytest.mark.llm_portable
+def test_{i:05d}(llm_provider):
+    reply = llm_provider.openai_client().chat.completions.create(
+        model=llm_provider.model, messages=[{{"role": "user", "content": "bench {i:05d}"}}]
+    )
+    assert reply.choices[0].message.content
+""",
+    "pytest-recording": """
+@pytest.mark.vcr
+def test_{i:05d}():
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini", messages=[{{"role": "user", "content": "bench {i:05d}"}}]
+    )
+    assert reply.choices[0].message.content
+""",
+}
+
+VARIANTS = tuple(TEST_BODIES)
+BASE_ARGS = ("-p", "no:cacheprovider", "-q")
+REPLAY_ARGS: dict[str, tuple[str, ...]] = {
+    "plain": (),
+    "floor": (),
+    "llmport": ("--providers=openai", "--llmport-record-mode=none"),
+    "pytest-recording": ("--record-mode=none",),
+}
+RECORD_ARGS: dict[str, tuple[str, ...]] = {
+    "llmport": ("--providers=openai", "--llmport-record-mode=once"),
+    "pytest-recording": ("--record-mode=once",),
+}
+
+
+@dataclass
+class Timing:
+    loop_s: float
+    cpu_s: float
+    phases: dict[str, float]
+    first: dict[str, float]
+    median: dict[str, float]
+    wall_s: float
+    collect_s: float
+
+
+def build_project(root: Path, variant: str, n: int, files: int) -> Path:
+    """Write a self-contained project: pytest.ini, timing conftest, N tests spread over ``files`` modules."""
+    project = root / variant
+    tests = project / "tests"
+    tests.mkdir(parents=True)
+    (project / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
+    (project / "conftest.py").write_text(TIMING_CONFTEST, encoding="utf-8")
+    per_file = -(-n // files)
+    for f, start in enumerate(range(0, n, per_file)):
+        body = HEADERS[variant] + "".join(
+            TEST_BODIES[variant].format(i=i) for i in range(start, min(start + per_file, n))
+        )
+        (tests / f"test_bench_{f:02d}.py").write_text(body, encoding="utf-8")
+    return project
+
+
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("OPENAI_", "LLMPORT_", "PYTEST_"))
+        and key not in ("CI", "BENCH_FAKE_BASE_URL", "COVERAGE_PROCESS_START")
+    }
+    env.update(extra)
+    return env
+
+
+def run_pytest(
+    project: Path,
+    args: tuple[str, ...],
+    env: dict[str, str],
+    n: int,
+    label: str,
+    prefix: tuple[str, ...] = ("-m", "pytest"),
+) -> Timing:
+    """Run pytest in a subprocess; fail loudly unless exactly N tests ran and all passed."""
+    timing_file = project / ".bench-timing.json"
+    timing_file.unlink(missing_ok=True)
+    env = {**env, "LLMPORT_BENCH_TIMING": str(timing_file)}
+    command = [sys.executable, *prefix, *BASE_ARGS, *args]
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0 or not timing_file.is_file():
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
+        raise SystemExit(f"{label}: pytest exited with {proc.returncode}\n$ {' '.join(command)}\n{tail}")
+    data = json.loads(timing_file.read_text(encoding="utf-8"))
+    if data["items"] != n or data["failed"]:
+        raise SystemExit(f"{label}: expected {n} passing items, got {data}")
+    return Timing(
+        data["loop_s"], data["cpu_s"], data["phases"], data["first"], data["median"], wall, data["collect_s"]
+    )
+
+
+def count_cassettes(project: Path) -> int:
+    return sum(1 for _ in (project / "tests").rglob("*.yaml"))
+
+
+def record(projects: dict[str, Path], n: int, envs: dict[str, dict[str, str]]) -> None:
+    for variant, args in RECORD_ARGS.items():
+        print(f"recording {variant} cassettes ...", flush=True)
+        run_pytest(projects[variant], args, envs[variant], n, f"record {variant}")
+        found = count_cassettes(projects[variant])
+        if found != n:
+            raise SystemExit(f"record {variant}: expected {n} cassettes, found {found}")
+
+
+def ms(seconds: float, n: int) -> float:
+    return seconds * 1000.0 / n
+
+
+def _table(title: str, per: dict[str, float], best: dict[str, Timing], show_runs: bool) -> None:
+    plain, floor = per["plain"], per["floor"]
+    print(title)
+    header = f"{'variant':<18}{'per-item ms':>12}{'x plain':>9}{'x floor':>9}{'added>floor ms':>16}"
+    if show_runs:
+        header += f"{'loop s':>9}{'collect s':>11}{'wall s':>9}"
+    print(header)
+    print("-" * len(header))
+    for variant in VARIANTS:
+        added = f"{per[variant] - floor:.3f}" if variant in ("llmport", "pytest-recording") else ""
+        line = (
+            f"{variant:<18}{per[variant]:>12.3f}{per[variant] / plain:>9.2f}{per[variant] / floor:>9.2f}"
+            f"{added:>16}"
+        )
+        if show_runs:
+            t = best[variant]
+            line += f"{t.loop_s:>9.3f}{t.collect_s:>11.3f}{t.wall_s:>9.3f}"
+        print(line)
+    print(f"pytest-recording / llmport per-item: {per['pytest-recording'] / per['llmport']:.2f}x")
+
+
+def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
+    best = {variant: min(ts, key=lambda t: t.loop_s) for variant, ts in runs.items()}
+    wall = {variant: ms(t.loop_s, n) for variant, t in best.items()}
+    cpu = {variant: ms(min(t.cpu_s for t in ts), n) for variant, ts in runs.items()}
+    print(f"\nN={n} items per variant, best of {repeat}; per-item = pytest_runtestloop time / N")
+    _table("\n[elapsed time in the test loop]", wall, best, show_runs=True)
+    _table(
+        "\n[CPU time of the pytest process in the test loop (less sensitive to a loaded machine)]",
+        cpu,
+        best,
+        show_runs=False,
+    )
+    print("\n[where the loop time goes, per item, from pytest's report durations of the best run]")
+    header = (
+        f"{'variant':<18}{'setup ms':>10}{'call ms':>10}{'teardown ms':>13}{'other ms':>10}{'total ms':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for variant in VARIANTS:
+        t = best[variant]
+        setup, call, teardown = (ms(t.phases[key], n) for key in ("setup", "call", "teardown"))
+        total = ms(t.loop_s, n)
+        other = total - setup - call - teardown
+        print(f"{variant:<18}{setup:>10.3f}{call:>10.3f}{teardown:>13.3f}{other:>10.3f}{total:>10.3f}")
+    print("(other = reporting, logging and hook overhead outside the three phases)")
+    print("\n[one-time vs steady state: first item's and median item's phase durations, ms]")
+    header = (
+        f"{'variant':<18}{'1st setup':>10}{'1st call':>10}{'med setup':>11}{'med call':>10}{'med tear':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for variant in VARIANTS:
+        t = best[variant]
+        first, median = t.first, t.median
+        print(
+            f"{variant:<18}{first['setup'] * 1e3:>10.3f}{first['call'] * 1e3:>10.3f}"
+            f"{median['setup'] * 1e3:>11.3f}{median['call'] * 1e3:>10.3f}{median['teardown'] * 1e3:>10.3f}"
+        )
+    print(
+        f"\ntargets (context only): plain ~{TARGET_PLAIN_MS:.2f} ms; llmport <= floor + {TARGET_ADDED_MS} ms "
+        f"(~1.65 ms, ~2.3x plain, at the reference figures)"
+    )
+    for label, per in (("elapsed", wall), ("CPU", cpu)):
+        target = per["floor"] + TARGET_ADDED_MS
+        verdict = "within" if per["llmport"] <= target else "ABOVE"
+        print(
+            f"{label}: llmport {per['llmport']:.3f} ms is {verdict} floor + {TARGET_ADDED_MS} ms "
+            f"= {target:.3f} ms (added {per['llmport'] - per['floor']:.3f} ms)"
+        )
+
+
+def profile(project: Path, env: dict[str, str], n: int, out: Path, top: int = 25) -> None:
+    prof = out / "llmport-replay.prof"
+    print(f"\nprofiling llmport replay under cProfile -> {prof}", flush=True)
+    timing = run_pytest(
+        project,
+        REPLAY_ARGS["llmport"],
+        env,
+        n,
+        "profile llmport",
+        prefix=("-m", "cProfile", "-o", str(prof), "-m", "pytest"),
+    )
+    per_item = ms(timing.loop_s, n)
+    print(f"(profiled loop: {timing.loop_s:.3f} s, {per_item:.3f} ms/item with cProfile overhead)")
+    for key in ("cumulative", "tottime"):
+        print(f"\n=== top {top} by {key} (filter: {PROFILE_FILTER}) ===")
+        pstats.Stats(str(prof)).sort_stats(key).print_stats(PROFILE_FILTER, top)
+    print(f"\n=== top {top} by tottime, all code ===")
+    pstats.Stats(str(prof)).sort_stats("tottime").print_stats(top)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--n", type=int, default=1000, help="tests per variant (default 1000)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per variant; the minimum is kept")
+    parser.add_argument("--files", type=int, default=10, help="test modules the N tests are spread over")
+    parser.add_argument("--profile", action="store_true", help="also profile one llmport replay run")
+    parser.add_argument(
+        "--profile-only", action="store_true", help="skip the timed runs, only record and profile"
+    )
+    parser.add_argument(
+        "--with-key",
+        action="store_true",
+        help="keep OPENAI_API_KEY set while replaying llmport (a developer's machine; default: unset, as CI)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the temporary projects and print where")
+    args = parser.parse_args(argv)
+    if args.n < 1 or args.repeat < 1 or args.files < 1:
+        parser.error("--n, --repeat and --files must be positive")
+
+    root = Path(tempfile.mkdtemp(prefix="llmport-bench-"))
+    try:
+        projects = {variant: build_project(root, variant, args.n, args.files) for variant in VARIANTS}
+        fake = FakeProvider(api_key="sk-bench-dummy").start()
+        base_url = fake.base_url
+        key_env = {"OPENAI_API_KEY": "sk-bench-dummy"}
+        record_envs = {
+            "llmport": clean_env({"LLMPORT_OPENAI_BASE_URL": base_url, **key_env}),
+            "pytest-recording": clean_env({"BENCH_FAKE_BASE_URL": base_url}),
+        }
+        try:
+            record(projects, args.n, record_envs)
+        finally:
+            fake.stop()  # replays below must never reach it: any request would fail its test
+        envs: dict[str, dict[str, str]] = {
+            "plain": clean_env({}),
+            "floor": clean_env({}),
+            "llmport": clean_env({"LLMPORT_OPENAI_BASE_URL": base_url, **(key_env if args.with_key else {})}),
+            "pytest-recording": clean_env({"BENCH_FAKE_BASE_URL": base_url}),
+        }
+        if not args.profile_only:
+            runs: dict[str, list[Timing]] = {variant: [] for variant in VARIANTS}
+            for r in range(args.repeat):
+                for variant in VARIANTS:
+                    t = run_pytest(projects[variant], REPLAY_ARGS[variant], envs[variant], args.n, variant)
+                    runs[variant].append(t)
+                    print(
+                        f"run {r + 1}/{args.repeat} {variant:<17} loop {t.loop_s:7.3f} s  "
+                        f"{ms(t.loop_s, args.n):6.3f} ms/item  cpu {ms(t.cpu_s, args.n):6.3f} ms/item  "
+                        f"wall {t.wall_s:6.3f} s",
+                        flush=True,
+                    )
+            print_table(runs, args.n, args.repeat)
+        if args.profile or args.profile_only:
+            profile(projects["llmport"], envs["llmport"], args.n, root)
+    finally:
+        if args.keep:
+            print(f"\nprojects kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
