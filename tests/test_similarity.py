@@ -1,0 +1,248 @@
+"""Properties and hand-computed values of the built-in similarity metrics (no data files, no network)."""
+
+from __future__ import annotations
+
+import unicodedata
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_llmport.similarity import (
+    DEFAULT_METRIC,
+    DEFAULT_THRESHOLD,
+    METRICS,
+    Metric,
+    UnknownMetricError,
+    bigram_jaccard,
+    chrf,
+    chrf_lcs,
+    chrf_score,
+    edit_similarity,
+    get_metric,
+    lcs_length,
+    levenshtein,
+    normalize,
+    rouge_l,
+    token_jaccard,
+    tokenize,
+)
+
+ALL = pytest.mark.parametrize("metric", list(METRICS.values()), ids=list(METRICS))
+
+# Few distinct characters make shared subsequences and repeated n-grams likely, which is where the
+# bit-parallel kernels and clipped counts can go wrong.
+small_text = st.text(alphabet="ab中文 ，Ａ", max_size=30)
+mixed_text = st.text(
+    alphabet=st.sampled_from(list("abcAB 12中文字的了，。！？ＡＢ１\u3000\t")) | st.characters(codec="utf-8"),
+    max_size=40,
+)
+
+
+def naive_lcs(a: str, b: str) -> int:
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def naive_levenshtein(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        cur = [i]
+        for j, y in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x != y)))
+        prev = cur
+    return prev[-1]
+
+
+# ------------------------------------------------------------------------------------------------ kernels
+
+
+@given(st.text(alphabet="abc", max_size=150), st.text(alphabet="abcd", max_size=150))
+@settings(max_examples=300)
+def test_lcs_matches_dynamic_programming(a: str, b: str) -> None:
+    assert lcs_length(a, b) == naive_lcs(a, b)
+
+
+@given(st.text(alphabet="abc", max_size=150), st.text(alphabet="abcd", max_size=150))
+@settings(max_examples=300)
+def test_levenshtein_matches_dynamic_programming(a: str, b: str) -> None:
+    assert levenshtein(a, b) == naive_levenshtein(a, b)
+
+
+def test_kernels_on_known_pairs() -> None:
+    assert lcs_length("ABCBDAB", "BDCABA") == 4
+    assert levenshtein("kitten", "sitting") == 3
+    assert levenshtein("", "abc") == 3
+    assert lcs_length("", "abc") == 0
+    # Longer than one 64-character block, so the periodic trimming of high bits is exercised.
+    a = "的了是" * 50
+    b = "是的" * 70
+    assert lcs_length(a, b) == naive_lcs(a, b)
+    assert levenshtein(a, b) == naive_levenshtein(a, b)
+
+
+# ------------------------------------------------------------------------------------------ normalisation
+
+
+def test_normalize_folds_width_case_and_whitespace() -> None:
+    assert normalize("  ＨＥＬＬＯ，\u3000Ｗｏｒｌｄ！ ") == "hello, world!"
+    assert normalize("你好\n\t  世界") == "你好 世界"
+    assert normalize("Straße") == "strasse"
+
+
+@given(mixed_text)
+def test_normalize_equals_plain_nfkc_casefold_collapse(text: str) -> None:
+    # The fast path must not change the result of the documented definition.
+    expected = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    assert normalize(text) == expected
+
+
+@ALL
+def test_full_width_equals_half_width(metric: Metric) -> None:
+    assert metric("ＡＢＣ，１２３？你好", "abc,123?你好") == 1.0
+    assert metric("模型　回答", "模型 回答") == 1.0
+
+
+# ------------------------------------------------------------------------------------------------ contract
+
+
+@ALL
+def test_empty_inputs(metric: Metric) -> None:
+    assert metric("", "") == 1.0
+    assert metric(" \n ", "") == 1.0
+    assert metric("", "你好") == 0.0
+    assert metric("你好", "") == 0.0
+
+
+@ALL
+@given(a=mixed_text, b=mixed_text)
+def test_range_and_symmetry(metric: Metric, a: str, b: str) -> None:
+    score = metric(a, b)
+    assert 0.0 <= score <= 1.0
+    assert score == pytest.approx(metric(b, a), abs=1e-12)
+
+
+@ALL
+@given(a=mixed_text)
+def test_identity(metric: Metric, a: str) -> None:
+    assert metric(a, a) == 1.0
+
+
+@ALL
+def test_unrelated_texts_score_low(metric: Metric) -> None:
+    assert metric("今天天气很好", "xyz") == 0.0
+
+
+@ALL
+def test_more_overlap_scores_higher(metric: Metric) -> None:
+    reference = "北京是中国的首都"
+    assert metric(reference, "北京是中国的首府") > metric(reference, "上海是一座城市")
+
+
+# ------------------------------------------------------------------------------------- hand-computed values
+
+
+def test_rouge_l_value() -> None:
+    # LCS("abcd", "acbd") = 3, so F1 = 2 * 3 / (4 + 4).
+    assert rouge_l("abcd", "acbd") == pytest.approx(0.75)
+    assert rouge_l("我爱北京", "我爱上海") == pytest.approx(0.5)
+
+
+def test_edit_similarity_value() -> None:
+    assert edit_similarity("kitten", "sitting") == pytest.approx(1 - 3 / 7)
+    # Spaces are ignored by character metrics, so only the substitution counts.
+    assert edit_similarity("模型 A", "模型B") == pytest.approx(1 - 1 / 3)
+
+
+def test_bigram_jaccard_value() -> None:
+    assert bigram_jaccard("abc", "abd") == pytest.approx(1 / 3)
+    assert bigram_jaccard("好", "好") == 1.0
+    assert bigram_jaccard("好", "好的") == 0.0
+
+
+def test_token_jaccard_value_and_tokens() -> None:
+    assert tokenize("我爱 Python3，真的!") == ["我", "爱", "python3", "真", "的"]
+    assert token_jaccard("我爱 Python", "我 爱 java") == pytest.approx(2 / 4)
+    # Punctuation is not a token.
+    assert token_jaccard("你好！", "你好") == 1.0
+
+
+def test_chrf_values() -> None:
+    # n = 2 is the effective order for a two-character hypothesis. Reference "abc", hypothesis "ab":
+    # P = (2/2 + 1/1) / 2 = 1, R = (2/3 + 1/2) / 2 = 7/12, F2 = 5PR / (4P + R) = 7/11.
+    assert chrf_score("abc", "ab") == pytest.approx(7 / 11)
+    # Swapping the roles: P = 7/12, R = 1, F2 = 7/8; chrf is the mean of both directions.
+    assert chrf_score("ab", "abc") == pytest.approx(7 / 8)
+    assert chrf("abc", "ab") == pytest.approx((7 / 11 + 7 / 8) / 2)
+    # With beta = 1 the directional score is symmetric: F1 of P = 1, R = 7/12.
+    f1 = float(2 * Fraction(7, 12) / (1 + Fraction(7, 12)))
+    assert chrf_score("abc", "ab", beta=1.0) == pytest.approx(f1)
+    assert chrf_score("ab", "abc", beta=1.0) == pytest.approx(f1)
+
+
+def test_chrf_lcs_value() -> None:
+    # "ab" vs "ba": unigram Dice 1; chrF(n=2): P = R = (1 + 0) / 2, so 1/2; bag = 0.4 + 0.6 * 0.5 = 0.7.
+    # Both characters are shared but the LCS is 1, so one is displaced: 0.7 * (1 - 0.7**3 * 1 / 13).
+    assert chrf_lcs("ab", "ba") == pytest.approx(0.7 * (1 - 0.7**3 / 13))
+
+
+def reference_chrf_lcs(a: str, b: str) -> float:
+    """chrf_lcs written from its documented formula with the slow building blocks."""
+    a, b = "".join(normalize(a).split()), "".join(normalize(b).split())
+    if a == b:
+        return 1.0
+    if not a or not b:
+        return 0.0
+    shared = sum(min(a.count(ch), b.count(ch)) for ch in set(a))
+    dice = 2 * shared / (len(a) + len(b))
+    bag = 0.4 * dice + 0.6 * (chrf_score(a, b, n=2) + chrf_score(b, a, n=2)) / 2
+    displaced = shared - naive_lcs(a, b)
+    return bag * (1 - bag**3 * displaced / (displaced + 12))
+
+
+@given(small_text, small_text)
+@settings(max_examples=300)
+def test_chrf_lcs_matches_its_formula(a: str, b: str) -> None:
+    assert chrf_lcs(a, b) == pytest.approx(reference_chrf_lcs(a, b), abs=1e-12)
+
+
+def test_chrf_lcs_ranks_a_paraphrase_above_swapped_roles() -> None:
+    original = "张伟在二零一九年把公司卖给了李娜"
+    swapped = "李娜在二零一九年把公司卖给了张伟"
+    paraphrase = "张伟在二零一九年把公司卖给李娜"
+    # A bag of characters cannot tell the swap from the original; the order discount can.
+    assert token_jaccard(original, swapped) > token_jaccard(original, paraphrase)
+    assert chrf_lcs(original, paraphrase) - chrf_lcs(original, swapped) > 0.15
+
+
+def test_long_texts_are_handled() -> None:
+    a = "模型的回答应当保持一致，" * 200
+    b = "模型的回答需要保持一致。" * 200
+    for metric in METRICS.values():
+        assert 0.0 < metric(a, b) < 1.0
+
+
+# ---------------------------------------------------------------------------------------------- registry
+
+
+def test_registry_and_defaults() -> None:
+    assert DEFAULT_METRIC in METRICS
+    assert get_metric(DEFAULT_METRIC) is chrf_lcs
+    assert get_metric("chrf") is chrf
+    assert 0.0 < DEFAULT_THRESHOLD < 1.0
+
+
+def test_unknown_metric_lists_known_names() -> None:
+    with pytest.raises(UnknownMetricError) as excinfo:
+        get_metric("bleu")
+    message = str(excinfo.value)
+    assert "'bleu'" in message
+    for name in METRICS:
+        assert name in message
+    assert isinstance(excinfo.value, ValueError)
