@@ -1,0 +1,531 @@
+"""One result shape for every recorded provider exchange.
+
+Pure module: no pytest, no vcrpy, standard library only. ``normalize()`` turns one HTTP response (status,
+body, content type) into a :class:`NormalizedResult`; the per-dialect parsers live in ``dialects.py``.
+Bad input is data, not a bug: it never raises on a body, only on an unknown dialect name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Literal, get_args
+
+if TYPE_CHECKING:
+    from pytest_llmport.dialects import Parser
+
+__all__ = [
+    "DIALECTS",
+    "ERROR_CATEGORIES",
+    "FINISH_REASONS",
+    "ErrorCategory",
+    "FinishReason",
+    "NormalizedResult",
+    "ProviderError",
+    "SSEEvent",
+    "ToolCall",
+    "UnknownDialectError",
+    "Usage",
+    "iter_sse_events",
+    "normalize",
+]
+
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter", "error", "unknown"]
+ErrorCategory = Literal[
+    "auth", "rate_limit", "quota", "content_filter", "bad_request", "server", "timeout", "unknown"
+]
+FINISH_REASONS: tuple[FinishReason, ...] = get_args(FinishReason)
+ERROR_CATEGORIES: tuple[ErrorCategory, ...] = get_args(ErrorCategory)
+DIALECTS: tuple[str, ...] = ("openai", "dashscope", "ernie", "anthropic", "gemini")
+
+
+class UnknownDialectError(ValueError):
+    """A configuration error: the dialect name is not one of :data:`DIALECTS`."""
+
+    def __init__(self, dialect: str) -> None:
+        super().__init__(f"unknown dialect {dialect!r}; known dialects: {', '.join(DIALECTS)}")
+        self.dialect = dialect
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str | None
+    name: str | None
+    arguments: object
+    raw_arguments: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt: int | None = None
+    completion: int | None = None
+    total: int | None = None
+    reasoning: int | None = None
+    cached: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderError:
+    category: ErrorCategory
+    code: str | None
+    message: str | None
+    http_status: int | None
+
+
+@dataclass(frozen=True)
+class NormalizedResult:
+    text: str = ""
+    reasoning: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    finish_reason: FinishReason = "unknown"
+    finish_reason_raw: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    model: str | None = None
+    request_id: str | None = None
+    streamed: bool = False
+    chunks: int = 0
+    error: ProviderError | None = None
+    content_filtered: bool = False
+    warnings: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-ready values (tuples become lists) for reports."""
+        data = asdict(self)
+        data["tool_calls"] = list(data["tool_calls"])
+        data["warnings"] = list(self.warnings)
+        return data
+
+
+# --------------------------------------------------------------------------------------------- SSE
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    event: str | None
+    data: str | None
+    id: str | None
+    comments: tuple[str, ...] = ()
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def iter_sse_events(text: str) -> list[SSEEvent]:
+    """Split a server-sent-event body into events.
+
+    Tolerant on purpose: ``data:`` with or without a space, CR/LF/CRLF line ends, comment lines, a missing
+    final blank line. One deviation from the spec: an ``id:``/``event:`` line arriving after the current
+    event already has data starts a new event, because some captures (hand-edited DashScope fixtures) drop
+    the blank separator and no real server sends those fields after ``data:``.
+    """
+    events: list[SSEEvent] = []
+    name: str | None = None
+    ident: str | None = None
+    data: list[str] = []
+    comments: list[str] = []
+
+    def flush() -> None:
+        nonlocal name, ident, data, comments
+        if name is not None or ident is not None or data or comments:
+            events.append(SSEEvent(name, "\n".join(data) if data else None, ident, tuple(comments)))
+        name, ident, data, comments = None, None, [], []
+
+    # splitlines() is not used: it also breaks on U+2028 and friends, which JSON may carry raw.
+    for line in _LINE_BREAK.split(text.lstrip("\ufeff")):
+        if not line:
+            flush()
+            continue
+        if line.startswith(":"):
+            comments.append(line[1:].lstrip(" "))
+            continue
+        key, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        key = key.strip()
+        if key in ("event", "id") and data:
+            flush()
+        if key == "data":
+            data.append(value)
+        elif key == "event":
+            name = value
+        elif key == "id":
+            ident = value
+    flush()
+    return events
+
+
+# ---------------------------------------------------------------------------------------- helpers
+
+
+def as_int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def as_str(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def as_dict(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[object]:
+    return value if isinstance(value, list) else []
+
+
+def status_category(status: int) -> ErrorCategory | None:
+    if status in (401, 403):
+        return "auth"
+    if status == 402:
+        return "quota"
+    if status == 429:
+        return "rate_limit"
+    if status in (408, 504):
+        return "timeout"
+    if status in (400, 404, 405, 409, 413, 415, 422):
+        return "bad_request"
+    if 500 <= status <= 599:
+        return "server"
+    return None
+
+
+# Codes and types seen in OpenAI-style envelopes across the families (Zhipu and Spark numeric strings,
+# OpenAI/DeepSeek/Moonshot/Anthropic types, DashScope native codes). Keys are lower-cased.
+_CODE_CATEGORIES: dict[str, ErrorCategory] = {
+    **dict.fromkeys(("1000", "1001", "1002", "1003", "1004"), "auth"),
+    **dict.fromkeys(("1302", "1303", "1304", "1305"), "rate_limit"),
+    "1301": "content_filter",
+    "1113": "quota",
+    **dict.fromkeys(("1210", "1211", "1214", "1261"), "bad_request"),
+    **dict.fromkeys(("1200", "1234"), "server"),
+    "10005": "bad_request",
+    "11200": "auth",
+    **dict.fromkeys(("10013", "10014", "10019", "10907"), "content_filter"),
+    "11201": "quota",
+    **dict.fromkeys(("11202", "11203"), "rate_limit"),
+    **dict.fromkeys(
+        (
+            "invalid_api_key",
+            "invalidapikey",
+            "invalid_authentication_error",
+            "authentication_error",
+            "authenticationerror",
+            "permission_error",
+            "accessdenied",
+        ),
+        "auth",
+    ),
+    **dict.fromkeys(("insufficient_quota", "exceeded_current_quota_error", "billing_error"), "quota"),
+    **dict.fromkeys(
+        ("rate_limit_exceeded", "rate_limit_error", "rate_limit_reached_error", "limit_requests"),
+        "rate_limit",
+    ),
+    **dict.fromkeys(
+        ("content_policy_violation", "content_filter", "sensitive", "data_inspection_failed"),
+        "content_filter",
+    ),
+    **dict.fromkeys(("overloaded_error", "api_error", "serveroverloaded", "internalserviceerror"), "server"),
+    **dict.fromkeys(
+        (
+            "invalid_request_error",
+            "not_found_error",
+            "request_too_large",
+            "context_length_exceeded",
+            "unsupported_parameter",
+            "invalid_argument",
+            "invalidparameter",
+            "missingparameter",
+        ),
+        "bad_request",
+    ),
+}
+
+
+def code_category(code: str | None) -> ErrorCategory | None:
+    if not code:
+        return None
+    low = code.strip().lower()
+    if low in _CODE_CATEGORIES:
+        return _CODE_CATEGORIES[low]
+    # Doubao/DashScope codes are dotted or CamelCase families; match them by stem.
+    if any(s in low for s in ("sensitivecontentdetected", "riskdetection", "datainspectionfailed")):
+        return "content_filter"
+    if low.startswith(("ratelimitexceeded", "throttling")):
+        return "rate_limit"
+    if low.startswith("quotaexceeded") or "arrear" in low:
+        return "quota"
+    if low.startswith(("invalidparameter", "missingparameter", "invalidendpointormodel")):
+        return "bad_request"
+    if low.startswith(("authfailure", "accessdenied", "invalidapikey")):
+        return "auth"
+    if low.startswith(("internalerror", "internalserviceerror")):
+        return "server"
+    return None
+
+
+def categorize(
+    status: int, code: str | None, type_: str | None = None, message: str | None = None
+) -> ErrorCategory:
+    """Code first (most specific), then HTTP status, then the error type, then the message."""
+    found = code_category(code) or status_category(status) or code_category(type_)
+    if found:
+        return found
+    low = (message or "").lower()
+    if "api key" in low or "api-key" in low:
+        return "auth"
+    return "unknown"
+
+
+def code_text(value: object) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(value)
+    return as_str(value)
+
+
+# ------------------------------------------------------------------------------------ accumulator
+
+
+@dataclass
+class _ToolAcc:
+    id: str | None
+    name: str | None
+    args: list[str] = field(default_factory=list)
+
+
+def _tool_call(acc: _ToolAcc, warnings: list[str]) -> ToolCall:
+    raw = "".join(acc.args)
+    arguments: object
+    if not raw.strip():
+        # An argument-less call: the OpenAI family sends "" where Anthropic/Gemini send {}.
+        arguments = {}
+    else:
+        try:
+            arguments = json.loads(raw)
+        except ValueError:
+            arguments = raw
+            warnings.append(f"tool call {acc.name!r} arguments are not valid JSON")
+    return ToolCall(acc.id, acc.name, arguments, raw)
+
+
+class Accumulator:
+    """Mutable state the dialect parsers fill in; :meth:`build` freezes it."""
+
+    def __init__(self, *, status: int, streamed: bool) -> None:
+        self.status = status
+        self.streamed = streamed
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.tools: list[_ToolAcc] = []
+        self._tool_slots: dict[object, _ToolAcc] = {}
+        self.finish: FinishReason | None = None
+        self.finish_raw: str | None = None
+        self.usage: dict[str, int | None] = dict.fromkeys(
+            ("prompt", "completion", "total", "reasoning", "cached")
+        )
+        self.model: str | None = None
+        self.request_id: str | None = None
+        self.error: ProviderError | None = None
+        self.content_filtered = False
+        self.warnings: list[str] = []
+        self.chunks = 0
+        self.done = False
+
+    def warn(self, message: str) -> None:
+        if message not in self.warnings:
+            self.warnings.append(message)
+
+    def meta(self, model: object = None, request_id: object = None) -> None:
+        if self.model is None:
+            self.model = as_str(model)
+        if self.request_id is None:
+            self.request_id = as_str(request_id)
+
+    def set_usage(self, **values: object) -> None:
+        # Later events carry cumulative counts, so the last value a provider states wins.
+        for key, value in values.items():
+            number = as_int(value)
+            if number is not None:
+                self.usage[key] = number
+
+    def set_finish(self, raw: object, table: Mapping[str, FinishReason]) -> None:
+        text = as_str(raw)
+        if text is not None:
+            self.finish_raw = text
+            self.finish = table.get(text, "unknown")
+
+    def fail(
+        self,
+        category: ErrorCategory,
+        code: object,
+        message: object,
+        http_status: int | None = None,
+    ) -> None:
+        status = self.status if http_status is None else http_status
+        if self.error is None:
+            self.error = ProviderError(category, code_text(code), as_str(message), status)
+
+    def tool_fragment(self, slot: object, call_id: object, name: object, args: object) -> None:
+        """Add one streamed tool-call fragment; fragments are keyed by their ``index``."""
+        cid, cname = as_str(call_id), as_str(name)
+        cur = self._tool_slots.get(slot) if slot is not None else (self.tools[-1] if self.tools else None)
+        # A different id (or name) in the same slot is a new call; a repeated id is the same call
+        # (Hunyuan sends the id twice), so only a *conflicting* id starts a new one.
+        if cur is None or (cid and cur.id and cid != cur.id) or (cname and cur.name and cname != cur.name):
+            cur = _ToolAcc(cid, cname)
+            self.tools.append(cur)
+            if slot is not None:
+                self._tool_slots[slot] = cur
+        else:
+            cur.id = cur.id or cid
+            cur.name = cur.name or cname
+        if isinstance(args, str):
+            cur.args.append(args)
+        elif args is not None:
+            cur.args.append(json.dumps(args, ensure_ascii=False))
+
+    def tool(self, call_id: object, name: object, args: object) -> None:
+        """Add one complete tool call (arguments as a JSON string or an already-parsed object)."""
+        raw = (
+            args if isinstance(args, str) else ("" if args is None else json.dumps(args, ensure_ascii=False))
+        )
+        self.tools.append(_ToolAcc(as_str(call_id), as_str(name), [raw]))
+
+    def build(self) -> NormalizedResult:
+        warnings = list(self.warnings)
+        tools = tuple(_tool_call(t, warnings) for t in self.tools)
+        finish: FinishReason
+        if self.error is not None:
+            finish = "error"
+        elif self.finish is not None:
+            finish = self.finish
+        else:
+            finish = "unknown"
+            if "no finish reason in response" not in warnings:
+                warnings.append("no finish reason in response")
+        if self.finish_raw is not None and finish == "unknown":
+            warnings.append(f"unrecognised finish reason {self.finish_raw!r}")
+        filtered = (
+            self.content_filtered
+            or finish == "content_filter"
+            or (self.error is not None and self.error.category == "content_filter")
+        )
+        return NormalizedResult(
+            text="".join(self.text),
+            reasoning="".join(self.reasoning),
+            tool_calls=tools,
+            finish_reason=finish,
+            finish_reason_raw=self.finish_raw,
+            usage=Usage(**self.usage),
+            model=self.model,
+            request_id=self.request_id,
+            streamed=self.streamed,
+            chunks=self.chunks,
+            error=self.error,
+            content_filtered=filtered,
+            warnings=tuple(dict.fromkeys(warnings)),
+        )
+
+
+def json_payloads(acc: Accumulator, events: list[SSEEvent]) -> Iterator[tuple[SSEEvent, object]]:
+    """Decoded ``data:`` payloads of a stream, with [DONE], junk and truncation turned into state/warnings."""
+    with_data = [e for e in events if e.data is not None]
+    for position, event in enumerate(with_data):
+        data = event.data or ""
+        if data.strip() == "[DONE]":
+            acc.done = True
+            continue
+        if acc.done:
+            acc.warn("data after [DONE] ignored")
+            continue
+        acc.chunks += 1
+        try:
+            yield event, json.loads(data)
+            continue
+        except ValueError:
+            pass
+        # Several data: lines without blank separators join into one event; try them one by one.
+        parts = [p for p in data.split("\n") if p.strip()]
+        decoded: list[object] = []
+        for part in parts if len(parts) > 1 else []:
+            try:
+                decoded.append(json.loads(part))
+            except ValueError:
+                break
+        if parts and len(decoded) == len(parts) and len(parts) > 1:
+            for obj in decoded:
+                yield event, obj
+        elif position == len(with_data) - 1:
+            acc.warn("truncated stream: last event is not valid JSON")
+        else:
+            acc.warn("stream event data is not JSON")
+
+
+# ------------------------------------------------------------------------------------ entry point
+
+_SSE_START = ("data:", "event:", "id:", ":", "retry:")
+
+
+def _decode(body: str | bytes, warnings: list[str]) -> str:
+    if isinstance(body, str):
+        return body
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        warnings.append("body is not valid UTF-8")
+        return body.decode("utf-8", errors="replace")
+
+
+def normalize(
+    dialect: str,
+    *,
+    status: int,
+    body: str | bytes,
+    content_type: str = "",
+    request: Mapping[str, object] | None = None,
+) -> NormalizedResult:
+    """Normalise one recorded response. Raises only :class:`UnknownDialectError`."""
+    from pytest_llmport import dialects  # deferred: dialects imports this module
+
+    parser = dialects.PARSERS.get(dialect)
+    if parser is None:
+        raise UnknownDialectError(dialect)
+    warnings: list[str] = []
+    text = _decode(body, warnings).lstrip("\ufeff")
+    head = text.lstrip()
+    is_sse = head.startswith(_SSE_START) or (
+        "event-stream" in content_type.lower() and not head.startswith(("{", "["))
+    )
+    acc = Accumulator(status=status, streamed=is_sse)
+    for message in warnings:
+        acc.warn(message)
+    try:
+        if is_sse:
+            parser.stream(acc, iter_sse_events(text), request or {})
+        else:
+            _parse_json_body(acc, parser, head, request or {})
+        if acc.model is None and request:
+            acc.model = as_str(request.get("model"))
+        if acc.error is None and (category := status_category(status)) is not None:
+            acc.fail(category, None, text[:500] or None)
+    except Exception as exc:  # a bad body must yield a result, never an exception
+        acc.warn(f"internal normaliser error: {type(exc).__name__}: {exc}")
+    return acc.build()
+
+
+def _parse_json_body(acc: Accumulator, parser: Parser, text: str, request: Mapping[str, object]) -> None:
+    obj: object = None
+    if not text.strip():
+        acc.warn("empty body")
+    else:
+        try:
+            obj = json.loads(text)
+        except ValueError:
+            acc.warn("body is not JSON")
+    if isinstance(obj, (dict, list)):
+        parser.json(acc, obj, request)
+    elif obj is not None:
+        acc.warn("body is not a JSON object")
