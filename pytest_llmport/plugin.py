@@ -75,6 +75,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    if any(provider_of(item) is not None for item in session.items):
+        session.config.stash[RUN_KEY].warm_up()
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     name = provider_of(item)

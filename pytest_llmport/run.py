@@ -116,6 +116,10 @@ class LlmportRun:
             scrubber = self._scrubbers[cache_key] = Scrubber(secrets)
         return scrubber
 
+    def warm_up(self) -> None:
+        """Import vcrpy and the HTTP client stubs before the first test, not inside it."""
+        from . import recording  # noqa: F401
+
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, item: pytest.Item, name: str) -> ItemState:
         from .recording import ItemRecording, Patches, Router, open_cassette
