@@ -26,7 +26,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers",)
+MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric")
+DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers",)
 
 
@@ -70,7 +71,31 @@ def add_options(parser: pytest.Parser) -> None:
         default=None,
         help="do not block connections to non-loopback hosts while replaying",
     )
+    group.addoption(
+        "--llmport-baseline",
+        dest="llmport_baseline",
+        default=None,
+        metavar="NAME",
+        help="provider whose observations the others are compared with (default: ini llmport_baseline, "
+        "else openai); a marker's baseline= wins",
+    )
+    group.addoption(
+        "--llmport-report",
+        dest="llmport_report",
+        default=None,
+        metavar="PATH",
+        help="write every observation, score, threshold and diff as JSON to PATH",
+    )
     parser.addini("llmport_providers", "default providers (comma or space separated)", default="")
+    parser.addini("llmport_baseline", "default baseline provider", default="")
+    parser.addini("llmport_threshold", "default similarity threshold in [0, 1]", default="")
+    parser.addini("llmport_metric", "default similarity metric", default="")
+    parser.addini(
+        "llmport_embedding_provider",
+        "provider whose embeddings endpoint the embedding metric uses",
+        default="",
+    )
+    parser.addini("llmport_embedding_model", "embedding model for the embedding metric", default="")
     parser.addini("llmport_record_mode", "default record mode: " + ", ".join(RECORD_MODES), default="")
     parser.addini("llmport_record_on_failure", "keep cassettes of failed tests", type="bool", default=False)
     parser.addini("llmport_export_env", "export OPENAI_BASE_URL etc. during tests", type="bool", default=True)
@@ -99,6 +124,12 @@ class Settings:
     block_network: bool
     cassette_dir: str
     secret_env: tuple[str, ...]
+    baseline: str = DEFAULT_BASELINE
+    threshold: float | None = None
+    metric: str | None = None
+    embedding_provider: str | None = None
+    embedding_model: str | None = None
+    report_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +137,9 @@ class MarkerOptions:
     """What ``@pytest.mark.llm_portable(...)`` says about one test."""
 
     providers: tuple[str, ...] | None = None
+    baseline: str | None = None
+    threshold: float | None = None
+    metric: str | None = None
 
 
 def read_tool_table(config: pytest.Config) -> dict[str, Any]:
@@ -187,6 +221,21 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         value = config.getoption(option)
         return bool(config.getini(ini)) if value is None else bool(value)
 
+    baseline = config.getoption("llmport_baseline") or str(config.getini("llmport_baseline")).strip()
+    if baseline:
+        check_known([baseline], known, f"baseline {baseline!r}")
+    threshold_text = str(config.getini("llmport_threshold")).strip()
+    threshold = None
+    if threshold_text:
+        try:
+            threshold = float(threshold_text)
+        except ValueError:
+            threshold = -1.0
+        if not 0.0 <= threshold <= 1.0:
+            raise ConfigError(f"ini llmport_threshold={threshold_text!r} must be a number between 0 and 1")
+    embedding_provider = str(config.getini("llmport_embedding_provider")).strip() or None
+    if embedding_provider:
+        check_known([embedding_provider], known, f"ini llmport_embedding_provider={embedding_provider!r}")
     return Settings(
         providers=providers,
         record_mode=mode,
@@ -195,10 +244,18 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         block_network=flag("llmport_block_network", "llmport_block_network"),
         cassette_dir=str(config.getini("llmport_cassette_dir")) or "cassettes",
         secret_env=tuple(str(name) for name in config.getini("llmport_secret_env")),
+        baseline=baseline or DEFAULT_BASELINE,
+        threshold=threshold,
+        metric=str(config.getini("llmport_metric")).strip() or None,
+        embedding_provider=embedding_provider,
+        embedding_model=str(config.getini("llmport_embedding_model")).strip() or None,
+        report_path=config.getoption("llmport_report"),
     )
 
 
-def marker_options(marker: pytest.Mark, known: Sequence[str], where: str) -> MarkerOptions:
+def marker_options(
+    marker: pytest.Mark, known: Sequence[str], where: str, metrics: Iterable[str] | None = None
+) -> MarkerOptions:
     """Validate ``@pytest.mark.llm_portable(...)`` arguments once, at collection."""
     usage = f"{where}: @pytest.mark.{MARKER}"
     if marker.args:
@@ -210,9 +267,32 @@ def marker_options(marker: pytest.Mark, known: Sequence[str], where: str) -> Mar
         raise ConfigError(
             f"{usage} got unknown keyword(s) {', '.join(unknown)}; accepted: {', '.join(MARKER_KEYWORDS)}"
         )
+    baseline = marker.kwargs.get("baseline")
+    if baseline is not None:
+        if not isinstance(baseline, str):
+            raise ConfigError(f"{usage}(baseline={baseline!r}): baseline must be a provider name")
+        check_known([baseline], known, f"{usage}(baseline=...)")
+    threshold = marker.kwargs.get("threshold")
+    if threshold is not None and (
+        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1
+    ):
+        raise ConfigError(f"{usage}(threshold={threshold!r}): threshold must be a number between 0 and 1")
+    metric = marker.kwargs.get("metric")
+    known_metrics = sorted(metrics) if metrics is not None else None
+    if metric is not None and (
+        not isinstance(metric, str) or (known_metrics and metric not in known_metrics)
+    ):
+        raise ConfigError(
+            f"{usage}(metric={metric!r}): unknown similarity metric; known: {', '.join(known_metrics or [])}"
+        )
+    extra: dict[str, Any] = {
+        "baseline": baseline,
+        "threshold": None if threshold is None else float(threshold),
+        "metric": metric,
+    }
     providers = marker.kwargs.get("providers")
     if providers is None:
-        return MarkerOptions()
+        return MarkerOptions(**extra)
     if (
         isinstance(providers, str)
         or not isinstance(providers, (list, tuple))
@@ -223,4 +303,4 @@ def marker_options(marker: pytest.Mark, known: Sequence[str], where: str) -> Mar
             f'e.g. providers=["zhipu", "qwen"]'
         )
     check_known(providers, known, f"{usage}(providers=...)")
-    return MarkerOptions(providers=tuple(providers))
+    return MarkerOptions(providers=tuple(providers), **extra)

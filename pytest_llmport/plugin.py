@@ -9,8 +9,10 @@ import pytest
 
 from . import config as cfg
 from . import hookspecs, providers
+from .equivalence import Equivalence, EquivalenceError, embedding_metric
 from .errors import ConfigError, LlmportError
 from .handle import LLMProvider
+from .report import PROPERTY
 from .run import PARAM, ItemState, LlmportRun, provider_of
 
 RUN_KEY = pytest.StashKey[LlmportRun]()
@@ -39,15 +41,43 @@ def pytest_configure(config: pytest.Config) -> None:
         contributed = config.hook.pytest_llmport_add_providers(config=config)
         registry = providers.build_registry(contributed, table.get("providers", {}))
         settings = cfg.resolve(config, registry)
+        metrics: dict[str, Any] = {}
+        for batch in reversed(config.hook.pytest_llmport_add_metrics(config=config)):
+            metrics.update(batch)
+        if settings.metric and settings.metric not in metrics:
+            raise ConfigError(
+                f"ini llmport_metric={settings.metric!r} is not a known metric; "
+                f"known: {', '.join(sorted(metrics))}"
+            )
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[RUN_KEY] = LlmportRun(config, settings, registry)
+    run = config.stash[RUN_KEY] = LlmportRun(config, settings, registry, metrics)
+    # Registered as a plugin for its pytest_runtest_logreport, which merges xdist workers' results.
+    config.pluginmanager.register(run, "llmport-run")
+
+
+def pytest_llmport_add_metrics(config: pytest.Config) -> dict[str, Any]:
+    from .similarity import METRICS
+
+    # "embedding" is scored by the equivalence layer through the configured provider's embeddings endpoint.
+    return {**METRICS, "embedding": embedding_metric}
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    run = session.config.stash.get(RUN_KEY, None)
+    if run is None or hasattr(session.config, "workerinput"):
+        return  # xdist workers: the controller merges their reports
+    if run.settings.report_path:
+        run.matrix.write(run.settings.report_path)
+    if run.matrix.cells:
+        session.config.hook.pytest_llmport_report(config=session.config, report=run.matrix.as_dict())
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.close()
+        config.pluginmanager.unregister(run)
         del config.stash[RUN_KEY]
 
 
@@ -57,7 +87,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     run = metafunc.config.stash[RUN_KEY]
     try:
-        options = cfg.marker_options(marker, list(run.registry), metafunc.definition.nodeid)
+        options = cfg.marker_options(marker, list(run.registry), metafunc.definition.nodeid, run.metrics)
     except ConfigError as exc:
         # CollectError is shown as its message alone, without pluggy's frames.
         raise pytest.Collector.CollectError(str(exc)) from None
@@ -110,8 +140,16 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
-    if report.failed:
+    # A non-equivalent answer is a finding about the provider, not a broken recording: keep its cassette
+    # so CI replays the finding. Any other failure discards what was recorded.
+    finding = call.excinfo is not None and call.excinfo.errisinstance(EquivalenceError)
+    if report.failed and not finding:
         item.stash[PASSED_KEY] = False
+    if provider_of(item) is not None and (report.when == "call" or not report.passed):
+        # Travels with the report, so xdist brings it to the controller's matrix.
+        state = item.stash.get(ITEM_KEY, None)
+        data = item.config.stash[RUN_KEY].report_data(state) if state else {"provider": provider_of(item)}
+        report.user_properties.append((PROPERTY, data))
     return report
 
 
@@ -124,10 +162,28 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
+    if run is not None and run.matrix.cells:
+        terminalreporter.section("llmport: portability matrix")
+        for line in run.matrix.render():
+            terminalreporter.write_line(line)
     if run is not None and run.discarded:
         terminalreporter.section("llmport: cassettes not saved")
         for line in run.discarded:
             terminalreporter.write_line(f"{line} (the test failed; --llmport-record-on-failure keeps it)")
+
+
+@pytest.fixture
+def llm_equiv(request: pytest.FixtureRequest) -> Equivalence:
+    """Schema checks, structural and similarity comparisons against the baseline provider."""
+    state = request.node.stash.get(ITEM_KEY, None)
+    if state is None:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: the llm_equiv fixture needs @pytest.mark.{cfg.MARKER} on the test"
+        )
+    try:
+        return request.config.stash[RUN_KEY].equivalence(request.node, state)
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from .handle import REPLAY_KEY, ClientCache, LLMProvider
 from .providers import Provider
 
 if TYPE_CHECKING:
+    from .equivalence import Equivalence
     from .recording import ItemRecording, Patches, Router
     from .scrub import Scrubber
 
@@ -28,6 +30,7 @@ class ItemState:
     handle: LLMProvider
     recording: ItemRecording
     saved_env: dict[str, str | None] = field(default_factory=dict)
+    equiv: Equivalence | None = None
 
 
 def provider_of(item: pytest.Item) -> str | None:
@@ -42,10 +45,22 @@ def provider_of(item: pytest.Item) -> str | None:
 class LlmportRun:
     """Everything that lives for the whole run: settings, providers, patches, clients."""
 
-    def __init__(self, config: pytest.Config, settings: Settings, registry: dict[str, Provider]) -> None:
+    def __init__(
+        self,
+        config: pytest.Config,
+        settings: Settings,
+        registry: dict[str, Provider],
+        metrics: dict[str, Callable[[str, str], float]] | None = None,
+    ) -> None:
+        from .report import Matrix
+
         self.config = config
         self.settings = settings
         self.registry = registry
+        self.metrics = metrics or {}
+        self.matrix = Matrix(settings.providers, settings.baseline)
+        # Baseline observations made in this process, for tests whose baseline ran earlier in the same run.
+        self.baselines: dict[Path, dict[str, Any]] = {}
         self.clients = ClientCache()
         self.discarded: list[str] = []
         self._router: Router | None = None
@@ -158,6 +173,13 @@ class LlmportRun:
                 os.environ[var] = old
         if self._router is not None:
             self._router.item = None
+        equiv = state.equiv
+        if equiv is not None and equiv.is_baseline and equiv.observations and passed:
+            from .equivalence import observations_path, save_observations
+
+            target = observations_path(state.recording.path)
+            self.baselines[target] = dict(equiv.observations)
+            save_observations(target, equiv.provider, equiv.observations)
         cassette = state.recording.cassette
         # A recorded test that sent nothing still gets a (empty) cassette, so replay knows it was recorded.
         fresh = not state.recording.replaying and not state.recording.path.exists()
@@ -168,6 +190,83 @@ class LlmportRun:
                 self.discarded.append(f"{item.nodeid}: {state.recording.path}")
         if self._patches is not None and (nextitem is None or provider_of(nextitem) is None):
             self._patches.stop()
+
+    # -- equivalence ---------------------------------------------------------------------------------------
+    def equivalence(self, item: pytest.Item, state: ItemState) -> Equivalence:
+        """The ``llm_equiv`` object of one test on one provider (built on first use)."""
+        from .config import marker_options
+        from .equivalence import Equivalence, EquivalenceSettings, load_observations, observations_path
+        from .similarity import DEFAULT_METRIC, DEFAULT_THRESHOLD
+
+        if state.equiv is not None:
+            return state.equiv
+        marker = item.get_closest_marker(MARKER)
+        assert marker is not None
+        options = marker_options(marker, list(self.registry), item.nodeid, self.metrics)
+        settings = self.settings
+        baseline = options.baseline or settings.baseline
+        threshold = options.threshold if options.threshold is not None else settings.threshold
+        eq_settings = EquivalenceSettings(
+            baseline=baseline,
+            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            metric=options.metric or settings.metric or DEFAULT_METRIC,
+        )
+        target = observations_path(self.path_for(item, baseline))
+
+        def baseline_values() -> dict[str, Any]:
+            return self.baselines.get(target) or load_observations(target)
+
+        spec = self.registry[baseline]
+        nodeid = item.nodeid.replace(f"[{state.handle.name}", f"[{baseline}", 1)
+        command = f"pytest {shlex.quote(nodeid)} --providers={baseline} --llmport-record-mode=all"
+        if spec.key_required:
+            command = f"{spec.api_key_env}=... {command}"
+        state.equiv = Equivalence(
+            nodeid=item.nodeid,
+            provider=state.handle.name,
+            settings=eq_settings,
+            baseline_values=baseline_values,
+            metrics=self.metrics,
+            record_command=command,
+            embed=self._embedder(state),
+        )
+        return state.equiv
+
+    def _embedder(self, state: ItemState) -> Callable[[list[str]], list[list[float]]] | None:
+        name, model = self.settings.embedding_provider, self.settings.embedding_model
+        if not name or not model:
+            return None
+        spec = self.registry[name]
+        key = os.environ.get(spec.api_key_env) or REPLAY_KEY
+        handle = LLMProvider(
+            spec, key, state.handle.cassette_path, state.handle.record_mode, True, self.clients
+        )
+
+        def embed(texts: list[str]) -> list[list[float]]:
+            # Through the patched transport, so the call lands in this test's cassette and replays offline.
+            response = handle.httpx_client().post("embeddings", json={"model": model, "input": texts})
+            response.raise_for_status()
+            data = sorted(response.json()["data"], key=lambda item: item["index"])
+            return [list(map(float, item["embedding"])) for item in data]
+
+        return embed
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        from .report import PROPERTY
+
+        for name, data in report.user_properties:
+            if name == PROPERTY and isinstance(data, dict):
+                longrepr = report.longreprtext if report.failed else ""
+                self.matrix.add(report.nodeid, report.when, report.outcome, data, longrepr)
+
+    def report_data(self, state: ItemState) -> dict[str, Any]:
+        equiv = state.equiv
+        return {
+            "provider": state.handle.name,
+            "checks": [check.to_dict() for check in equiv.checks] if equiv else [],
+            "observations": dict(equiv.observations) if equiv else {},
+            "problems": list(state.recording.unmatched + state.recording.blocked),
+        }
 
     def close(self) -> None:
         if self._patches is not None:

@@ -104,8 +104,19 @@ def test_bad_ini_record_mode(pytester: pytest.Pytester) -> None:
         ),
         ("providers=[1]", ": providers must be a list of provider names*"),
         ('providers=["nope"]', ": unknown provider(s) nope. Known providers:*"),
-        ('"zhipu"', " takes keyword arguments only (providers), got ('zhipu',)"),
-        ("threshold_typo=1", " got unknown keyword(s) threshold_typo; accepted: providers"),
+        ('"zhipu"', " takes keyword arguments only (providers, baseline, threshold, metric), got ('zhipu',)"),
+        (
+            "threshold_typo=1",
+            " got unknown keyword(s) threshold_typo; accepted: providers, baseline, threshold, metric",
+        ),
+        ("threshold=1.5", "(threshold=1.5): threshold must be a number between 0 and 1"),
+        ("threshold=True", "(threshold=True): threshold must be a number between 0 and 1"),
+        (
+            'metric="bleu"',
+            "(metric='bleu'): unknown similarity metric; known: bigram_jaccard, chrf, chrf_lcs, *",
+        ),
+        ('baseline="nope"', "(baseline=...): unknown provider(s) nope. Known providers:*"),
+        ("baseline=3", "(baseline=3): baseline must be a provider name"),
     ],
 )
 def test_bad_marker_arguments_name_the_test(pytester: pytest.Pytester, marker: str, message: str) -> None:

@@ -1,0 +1,292 @@
+"""``llm_equiv``: behavioural equivalence of one test's outputs against the baseline provider's.
+
+The baseline provider's observations are written beside its cassette
+(``cassettes/<module>/<test>/<baseline>.observations.json``) whenever its test passes, so a comparison
+works in any order, under xdist, and when the baseline is not in this run's ``--providers``: CI replays
+``--providers=zhipu,qwen`` against committed ``openai`` observations. The baseline's own test only records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, LlmportError
+
+
+class MissingBaselineError(LlmportError):
+    """The baseline provider has no observation under the key a test compares."""
+
+
+class EquivalenceError(AssertionError):
+    """An output is not equivalent to the baseline's (a test failure, not an error)."""
+
+
+def observations_path(cassette: Path) -> Path:
+    return cassette.with_name(cassette.stem + ".observations.json")
+
+
+def load_observations(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise LlmportError(f"{path} is not valid JSON ({exc}); delete it and re-record the baseline") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("observations"), dict):
+        raise LlmportError(f"{path} has no 'observations' mapping; delete it and re-record the baseline")
+    observations: dict[str, Any] = data["observations"]
+    return observations
+
+
+def save_observations(path: Path, provider: str, observations: Mapping[str, Any]) -> bool:
+    """Write atomically; return False (and write nothing) when the file already says the same."""
+    if load_observations(path) == observations:
+        return False
+    text = json.dumps(
+        {"provider": provider, "observations": observations}, ensure_ascii=False, indent=2, sort_keys=True
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+@dataclass
+class Check:
+    """One comparison's outcome, for the matrix and the JSON report."""
+
+    kind: str  # schema | same | similar
+    key: str
+    passed: bool
+    detail: str = ""
+    score: float | None = None
+    threshold: float | None = None
+    metric: str | None = None
+    diff: list[str] = field(default_factory=list)
+    finding: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
+
+
+@dataclass
+class EquivalenceSettings:
+    """What decides a comparison for one test: resolved from call > marker > ini > default."""
+
+    baseline: str
+    threshold: float
+    metric: str
+
+
+def check_threshold(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(f"{where}: threshold={value!r} must be a number between 0 and 1")
+    return float(value)
+
+
+class Equivalence:
+    """The ``llm_equiv`` fixture: check schemas, compare structures and texts against the baseline."""
+
+    def __init__(
+        self,
+        *,
+        nodeid: str,
+        provider: str,
+        settings: EquivalenceSettings,
+        baseline_values: Callable[[], Mapping[str, Any]],
+        metrics: Mapping[str, Callable[[str, str], float]],
+        record_command: str,
+        embed: Callable[[list[str]], list[list[float]]] | None = None,
+    ) -> None:
+        self.nodeid = nodeid
+        self.provider = provider
+        self.settings = settings
+        self.observations: dict[str, Any] = {}
+        self.checks: list[Check] = []
+        self._baseline_values = baseline_values
+        self._metrics = metrics
+        self._record_command = record_command
+        self._embed = embed
+
+    @property
+    def is_baseline(self) -> bool:
+        """True on the baseline provider's own run: comparisons only record there."""
+        return self.provider == self.settings.baseline
+
+    # -- recording ------------------------------------------------------------------------------------------
+    def observe(self, key: str, value: Any) -> Any:
+        """Record ``value`` under ``key`` (JSON-serialisable; dataclasses and pydantic models converted)."""
+        from .compare import NotSerializableError, ensure_jsonable
+
+        if not isinstance(key, str) or not key:
+            raise ConfigError(f"{self.nodeid}: observation keys must be non-empty strings, got {key!r}")
+        try:
+            self.observations[key] = ensure_jsonable(value, where=f"observation {key!r} on {self.provider}")
+        except NotSerializableError as exc:
+            raise ConfigError(f"{self.nodeid}: {exc}") from None
+        return value
+
+    def baseline(self, key: str) -> Any:
+        """The baseline provider's observation under ``key``; fails with the command that records it."""
+        __tracebackhide__ = True
+        values = self._baseline_values()
+        if key not in values:
+            known = ", ".join(sorted(values)) or "none"
+            raise MissingBaselineError(
+                f"{self.nodeid}: the baseline provider {self.settings.baseline!r} has no observation "
+                f"{key!r} (it has: {known}). Record it: {self._record_command}"
+            )
+        return values[key]
+
+    # -- checks ---------------------------------------------------------------------------------------------
+    def schema(self, raw_or_value: Any, schema: Any, *, lenient: bool = False, key: str | None = None) -> Any:
+        """Parse (when given text) and validate against ``schema``; return the validated value.
+
+        ``lenient=True`` accepts JSON wrapped in a Markdown code fence or in prose, and records that the
+        output was not bare JSON: a portability finding the matrix shows even when the test passes.
+        """
+        __tracebackhide__ = True
+        from .compare import InvalidSchemaError, SchemaError, check_schema
+
+        name = key or "schema"
+        try:
+            result = check_schema(raw_or_value, schema, lenient=lenient)
+        except InvalidSchemaError as exc:
+            raise ConfigError(f"{self.nodeid}: {exc}") from None
+        except SchemaError as exc:
+            self.checks.append(
+                Check("schema", name, False, detail=str(exc).splitlines()[0], diff=exc_lines(exc))
+            )
+            raise EquivalenceError(f"{self.nodeid}: output {name!r} on {self.provider}: {exc}") from None
+        finding = None if result.bare else f"not bare JSON ({result.wrapper})"
+        self.checks.append(Check("schema", name, True, finding=finding))
+        if key is not None:
+            self.observe(key, result.value)
+        return result.value
+
+    def same(
+        self,
+        key: str,
+        value: Any,
+        *,
+        ignore_order: bool = False,
+        tolerance: float | None = None,
+        abs_tolerance: float | None = None,
+        exclude: Sequence[str] = (),
+        exclude_regex: Sequence[str] = (),
+        normalize: Any = None,
+    ) -> None:
+        """Record ``value`` and, off the baseline, assert it is structurally equal to the baseline's."""
+        __tracebackhide__ = True
+        from .compare import compare_structures, format_comparison
+
+        self.observe(key, value)
+        if self.is_baseline:
+            self.checks.append(Check("same", key, True, detail="baseline"))
+            return
+        expected = self.baseline(key)
+        comparison = compare_structures(
+            expected,
+            self.observations[key],
+            ignore_order=ignore_order,
+            tolerance=tolerance,
+            abs_tolerance=abs_tolerance,
+            exclude_paths=exclude,
+            exclude_regex_paths=exclude_regex,
+            normalize=normalize,
+        )
+        lines = list(comparison.diff_lines)
+        self.checks.append(Check("same", key, comparison.equal, diff=lines, detail=lines[0] if lines else ""))
+        if not comparison.equal:
+            message = format_comparison(key, comparison, self.settings.baseline, self.provider)
+            raise EquivalenceError(f"{self.nodeid}: {message}")
+
+    def similar(
+        self,
+        key: str,
+        text: str,
+        *,
+        reference: str | None = None,
+        threshold: float | None = None,
+        metric: str | None = None,
+    ) -> float:
+        """Record ``text``; assert its similarity to the baseline's (or to ``reference``) meets the threshold.
+
+        Returns the score. The threshold and metric come from the call, else the marker, else the ini
+        keys ``llmport_threshold`` / ``llmport_metric``, else the defaults chosen on the benchmark.
+        """
+        __tracebackhide__ = True
+        if not isinstance(text, str):
+            raise ConfigError(
+                f"{self.nodeid}: llm_equiv.similar({key!r}, ...) needs a str, got {type(text).__name__}"
+            )
+        limit = self.settings.threshold if threshold is None else check_threshold(threshold, self.nodeid)
+        name = metric or self.settings.metric
+        function = self._metrics.get(name)
+        if function is None:
+            known = ", ".join(sorted(self._metrics))
+            raise ConfigError(f"{self.nodeid}: unknown similarity metric {name!r}; known: {known}")
+        self.observe(key, text)
+        if reference is None and self.is_baseline:
+            self.checks.append(Check("similar", key, True, detail="baseline", metric=name, threshold=limit))
+            return 1.0
+        other = reference if reference is not None else self.baseline(key)
+        if not isinstance(other, str):
+            raise ConfigError(f"{self.nodeid}: the baseline's {key!r} is not text: {other!r}")
+        score = self._score(name, function, other, text)
+        passed = score >= limit
+        against = "reference text" if reference is not None else f"baseline {self.settings.baseline}"
+        self.checks.append(Check("similar", key, passed, score=score, threshold=limit, metric=name))
+        if not passed:
+            raise EquivalenceError(
+                f"{self.nodeid}: {key!r} on {self.provider} is not similar enough to the {against}: "
+                f"{name} {score:.3f} < threshold {limit:.2f}\n"
+                f"  expected: {_clip(other)}\n  actual:   {_clip(text)}"
+            )
+        return score
+
+    def _score(self, name: str, function: Callable[[str, str], float], a: str, b: str) -> float:
+        if name != "embedding":
+            return float(function(a, b))
+        if self._embed is None:
+            raise ConfigError(
+                f"{self.nodeid}: metric 'embedding' needs ini llmport_embedding_provider (a provider name) "
+                f"and llmport_embedding_model"
+            )
+        first, second = self._embed([a, b])
+        return cosine(first, second)
+
+
+def embedding_metric(a: str, b: str) -> float:
+    """Registry entry for ``embedding``: scored by :class:`Equivalence` through a provider, never directly."""
+    raise ConfigError(
+        "the 'embedding' metric is computed through llm_equiv, with ini llmport_embedding_provider"
+    )
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """Cosine similarity clipped to [0, 1] (opposite directions count as unrelated)."""
+    dot = sum(x * y for x, y in zip(a, b, strict=True))
+    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return max(0.0, min(1.0, dot / norm)) if norm else 0.0
+
+
+def exc_lines(exc: BaseException) -> list[str]:
+    return [line.strip() for line in str(exc).splitlines()[1:] if line.strip()]
+
+
+def _clip(text: str, width: int = 160) -> str:
+    return repr(text) if len(text) <= width else repr(text[:width]) + f"... ({len(text)} chars)"

@@ -1,0 +1,125 @@
+"""The portability matrix (provider x test) and the JSON report, merged from xdist workers' reports."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PROPERTY = "llmport"
+
+
+def test_label(nodeid: str, provider: str) -> str:
+    """``test_a.py::test_x[zhipu]`` -> ``test_a.py::test_x``; other parameters are kept."""
+    for old, new in (
+        (f"[{provider}]", ""),
+        (f"[{provider}-", "["),
+        (f"-{provider}]", "]"),
+        (f"-{provider}-", "-"),
+    ):
+        if old in nodeid:
+            return nodeid.replace(old, new, 1)
+    return nodeid
+
+
+@dataclass
+class Cell:
+    outcome: str  # passed | failed | skipped | error
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    observations: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    longrepr: str = ""
+
+    def word(self) -> str:
+        """One short word or score for the terminal matrix."""
+        if self.outcome == "skipped":
+            return "skip"
+        if self.outcome == "error":
+            return "unrecorded" if self.problems else "error"
+        scores = [c["score"] for c in self.checks if c.get("score") is not None]
+        findings = any(c.get("finding") for c in self.checks)
+        if self.outcome == "passed":
+            text = f"ok {min(scores):.2f}" if scores else "ok"
+            return text + ("*" if findings else "")
+        if self.problems:
+            return "unrecorded"
+        for check in self.checks:
+            if not check.get("passed", True):
+                if check["kind"] == "similar":
+                    return f"{check['score']:.2f}<{check['threshold']:.2f}"
+                return {"schema": "schema", "same": "differs"}.get(str(check["kind"]), str(check["kind"]))
+        return "fail"
+
+
+class Matrix:
+    """Collects one cell per (test, provider) from test reports, on the controller under xdist."""
+
+    def __init__(self, providers: Iterable[str], baseline: str) -> None:
+        self.providers = list(providers)
+        self.baseline = baseline
+        self.cells: dict[str, dict[str, Cell]] = {}
+
+    def add(self, nodeid: str, when: str, outcome: str, data: Mapping[str, Any], longrepr: str) -> None:
+        provider = str(data["provider"])
+        label = test_label(nodeid, provider)
+        row = self.cells.setdefault(label, {})
+        if provider not in self.providers:
+            self.providers.append(provider)
+        if when == "teardown" and provider in row and outcome == "passed":
+            return
+        kind = "error" if outcome == "failed" and when != "call" else outcome
+        if provider in row and row[provider].outcome in ("failed", "error") and when == "teardown":
+            return
+        row[provider] = Cell(
+            kind,
+            list(data.get("checks", [])),
+            dict(data.get("observations", {})),
+            list(data.get("problems", [])),
+            longrepr,
+        )
+
+    def render(self) -> list[str]:
+        if not self.cells:
+            return []
+        headers = ["test", *self.providers]
+        # Sorted, so the table reads the same with or without xdist (workers finish in any order).
+        ordered = sorted(self.cells.items())
+        rows = [
+            [label, *(row[p].word() if p in row else "-" for p in self.providers)] for label, row in ordered
+        ]
+        widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+        lines.append("  ".join("-" * w for w in widths))
+        lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+        notes = [
+            f"  {label} [{provider}]: {check['finding']}"
+            for label, row in ordered
+            for provider, cell in sorted(row.items())
+            for check in cell.checks
+            if check.get("finding")
+        ]
+        lines.append(
+            f"baseline: {self.baseline}; ok N = passed, lowest similarity N; a<b = similarity a below "
+            "threshold b; * = finding below"
+        )
+        if notes:
+            lines.append("findings:")
+            lines.extend(notes)
+        return lines
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "providers": self.providers,
+            "baseline": self.baseline,
+            "tests": {
+                label: {provider: cell.__dict__ for provider, cell in row.items()}
+                for label, row in self.cells.items()
+            },
+        }
+
+    def write(self, path: str | Path) -> None:
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(json.dumps(self.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
