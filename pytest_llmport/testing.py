@@ -24,13 +24,19 @@ hex digits of the SHA-256 of the request JSON (canonical form: sorted keys, comp
 many times this server has seen that same request (1 for the first time), ``<i>`` is the tool call's index.
 Token usage is :func:`count_tokens` (one token per two characters, rounded up) applied to each message's
 text (prompt) and to the reply text or the tool calls' names plus arguments (completion).
+
+Other dialects and provider families: ``FakeProvider(dialect="dashscope" | "ernie" | "anthropic" |
+"gemini")`` serves that provider's native API on its real paths, and ``FakeProvider(quirks={"zhipu"})``
+(or ``deepseek``, ``moonshot``, ``minimax``, ``spark``, ``hunyuan``, ``qwen-compat``) keeps the OpenAI
+protocol with that family's deviations: stream framing, usage placement, error envelopes, moderation.
+Reply directives such as ``{"content_filter": True}`` and ``{"error": "rate_limit"}`` and the canned errors
+of :meth:`FakeProvider.error_body` are described in :mod:`pytest_llmport.fake_dialects`.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import math
 import selectors
@@ -42,8 +48,9 @@ import threading
 import time
 import zlib
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -79,7 +86,6 @@ Replies: TypeAlias = Mapping[str, Reply] | Callable[[dict[str, Any]], Reply]
 
 _MAX_EMBEDDING_DIMENSIONS: Final = 4096
 _STOP_JOIN_TIMEOUT: Final = 1.0
-_SYSTEM_FINGERPRINT: Final = "fp_fake"
 _JSON: Final = "application/json; charset=utf-8"
 
 
@@ -155,10 +161,6 @@ def _error(
     return _Response(status, _encode(envelope))
 
 
-def _sse(value: Any) -> bytes:
-    return b"data: " + _encode(value) + b"\n\n"
-
-
 def _pieces(text: str, size: int) -> list[str]:
     return [text[start : start + size] for start in range(0, len(text), size)]
 
@@ -226,16 +228,6 @@ def _tool_calls(reply: Mapping[str, Any], tag: str) -> list[dict[str, Any]] | No
     return calls
 
 
-@dataclass(frozen=True)
-class _Completion:
-    id: str
-    model: str
-    text: str | None
-    tool_calls: list[dict[str, Any]] | None
-    finish_reason: str
-    usage: dict[str, int]
-
-
 class FakeProvider:
     """A deterministic OpenAI-compatible provider on ``127.0.0.1`` (see the module documentation).
 
@@ -260,6 +252,8 @@ class FakeProvider:
         chunk_chars: int = 4,
         chunk_delay: float = 0.0,
         name: str = "fake",
+        dialect: str = "openai",
+        quirks: Collection[str] = (),
     ) -> None:
         if chunk_chars < 1:
             raise ValueError("chunk_chars must be at least 1")
@@ -271,6 +265,9 @@ class FakeProvider:
         self.chunk_chars = chunk_chars
         self.chunk_delay = chunk_delay
         self.name = name
+        self._dialect = "openai"
+        self._quirks: frozenset[str] = frozenset()
+        self.set_dialect(dialect, quirks)
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._failures: deque[_Response] = deque()
@@ -284,6 +281,51 @@ class FakeProvider:
         where = self.url if self._port is not None else "not started"
         state = "running" if self.running else "stopped"
         return f"<FakeProvider {self.name!r} {where} {state}>"
+
+    @property
+    def dialect(self) -> str:
+        """The wire protocol spoken: ``openai``, ``dashscope``, ``ernie``, ``anthropic`` or ``gemini``."""
+        return self._dialect
+
+    @property
+    def quirks(self) -> frozenset[str]:
+        """The OpenAI-compatible provider family emulated (at most one of ``fake_dialects.QUIRKS``)."""
+        return self._quirks
+
+    def set_dialect(self, dialect: str, quirks: Collection[str] = ()) -> None:
+        """Switch the protocol (and family quirks) served from the next request on; validated first."""
+        from pytest_llmport import fake_dialects  # deferred: fake_dialects imports this module
+
+        if isinstance(quirks, str):
+            quirks = (quirks,)
+        chosen = frozenset(quirks)
+        fake_dialects.validate(dialect, chosen)
+        self._dialect, self._quirks = dialect, chosen
+
+    @property
+    def family(self) -> str:
+        """The quirk in use, or else the dialect: the key of the canned errors in :meth:`error_body`."""
+        from pytest_llmport import fake_dialects  # deferred: fake_dialects imports this module
+
+        return fake_dialects.family(self._dialect, self._quirks)
+
+    def error_body(self, kind: str) -> tuple[int, dict[str, Any]]:
+        """``(status, body)`` of this family's realistic error of ``kind``.
+
+        ``kind`` is one of ``auth``, ``rate_limit``, ``quota``, ``content_filter``, ``server`` and
+        ``bad_request``. Some families answer with HTTP 200 (MiniMax ``base_resp``, ERNIE ``error_code``,
+        Spark moderation) and some have no moderation *error* at all, so ``content_filter`` is their
+        normal-looking filtered answer (ERNIE ``need_clear_history``, Anthropic ``refusal``, Gemini
+        ``promptFeedback.blockReason``).
+        """
+        from pytest_llmport import fake_dialects  # deferred: fake_dialects imports this module
+
+        return fake_dialects.error_body(self.family, kind)
+
+    def fail_next_with(self, kind: str, *, times: int = 1, headers: Mapping[str, str] | None = None) -> None:
+        """:meth:`fail_next` with this family's canned error of ``kind`` (see :meth:`error_body`)."""
+        status, body = self.error_body(kind)
+        self.fail_next(status, body, times=times, headers=headers)
 
     @property
     def running(self) -> bool:
@@ -401,9 +443,13 @@ class FakeProvider:
             failure = self._failures.popleft() if self._failures else None
         if failure is not None:
             return failure
+        from pytest_llmport import fake_dialects  # deferred: fake_dialects imports this module
+
+        if self._dialect != "openai":
+            return fake_dialects.handle(self, request)
         path = request.path.rstrip("/")
         if request.method == "POST" and path.endswith("/chat/completions"):
-            route: Callable[[ReceivedRequest], _Response] = self._chat
+            route: Callable[[ReceivedRequest], _Response] = partial(fake_dialects.openai_chat, self)
         elif request.method == "POST" and path.endswith("/embeddings"):
             route = self._embeddings
         elif request.method == "GET" and (path.endswith("/models") or "/models/" in path):
@@ -411,6 +457,8 @@ class FakeProvider:
         else:
             return _error(404, f"Invalid URL ({request.method} {request.path})")
         if not self._authorized(request.headers):
+            if self._quirks:
+                return fake_dialects.openai_unauthorized(fake_dialects.family("openai", self._quirks))
             return _error(401, "Incorrect API key provided", code="invalid_api_key")
         try:
             return route(request)
@@ -441,127 +489,10 @@ class FakeProvider:
             return reply
         return f"[{self.name}] {text}"
 
-    def _complete(self, payload: dict[str, Any]) -> _Completion:
-        model = _require_model(payload)
-        messages = payload.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise _BadRequest("'messages' must be a non-empty array", "missing_required_parameter")
-        # Hashed before the reply callable runs, which may mutate the payload it is given.
-        digest = hashlib.sha256(
-            json.dumps(payload, sort_keys=True, separators=(",", ":")).encode("ascii")
-        ).hexdigest()[:16]
-        reply = self._reply(payload, _last_user_text(messages))
+    def _occurrence(self, digest: str) -> int:
         with self._lock:
             occurrence = self._seen[digest] = self._seen.get(digest, 0) + 1
-        tag = f"{digest}_{occurrence}"
-        calls = _tool_calls(reply, tag) if isinstance(reply, dict) and payload.get("tools") else None
-        text: str | None = None
-        finish_reason = "stop"
-        if calls is not None:
-            finish_reason = "tool_calls"
-            completion_tokens = sum(
-                count_tokens(call["function"]["name"] + call["function"]["arguments"]) for call in calls
-            )
-        else:
-            text = reply if isinstance(reply, str) else json.dumps(reply, ensure_ascii=False)
-            limit = payload.get("max_completion_tokens", payload.get("max_tokens"))
-            if isinstance(limit, int) and not isinstance(limit, bool) and count_tokens(text) > limit >= 0:
-                text, finish_reason = text[: 2 * limit], "length"
-            completion_tokens = count_tokens(text)
-        prompt_tokens = sum(
-            count_tokens(_content_text(message.get("content")))
-            for message in messages
-            if isinstance(message, dict)
-        )
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        }
-        return _Completion(f"chatcmpl-fake-{tag.replace('_', '-')}", model, text, calls, finish_reason, usage)
-
-    def _chat(self, request: ReceivedRequest) -> _Response:
-        payload = _parse_json_object(request.body)
-        completion = self._complete(payload)
-        if payload.get("stream") is True:
-            options = payload.get("stream_options")
-            include_usage = isinstance(options, dict) and options.get("include_usage") is True
-            return _Response(
-                200,
-                content_type="text/event-stream; charset=utf-8",
-                headers={"Cache-Control": "no-cache"},
-                events=self._stream_events(completion, include_usage),
-                delay=self.chunk_delay,
-            )
-        message: dict[str, Any] = {"role": "assistant", "content": completion.text, "refusal": None}
-        if completion.tool_calls is not None:
-            message["tool_calls"] = completion.tool_calls
-        body = {
-            "id": completion.id,
-            "object": "chat.completion",
-            "created": CREATED,
-            "model": completion.model,
-            "choices": [
-                {"index": 0, "message": message, "logprobs": None, "finish_reason": completion.finish_reason}
-            ],
-            "usage": completion.usage,
-            "system_fingerprint": _SYSTEM_FINGERPRINT,
-        }
-        return _Response(200, _encode(body))
-
-    def _stream_events(self, completion: _Completion, include_usage: bool) -> list[bytes]:
-        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
-            choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-            value: dict[str, Any] = {
-                "id": completion.id,
-                "object": "chat.completion.chunk",
-                "created": CREATED,
-                "model": completion.model,
-                "system_fingerprint": _SYSTEM_FINGERPRINT,
-                "choices": [choice],
-            }
-            if include_usage:
-                value["usage"] = None
-            return _sse(value)
-
-        size = self.chunk_chars
-        events: list[bytes] = []
-        if completion.tool_calls is None:
-            events.append(chunk({"role": "assistant", "content": ""}))
-            events.extend(chunk({"content": piece}) for piece in _pieces(completion.text or "", size))
-        else:
-            for index, call in enumerate(completion.tool_calls):
-                opening = {
-                    "index": index,
-                    "id": call["id"],
-                    "type": "function",
-                    "function": {"name": call["function"]["name"], "arguments": ""},
-                }
-                delta: dict[str, Any] = {"tool_calls": [opening]}
-                if index == 0:
-                    delta = {"role": "assistant", "content": None, **delta}
-                events.append(chunk(delta))
-                events.extend(
-                    chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
-                    for piece in _pieces(call["function"]["arguments"], size)
-                )
-        events.append(chunk({}, completion.finish_reason))
-        if include_usage:
-            events.append(
-                _sse(
-                    {
-                        "id": completion.id,
-                        "object": "chat.completion.chunk",
-                        "created": CREATED,
-                        "model": completion.model,
-                        "system_fingerprint": _SYSTEM_FINGERPRINT,
-                        "choices": [],
-                        "usage": completion.usage,
-                    }
-                )
-            )
-        events.append(b"data: [DONE]\n\n")
-        return events
+        return occurrence
 
     def _embeddings(self, request: ReceivedRequest) -> _Response:
         payload = _parse_json_object(request.body)
