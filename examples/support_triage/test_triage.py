@@ -24,6 +24,11 @@ from triage import (
 )
 
 from pytest_llmport import LLMProvider
+from pytest_llmport.equivalence import Equivalence
+
+# Replies drafted by different providers share the facts but not the wording; 0.63 (the default, chosen
+# on sentence-pair benchmarks) is meant for near-paraphrases, so the reply check is looser.
+THRESHOLD = 0.5
 
 
 @dataclass(frozen=True)
@@ -63,12 +68,14 @@ def test_classify(llm_provider: LLMProvider, case: str) -> None:
 
 @pytest.mark.llm_portable
 @pytest.mark.parametrize("case", WITH_ORDER)
-def test_extract_fields(llm_provider: LLMProvider, case: str) -> None:
+def test_extract_fields(llm_provider: LLMProvider, llm_equiv: Equivalence, case: str) -> None:
     ticket = TICKETS[case]
     fields = extract_fields(llm_provider.openai_client(), llm_provider.model, ticket.text)
     assert fields.order_id == ticket.order_id
     assert fields.days_waiting == ticket.days_waiting
     assert fields.sentiment in ("negative", "neutral", "positive")
+    # The same fields as the baseline provider extracted (product names may be worded differently).
+    llm_equiv.same("fields", fields, exclude=["$.product"])
 
 
 @pytest.mark.llm_portable
@@ -79,12 +86,14 @@ def test_angry_customer_is_negative(llm_provider: LLMProvider) -> None:
     assert "水壶" in fields.product
 
 
-@pytest.mark.llm_portable
-def test_draft_reply_streaming(llm_provider: LLMProvider) -> None:
+@pytest.mark.llm_portable(threshold=THRESHOLD)
+def test_draft_reply_streaming(llm_provider: LLMProvider, llm_equiv: Equivalence) -> None:
     reply = draft_reply(
         llm_provider.openai_client(), llm_provider.model, TICKETS["late_shipment"].text, stream=True
     )
     assert_polite_chinese_reply(reply)
+    # Free text differs in wording between providers; the score shows how far, the threshold how far is ok.
+    llm_equiv.similar("reply", reply)
 
 
 @pytest.mark.llm_portable
