@@ -26,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric")
+MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires")
 DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers",)
 
@@ -140,6 +140,7 @@ class MarkerOptions:
     baseline: str | None = None
     threshold: float | None = None
     metric: str | None = None
+    requires: tuple[str, ...] = ()
 
 
 def read_tool_table(config: pytest.Config) -> dict[str, Any]:
@@ -285,7 +286,26 @@ def marker_options(
         raise ConfigError(
             f"{usage}(metric={metric!r}): unknown similarity metric; known: {', '.join(known_metrics or [])}"
         )
+    requires = marker.kwargs.get("requires", ())
+    if (
+        isinstance(requires, str)
+        or not isinstance(requires, (list, tuple))
+        or not all(isinstance(name, str) for name in requires)
+    ):
+        raise ConfigError(
+            f"{usage}(requires={requires!r}): requires must be a list of capabilities, "
+            f'e.g. requires=["tools"]'
+        )
+    from .providers import CAPABILITIES
+
+    unknown_caps = [name for name in requires if name not in CAPABILITIES]
+    if unknown_caps:
+        raise ConfigError(
+            f"{usage}(requires=...): unknown capabilities {', '.join(unknown_caps)}; "
+            f"known: {', '.join(CAPABILITIES)}"
+        )
     extra: dict[str, Any] = {
+        "requires": tuple(requires),
         "baseline": baseline,
         "threshold": None if threshold is None else float(threshold),
         "metric": metric,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,8 @@ from .providers import Provider
 if TYPE_CHECKING:
     import httpx
     import openai
+
+    from .chat import ChatResult
 
 REPLAY_KEY = "llmport-replay-key"
 
@@ -64,6 +67,14 @@ class LLMProvider:
     record_mode: str
     replaying: bool
     _cache: ClientCache = field(repr=False, compare=False, default_factory=ClientCache)
+    # ERNIE's OAuth client secret (``spec.secret_key_env``); empty means "read it from the environment".
+    secret_key: str = field(default="", repr=False, kw_only=True)
+    exchanges: list[ChatResult] = field(default_factory=list, init=False, repr=False, compare=False)
+    """Every :meth:`chat` result of this test, in order (timings, finish reasons, usage for reports)."""
+    # ERNIE access tokens of this test only: each cassette must hold its own token exchange.
+    _tokens: dict[tuple[str, str, str], str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def name(self) -> str:
@@ -97,9 +108,6 @@ class LLMProvider:
         extra = {k: v for k, v in self.headers.items() if k != "Authorization"}
         if extra:
             options["default_headers"] = extra
-        # Retrying a replayed error would ask the cassette for a response it never recorded.
-        if self.replaying:
-            options["max_retries"] = 0
         options.update(kwargs)
         return options
 
@@ -145,3 +153,46 @@ class LLMProvider:
 
         client: httpx.Client = self._cache.get(key, build)
         return client
+
+    def _secret_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        env = self.spec.secret_key_env
+        value = os.environ.get(env, "") if env else ""
+        # While replaying the secret only reaches a scrubbed query parameter; any placeholder matches.
+        return value or (REPLAY_KEY if env and self.replaying else "")
+
+    def chat(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+        response_format: Mapping[str, Any] | None = None,
+        stream: bool = False,
+        model: str | None = None,
+        **extra: Any,
+    ) -> ChatResult:
+        """Chat with this provider in its native dialect, through the recorded :meth:`httpx_client`.
+
+        ``messages``/``tools``/``response_format`` are OpenAI-style and converted per dialect; ``extra``
+        keywords (``temperature=0``, ``max_tokens=...``) go into the native request. Provider errors come
+        back in ``result.error``; only transport failures raise. Each result is appended to
+        :attr:`exchanges`. See :func:`pytest_llmport.chat.chat`.
+        """
+        from .chat import chat
+
+        result = chat(
+            self.spec,
+            api_key=self.api_key,
+            secret_key=self._secret_key(),
+            http=self.httpx_client(),
+            model=model or self.model,
+            messages=messages,
+            tools=tools,
+            response_format=response_format,
+            stream=stream,
+            extra=extra,
+            tokens=self._tokens,
+        )
+        self.exchanges.append(result)
+        return result

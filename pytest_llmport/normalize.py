@@ -217,7 +217,10 @@ _CODE_CATEGORIES: dict[str, ErrorCategory] = {
         ),
         "auth",
     ),
-    **dict.fromkeys(("insufficient_quota", "exceeded_current_quota_error", "billing_error"), "quota"),
+    **dict.fromkeys(
+        ("insufficient_quota", "insufficient_balance", "exceeded_current_quota_error", "billing_error"),
+        "quota",
+    ),
     **dict.fromkeys(
         ("rate_limit_exceeded", "rate_limit_error", "rate_limit_reached_error", "limit_requests"),
         "rate_limit",
@@ -226,7 +229,19 @@ _CODE_CATEGORIES: dict[str, ErrorCategory] = {
         ("content_policy_violation", "content_filter", "sensitive", "data_inspection_failed"),
         "content_filter",
     ),
-    **dict.fromkeys(("overloaded_error", "api_error", "serveroverloaded", "internalserviceerror"), "server"),
+    **dict.fromkeys(
+        (
+            "server_error",
+            "internal_error",
+            "internal_server_error",
+            "api_error",
+            "overloaded",
+            "overloaded_error",
+            "serveroverloaded",
+            "internalserviceerror",
+        ),
+        "server",
+    ),
     **dict.fromkeys(
         (
             "invalid_request_error",
@@ -243,33 +258,57 @@ _CODE_CATEGORIES: dict[str, ErrorCategory] = {
 }
 
 
+# Codes/types that only say "the request failed" (or, for Spark's `api_error`, that the platform did):
+# an HTTP status naming a category says more than they do. Every code meaning bad_request counts as weak too.
+_WEAK_CODES = frozenset({"api_error"})
+
+
 def code_category(code: str | None) -> ErrorCategory | None:
     if not code:
         return None
     low = code.strip().lower()
     if low in _CODE_CATEGORIES:
         return _CODE_CATEGORIES[low]
-    # Doubao/DashScope codes are dotted or CamelCase families; match them by stem.
-    if any(s in low for s in ("sensitivecontentdetected", "riskdetection", "datainspectionfailed")):
+    # Doubao/DashScope codes are dotted or CamelCase families, OpenAI-style ones snake_case variants;
+    # match them by stem. Order matters: "InternalError.Algo.DataInspectionFailed" is moderation and
+    # "Throttling.RateQuota" a rate limit.
+    if any(s in low for s in ("sensitive", "riskdetection", "datainspectionfailed", "data_inspection")):
         return "content_filter"
-    if low.startswith(("ratelimitexceeded", "throttling")):
+    if low.startswith(("ratelimitexceeded", "rate_limit", "throttling")):
         return "rate_limit"
-    if low.startswith("quotaexceeded") or "arrear" in low:
+    if "quota" in low or "arrear" in low or "insufficient_balance" in low:
         return "quota"
     if low.startswith(("invalidparameter", "missingparameter", "invalidendpointormodel")):
         return "bad_request"
     if low.startswith(("authfailure", "accessdenied", "invalidapikey")):
         return "auth"
-    if low.startswith(("internalerror", "internalserviceerror")):
+    if low.startswith(("internalerror", "internalserviceerror", "internal_error", "server_error")):
+        return "server"
+    if "overloaded" in low:
         return "server"
     return None
+
+
+def _is_weak(value: str, category: ErrorCategory) -> bool:
+    return category == "bad_request" or value.strip().lower() in _WEAK_CODES
 
 
 def categorize(
     status: int, code: str | None, type_: str | None = None, message: str | None = None
 ) -> ErrorCategory:
-    """Code first (most specific), then HTTP status, then the error type, then the message."""
-    found = code_category(code) or status_category(status) or code_category(type_)
+    """Classify an error envelope.
+
+    1. A code, then a type, that names a category (auth, quota, rate_limit, content_filter, server...)
+       wins: DeepSeek's 401 says code ``invalid_request_error`` but type ``authentication_error``, and
+       Moonshot's 429 type ``exceeded_current_quota_error`` is quota, not a rate limit.
+    2. Otherwise the HTTP status, when it names a category (401/403 auth, 402 quota, 429 rate_limit...).
+    3. Otherwise a generic code/type (``invalid_request_error`` -> bad_request, ``api_error`` -> server),
+       which is what decides errors inside an HTTP 200 stream.
+    4. Otherwise the message.
+    """
+    named = [(value, category) for value in (code, type_) if value and (category := code_category(value))]
+    strong = next((category for value, category in named if not _is_weak(value, category)), None)
+    found = strong or status_category(status) or next((category for _, category in named), None)
     if found:
         return found
     low = (message or "").lower()

@@ -95,7 +95,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if PARAM not in metafunc.fixturenames:
         metafunc.fixturenames.append(PARAM)
     if names:
-        metafunc.parametrize(PARAM, names, ids=names)
+        params = []
+        for name in names:
+            lacking = [cap for cap in options.requires if cap not in run.registry[name].capabilities]
+            reason = (
+                f"{name} lacks {', '.join(lacking)} (requires={list(options.requires)})" if lacking else ""
+            )
+            params.append(
+                pytest.param(name, id=name, marks=[pytest.mark.skip(reason=reason)] if lacking else [])
+            )
+        metafunc.parametrize(PARAM, params)
     else:
         reason = (
             f"providers={list(options.providers or ())} selects none of {', '.join(run.settings.providers)}"
@@ -113,8 +122,8 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     name = provider_of(item)
-    if name is None:
-        return
+    if name is None or item.get_closest_marker("skip") is not None:
+        return  # a provider skipped for a missing capability needs no cassette
     try:
         item.stash[ITEM_KEY] = item.config.stash[RUN_KEY].start(item, name)
     except LlmportError as exc:

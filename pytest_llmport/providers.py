@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,18 @@ import pytest
 
 from .errors import ConfigError
 
-AUTH_SCHEMES = ("bearer", "api-key", "x-api-key", "x-goog-api-key", "none")
+AUTH_SCHEMES = ("bearer", "api-key", "x-api-key", "x-goog-api-key", "query-access-token", "none")
+DIALECTS = ("openai", "dashscope", "ernie", "anthropic", "gemini")
+CAPABILITIES = ("tools", "json_mode", "streaming", "system_role", "vision", "seed", "parallel_tool_calls")
+DEFAULT_CAPABILITIES = frozenset(
+    {"tools", "json_mode", "streaming", "system_role", "seed", "parallel_tool_calls"}
+)
+
+
+def caps(
+    *names: str, base: frozenset[str] = DEFAULT_CAPABILITIES, drop: tuple[str, ...] = ()
+) -> frozenset[str]:
+    return frozenset((set(base) | set(names)) - set(drop))
 
 
 @dataclass(frozen=True)
@@ -39,11 +50,20 @@ class Provider:
     key_required: bool = True
     headers: Mapping[str, str] = field(default_factory=dict)
     description: str = ""
+    # A second secret some native APIs need (ERNIE's OAuth client secret); scrubbed like the key.
+    secret_key_env: str = ""
+    capabilities: frozenset[str] = field(default_factory=lambda: DEFAULT_CAPABILITIES)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", self.name):
             raise ConfigError(
                 f"provider name {self.name!r} is not valid: use lower-case letters, digits, '-' and '_'"
+            )
+        unknown = sorted(set(self.capabilities) - set(CAPABILITIES))
+        if unknown:
+            raise ConfigError(
+                f"provider {self.name!r}: unknown capabilities {', '.join(unknown)}; "
+                f"known: {', '.join(CAPABILITIES)}"
             )
         if self.auth not in AUTH_SCHEMES:
             raise ConfigError(
@@ -60,14 +80,21 @@ class Provider:
         headers = dict(self.headers)
         if self.auth == "bearer":
             headers["Authorization"] = f"Bearer {api_key}"
-        elif self.auth != "none":
+        elif self.auth not in ("none", "query-access-token"):
             headers[self.auth] = api_key
         return headers
 
 
 # Mainland defaults, as documented by each provider (see docs/providers.md for the sources).
 BUILTIN_PROVIDERS: tuple[Provider, ...] = (
-    Provider("openai", "https://api.openai.com/v1", "gpt-4o-mini", "OPENAI_API_KEY", description="OpenAI"),
+    Provider(
+        "openai",
+        "https://api.openai.com/v1",
+        "gpt-4o-mini",
+        "OPENAI_API_KEY",
+        description="OpenAI",
+        capabilities=caps("vision"),
+    ),
     Provider(
         "azure-openai",
         "https://<resource>.openai.azure.com/openai/v1",
@@ -82,6 +109,7 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         "glm-4-flash",
         "ZHIPUAI_API_KEY",
         description="Zhipu GLM (BigModel open platform, API v4)",
+        capabilities=caps(drop=("parallel_tool_calls",)),
     ),
     Provider(
         "qwen",
@@ -129,7 +157,12 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         description="ByteDance Doubao via Volcengine Ark (model id or ep-... endpoint id)",
     ),
     Provider(
-        "minimax", "https://api.minimaxi.com/v1", "MiniMax-M2", "MINIMAX_API_KEY", description="MiniMax"
+        "minimax",
+        "https://api.minimaxi.com/v1",
+        "MiniMax-M2",
+        "MINIMAX_API_KEY",
+        description="MiniMax",
+        capabilities=caps(drop=("json_mode", "seed", "parallel_tool_calls")),
     ),
     Provider("yi", "https://api.lingyiwanwu.com/v1", "yi-lightning", "YI_API_KEY", description="01.AI Yi"),
     Provider(
@@ -138,6 +171,47 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         "generalv3.5",
         "SPARK_API_PASSWORD",
         description="iFlytek Spark HTTP API (the key is the console's APIPassword)",
+        capabilities=frozenset({"tools", "streaming", "system_role"}),
+    ),
+    Provider(
+        "qwen-native",
+        "https://dashscope.aliyuncs.com/api/v1",
+        "qwen-plus",
+        "DASHSCOPE_API_KEY",
+        dialect="dashscope",
+        description="Alibaba Qwen via the native DashScope text-generation API",
+    ),
+    Provider(
+        "ernie-native",
+        "https://aip.baidubce.com",
+        "completions_pro",
+        "QIANFAN_AK",
+        auth="query-access-token",
+        dialect="ernie",
+        secret_key_env="QIANFAN_SK",  # noqa: S106 - the variable's name, not a secret
+        description="Baidu ERNIE via the native wenxinworkshop API (model = the endpoint path, OAuth AK/SK)",
+        capabilities=frozenset({"tools", "streaming", "system_role", "json_mode"}),
+    ),
+    Provider(
+        "anthropic",
+        "https://api.anthropic.com/v1",
+        "claude-sonnet-4-5",
+        "ANTHROPIC_API_KEY",
+        auth="x-api-key",
+        dialect="anthropic",
+        headers={"anthropic-version": "2023-06-01"},
+        description="Anthropic Messages API",
+        capabilities=frozenset({"tools", "streaming", "system_role", "vision", "parallel_tool_calls"}),
+    ),
+    Provider(
+        "gemini",
+        "https://generativelanguage.googleapis.com/v1beta",
+        "gemini-2.5-flash",
+        "GEMINI_API_KEY",
+        auth="x-goog-api-key",
+        dialect="gemini",
+        description="Google Gemini generateContent API",
+        capabilities=caps("vision"),
     ),
     Provider(
         "local",
@@ -161,6 +235,17 @@ _OVERRIDABLE = tuple(name for name in _FIELDS if name != "name")
 
 
 def _coerce(provider: str, key: str, value: object) -> object:
+    if key == "capabilities":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(
+                f"[tool.llmport.providers.{provider}] capabilities = {value!r} is not a list of strings; "
+                f"known capabilities: {', '.join(CAPABILITIES)}"
+            )
+        return frozenset(value)
+    if key == "dialect" and value not in DIALECTS:
+        raise ConfigError(
+            f"[tool.llmport.providers.{provider}] dialect = {value!r} is not one of {', '.join(DIALECTS)}"
+        )
     expected: type = bool if key == "key_required" else dict if key == "headers" else str
     if not isinstance(value, expected) or (
         expected is dict
@@ -218,6 +303,51 @@ def apply_overrides(
     return result
 
 
+# (dialect, test on the URL, what the URL really is, what to use instead)
+_URL_TRAPS: tuple[tuple[str, Callable[[str], bool], str, str], ...] = (
+    (
+        "openai",
+        lambda url: "dashscope" in url and "/api/v1" in url and "compatible-mode" not in url,
+        "the native DashScope API",
+        'dialect = "dashscope" (as provider qwen-native) or the /compatible-mode/v1 URL',
+    ),
+    (
+        "dashscope",
+        lambda url: "compatible-mode" in url,
+        "DashScope's OpenAI-compatible mode",
+        'dialect = "openai" (as provider qwen) or the /api/v1 URL',
+    ),
+    (
+        "openai",
+        lambda url: "aip.baidubce.com" in url,
+        "the native ERNIE wenxinworkshop API",
+        'dialect = "ernie" (as provider ernie-native) or https://qianfan.baidubce.com/v2',
+    ),
+    (
+        "ernie",
+        lambda url: "qianfan.baidubce.com/v2" in url,
+        "Qianfan v2, which is OpenAI-compatible",
+        'dialect = "openai" (as provider ernie)',
+    ),
+    (
+        "gemini",
+        lambda url: url.rstrip("/").endswith("/openai"),
+        "Gemini's OpenAI-compatible facade",
+        'dialect = "openai"',
+    ),
+)
+
+
+def check_dialect_url(provider: Provider) -> None:
+    """A dialect and a base URL that disagree would fail on the first request; say so at start-up."""
+    for dialect, matches, what, fix in _URL_TRAPS:
+        if provider.dialect == dialect and matches(provider.base_url):
+            raise ConfigError(
+                f"provider {provider.name!r}: dialect {dialect!r} but {provider.base_url} is {what}; "
+                f"use {fix}"
+            )
+
+
 def build_registry(
     contributed: Iterable[Iterable[Provider]],
     table: Mapping[str, Any],
@@ -227,6 +357,11 @@ def build_registry(
     merged: dict[str, Provider] = {}
     # pluggy returns results newest-registered first; built-ins register first, so reverse to let users win.
     for batch in reversed(list(contributed)):
+        if isinstance(batch, Provider) or not isinstance(batch, Iterable):
+            raise ConfigError(
+                f"pytest_llmport_add_providers returned {batch!r}; it must return a list of "
+                f"pytest_llmport.Provider objects"
+            )
         for provider in batch:
             if not isinstance(provider, Provider):
                 raise ConfigError(
@@ -234,4 +369,7 @@ def build_registry(
                     f"pytest_llmport.Provider objects"
                 )
             merged[provider.name] = provider
-    return apply_overrides(merged, table, os.environ if environ is None else environ)
+    registry = apply_overrides(merged, table, os.environ if environ is None else environ)
+    for provider in registry.values():
+        check_dialect_url(provider)
+    return registry

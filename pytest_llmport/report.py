@@ -31,6 +31,7 @@ class Cell:
     observations: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     longrepr: str = ""
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
 
     def word(self) -> str:
         """One short word or score for the terminal matrix."""
@@ -38,13 +39,18 @@ class Cell:
             return "skip"
         if self.outcome == "error":
             return "unrecorded" if self.problems else "error"
+        from .observe import exchange_word
+
         scores = [c["score"] for c in self.checks if c.get("score") is not None]
-        findings = any(c.get("finding") for c in self.checks)
+        findings = any(c.get("finding") for c in self.checks) or exchange_word(self.exchanges) is not None
         if self.outcome == "passed":
             text = f"ok {min(scores):.2f}" if scores else "ok"
             return text + ("*" if findings else "")
         if self.problems:
             return "unrecorded"
+        word = exchange_word(self.exchanges)
+        if word is not None:
+            return word
         for check in self.checks:
             if not check.get("passed", True):
                 if check["kind"] == "similar":
@@ -78,6 +84,7 @@ class Matrix:
             dict(data.get("observations", {})),
             list(data.get("problems", [])),
             longrepr,
+            list(data.get("exchanges", [])),
         )
 
     def render(self) -> list[str]:
@@ -93,12 +100,20 @@ class Matrix:
         lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
         lines.append("  ".join("-" * w for w in widths))
         lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
+        from .observe import exchange_word
+
         notes = [
             f"  {label} [{provider}]: {check['finding']}"
             for label, row in ordered
             for provider, cell in sorted(row.items())
             for check in cell.checks
             if check.get("finding")
+        ]
+        notes += [
+            f"  {label} [{provider}]: {word}"
+            for label, row in ordered
+            for provider, cell in sorted(row.items())
+            if cell.outcome == "passed" and (word := exchange_word(cell.exchanges))
         ]
         lines.append(
             f"baseline: {self.baseline}; ok N = passed, lowest similarity N; a<b = similarity a below "

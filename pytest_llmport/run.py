@@ -117,11 +117,9 @@ class LlmportRun:
     def scrubber(self, extra_key: str) -> Scrubber:
         from .scrub import Scrubber
 
-        secrets = {
-            spec.api_key_env: os.environ[spec.api_key_env]
-            for spec in self.registry.values()
-            if os.environ.get(spec.api_key_env)
-        }
+        names = {spec.api_key_env for spec in self.registry.values()}
+        names |= {spec.secret_key_env for spec in self.registry.values() if spec.secret_key_env}
+        secrets = {name: os.environ[name] for name in sorted(names) if os.environ.get(name)}
         secrets.update({name: os.environ[name] for name in self.settings.secret_env if os.environ.get(name)})
         if extra_key and extra_key != REPLAY_KEY:
             secrets.setdefault("API_KEY", extra_key)
@@ -260,12 +258,15 @@ class LlmportRun:
                 self.matrix.add(report.nodeid, report.when, report.outcome, data, longrepr)
 
     def report_data(self, state: ItemState) -> dict[str, Any]:
+        from .observe import summarize_exchanges
+
         equiv = state.equiv
         return {
             "provider": state.handle.name,
             "checks": [check.to_dict() for check in equiv.checks] if equiv else [],
             "observations": dict(equiv.observations) if equiv else {},
             "problems": list(state.recording.unmatched + state.recording.blocked),
+            "exchanges": summarize_exchanges(state.recording.cassette, state.handle.spec.dialect),
         }
 
     def close(self) -> None:

@@ -154,27 +154,11 @@ EXPECTED_CATEGORY: dict[tuple[str, str], str | None] = {
     ("anthropic", "content_filter"): None,  # stop_reason refusal
     ("gemini", "content_filter"): None,  # promptFeedback.blockReason
 }
-# Normaliser gaps these real envelopes expose (strict xfails: fixing the normaliser makes them fail loudly):
-# * the DeepSeek 401/402 bodies say code "invalid_request_error"; the code beats the status and the type
-#   (authentication_error), so they come out as bad_request;
-# * Moonshot sends only a `type`; the HTTP status beats it, so exceeded_current_quota_error (429) reads as
-#   rate_limit and the 400 type content_filter as bad_request.
-NORMALISER_GAPS = {
-    ("deepseek", "auth"),
-    ("deepseek", "quota"),
-    ("moonshot", "quota"),
-    ("moonshot", "content_filter"),
-}
-# Mid-stream errors arrive in an HTTP 200, so only the envelope tells; `type: server_error` (OpenAI and the
-# families copying its envelope) and qwen's `internal_error` are not known to the normaliser.
-MIDSTREAM_GAPS = {"openai", "deepseek", "moonshot", "hunyuan", "qwen-compat"}
 
 
 @pytest.mark.parametrize("kind", ERROR_KINDS)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_canned_errors_normalise_to_their_category(family: str, kind: str, request: Any) -> None:
-    if (family, kind) in NORMALISER_GAPS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="normaliser: code beats status and type"))
+def test_canned_errors_normalise_to_their_category(family: str, kind: str) -> None:
     with fake_for(family) as fake:
         fake.fail_next_with(kind)
         status, _ = fake.error_body(kind)
@@ -191,9 +175,7 @@ def test_canned_errors_normalise_to_their_category(family: str, kind: str, reque
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_content_filter_directive_uses_the_family_signal(family: str, stream: bool, request: Any) -> None:
-    if (family, "content_filter") in NORMALISER_GAPS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="normaliser: status beats type"))
+def test_content_filter_directive_uses_the_family_signal(family: str, stream: bool) -> None:
     with fake_for(family, {"content_filter": True, "content": "部分"}) as fake:
         response, body = call(fake, family, stream=stream)
     result = normalized(family, response, body)
@@ -205,9 +187,7 @@ def test_content_filter_directive_uses_the_family_signal(family: str, stream: bo
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_error_directive_breaks_a_stream_midway(family: str, request: Any) -> None:
-    if family in MIDSTREAM_GAPS:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="normaliser: unknown server error type"))
+def test_error_directive_breaks_a_stream_midway(family: str) -> None:
     with fake_for(family, {"error": "server", "content": "半句话"}) as fake:
         response, body = call(fake, family, stream=True)
         whole, whole_request = call(fake, family)

@@ -20,6 +20,7 @@ from pytest_llmport.normalize import (
     NormalizedResult,
     SSEEvent,
     UnknownDialectError,
+    categorize,
     iter_sse_events,
     normalize,
 )
@@ -1211,6 +1212,57 @@ def test_openai_family_errors(status: int, body: object, category: str, code: st
     assert result.error is not None
     assert (result.error.category, result.error.code, result.error.http_status) == (category, code, status)
     assert result.content_filtered is (category == "content_filter")
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "type_", "category"),
+    [
+        # A type naming a category beats a generic code (DeepSeek 401/402 bodies).
+        (401, "invalid_request_error", "authentication_error", "auth"),
+        (400, "invalid_request_error", "insufficient_balance", "quota"),
+        # ...and beats the HTTP status (Moonshot sends only a type).
+        (429, None, "exceeded_current_quota_error", "quota"),
+        (400, None, "content_filter", "content_filter"),
+        (400, None, "sensitive_words_detected", "content_filter"),
+        (200, None, "rate_limit_reached_error", "rate_limit"),
+        (500, "account_quota_exhausted", None, "quota"),
+        # A specific code beats a specific type (Spark's catch-all `api_error`).
+        (401, "11200", "api_error", "auth"),
+        (429, "invalid_api_key", "rate_limit_error", "auth"),
+        # A generic code/type defers to a status that names a category.
+        (401, "invalid_request_error", "unknown_error", "auth"),
+        (402, "invalid_request_error", None, "quota"),
+        (403, None, "invalid_request_error", "auth"),
+        (429, "invalid_request_error", None, "rate_limit"),
+        (503, "invalid_request_error", None, "server"),
+        (401, "99999", "api_error", "auth"),
+        (400, "invalid_request_error", None, "bad_request"),
+        # Inside an HTTP 200 stream only the envelope tells.
+        (200, None, "server_error", "server"),
+        (200, "internal_error", "internal_error", "server"),
+        (200, None, "api_error", "server"),
+        (200, None, "overloaded_error", "server"),
+        (200, "invalid_request_error", None, "bad_request"),
+        (200, None, None, "unknown"),
+    ],
+)
+def test_categorize_precedence(status: int, code: str | None, type_: str | None, category: str) -> None:
+    assert categorize(status, code, type_) == category
+
+
+@pytest.mark.parametrize(
+    ("body", "category"),
+    [
+        ({"error": {"message": "boom", "type": "server_error", "param": None, "code": None}}, "server"),
+        ({"error": {"message": "boom", "type": "internal_error", "code": "internal_error"}}, "server"),
+        ({"error": {"message": "slow down", "type": "rate_limit_reached_error"}}, "rate_limit"),
+        ({"error": {"message": "bad", "type": "invalid_request_error"}}, "bad_request"),
+    ],
+)
+def test_mid_stream_error_in_http_200_is_categorised_by_its_envelope(body: object, category: str) -> None:
+    result = run("openai", sse(chunk("半句"), body, done=False))
+    assert result.error is not None and result.finish_reason == "error"
+    assert (result.error.category, result.error.http_status, result.text) == (category, 200, "半句")
 
 
 @pytest.mark.parametrize(

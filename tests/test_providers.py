@@ -9,7 +9,7 @@ from pytest_llmport.providers import BUILTIN_PROVIDERS, Provider, apply_override
 
 REQUIRED = {
     "openai", "azure-openai", "zhipu", "qwen", "deepseek", "moonshot", "baichuan", "ernie", "hunyuan",
-    "doubao", "minimax", "yi", "spark", "local",
+    "doubao", "minimax", "yi", "spark", "local", "qwen-native", "ernie-native", "anthropic", "gemini",
 }  # fmt: skip
 
 
@@ -18,6 +18,7 @@ def test_every_required_builtin_is_complete() -> None:
     assert set(by_name) == REQUIRED
     for provider in BUILTIN_PROVIDERS:
         assert provider.base_url.startswith("https://") or provider.name == "local"
+        assert provider.dialect in ("openai", "dashscope", "ernie", "anthropic", "gemini")
         assert provider.model and provider.api_key_env.isupper()
     assert by_name["zhipu"].base_url == "https://open.bigmodel.cn/api/paas/v4"
     assert by_name["qwen"].base_url == "https://dashscope.aliyuncs.com/compatible-mode/v1"
@@ -25,6 +26,10 @@ def test_every_required_builtin_is_complete() -> None:
     assert by_name["azure-openai"].auth_headers("k") == {"api-key": "k"}
     assert by_name["deepseek"].auth_headers("k") == {"Authorization": "Bearer k"}
     assert not by_name["local"].key_required
+    assert by_name["anthropic"].auth_headers("k") == {"anthropic-version": "2023-06-01", "x-api-key": "k"}
+    assert by_name["gemini"].auth_headers("k") == {"x-goog-api-key": "k"}
+    assert by_name["ernie-native"].auth_headers("k") == {}, "the OAuth token travels in the query string"
+    assert "vision" in by_name["openai"].capabilities and "json_mode" not in by_name["minimax"].capabilities
 
 
 def test_overrides_from_table_and_environment() -> None:
@@ -58,6 +63,15 @@ def test_overrides_from_table_and_environment() -> None:
             "provider name 'Bad Name' is not valid",
         ),
         ({"zhipu": {"auth": "magic"}}, "auth 'magic' is not one of bearer, api-key"),
+        (
+            {"zhipu": {"capabilities": "tools"}},
+            "capabilities = 'tools' is not a list of strings; known capabilities: tools",
+        ),
+        (
+            {"zhipu": {"capabilities": ["telepathy"]}},
+            "unknown capabilities telepathy; known: tools, json_mode",
+        ),
+        ({"zhipu": {"dialect": "klingon"}}, "dialect = 'klingon' is not one of openai, dashscope"),
     ],
 )
 def test_malformed_entries_are_explained(table: dict[str, object], message: str) -> None:
