@@ -78,7 +78,9 @@ def test_read(llm_provider):
     pytester.runpytest("--providers=qwen").assert_outcomes(passed=1)
     text = cassettes(pytester.path)["cassettes/test_read/test_read/qwen.yaml"]
     assert "\\u" not in text
-    assert re.search(r'\n +"content": "退款怎么办",?\n', text), "JSON request bodies are pretty-printed, one line each"
+    assert re.search(r'\n +"content": "退款怎么办",?\n', text), (
+        "JSON request bodies are pretty-printed, one line each"
+    )
     assert '"content": "[fake] 退款怎么办"' in text, "JSON response bodies too"
     assert "string: |" in text and "\n        data: [DONE]\n" in text, "SSE bodies are text, line by line"
     for noisy in ("date:", "server:", "x-stainless", "content-length"):
