@@ -9,7 +9,9 @@ builds every node in Python: on a typical chat exchange that halves the time to 
 
 from __future__ import annotations
 
+import hashlib
 import json
+import marshal
 import os
 import re
 import tempfile
@@ -153,18 +155,67 @@ def validate_layout(data: Any) -> None:
 
 # -- persister (vcrpy's persister protocol) -------------------------------------------------------
 class AtomicPersister:
-    """Loads cassettes with precise errors and saves them atomically (temp file, then rename)."""
+    """Loads cassettes with precise errors and saves them atomically (temp file, then rename).
 
-    @staticmethod
-    def load_cassette(cassette_path: str | Path, serializer: Any) -> Any:
+    With a ``cache_dir`` (pytest's cache folder), a parsed cassette is also kept there as ``marshal``
+    data keyed by the file's path, size and modification time: YAML parsing is most of what replaying a
+    test costs, and a cassette rarely changes between two runs on one machine. A stale or unreadable cache
+    entry is ignored; the YAML file is always the truth.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, cache_dir: Path | None = None) -> None:
+        self.cache_dir = cache_dir
+
+    def _cache_file(self, path: Path) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        digest = hashlib.sha1(str(path.resolve()).encode("utf-8"), usedforsecurity=False).hexdigest()
+        return self.cache_dir / f"{digest}.marshal"
+
+    def _cached(self, path: Path, stamp: tuple[int, int]) -> Any:
+        cache = self._cache_file(path)
+        if cache is None:
+            return None
+        try:
+            fmt, cached_stamp, data = marshal.loads(cache.read_bytes())  # noqa: S302 - our own cache
+        except (OSError, ValueError, EOFError, TypeError):
+            return None
+        return data if fmt == self.FORMAT and tuple(cached_stamp) == stamp else None
+
+    def _remember(self, path: Path, stamp: tuple[int, int], data: Any) -> None:
+        cache = self._cache_file(path)
+        if cache is None:
+            return
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{cache.name}.", dir=cache.parent)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(marshal.dumps((self.FORMAT, stamp, data)))
+            os.replace(tmp, cache)
+        except (OSError, ValueError):
+            pass  # a cache that cannot be written only costs speed
+
+    def load_cassette(self, cassette_path: str | Path, serializer: Any) -> Any:
         from vcr.persisters.filesystem import CassetteNotFoundError
-        from vcr.serialize import deserialize
 
         path = Path(cassette_path)
         try:
-            text = path.read_text(encoding="utf-8")
+            status = path.stat()
         except FileNotFoundError:
             raise CassetteNotFoundError() from None
+        stamp = (status.st_mtime_ns, status.st_size)
+        data = self._cached(path, stamp)
+        if data is None:
+            data = self._parse(path, serializer)
+            self._remember(path, stamp, data)
+        return _interactions(data)
+
+    @staticmethod
+    def _parse(path: Path, serializer: Any) -> Any:
+        try:
+            text = path.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise CorruptCassetteError(
                 f"{path}: not UTF-8 text at byte {exc.start}; delete it and re-record"
@@ -172,7 +223,7 @@ class AtomicPersister:
         if not text.strip():
             raise CorruptCassetteError(f"{path}: the file is empty; delete it and re-record")
         try:
-            return deserialize(text, serializer)
+            return serializer.deserialize(text)
         except yaml.MarkedYAMLError as exc:
             mark, context = exc.problem_mark, exc.context_mark
             where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown position"
@@ -185,8 +236,9 @@ class AtomicPersister:
         except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
             raise CorruptCassetteError(f"{path}: {exc}. Delete it and re-record.") from exc
 
-    @staticmethod
-    def save_cassette(cassette_path: str | Path, cassette_dict: dict[str, Any], serializer: Any) -> None:
+    def save_cassette(
+        self, cassette_path: str | Path, cassette_dict: dict[str, Any], serializer: Any
+    ) -> None:
         from vcr.serialize import serialize
 
         path = Path(cassette_path)
@@ -201,6 +253,16 @@ class AtomicPersister:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def _interactions(data: Any) -> Any:
+    """What vcrpy's persisters return: requests, responses and, when present, metadata."""
+    from vcr.request import Request
+    from vcr.serializers import compat
+
+    requests = [Request._from_dict(item["request"]) for item in data["interactions"]]
+    responses = [compat.convert_to_bytes(item["response"]) for item in data["interactions"]]
+    return (requests, responses, data["metadata"]) if data.get("metadata") else (requests, responses)
 
 
 # -- matching -------------------------------------------------------------------------------------

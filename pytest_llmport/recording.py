@@ -75,7 +75,9 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
         self.rewound = True
 
 
-def open_cassette(path: Path, record_mode: str, scrubber: Scrubber) -> Cassette:
+def open_cassette(
+    path: Path, record_mode: str, scrubber: Scrubber, persister: AtomicPersister | None = None
+) -> Cassette:
     """Load (or start) the cassette at ``path``; a corrupt file raises ``CorruptCassetteError``."""
     # vcrpy scrubs the same incoming request up to three times while matching it; remember the last one.
     last: list[Any] = [None, None]
@@ -95,7 +97,7 @@ def open_cassette(path: Path, record_mode: str, scrubber: Scrubber) -> Cassette:
     return LlmportCassette.load(
         path=str(path),
         serializer=ReadableYamlSerializer,
-        persister=AtomicPersister,
+        persister=persister or AtomicPersister(),
         record_mode=RecordMode(record_mode),
         match_on=MATCHERS,
         before_record_request=scrub_request,

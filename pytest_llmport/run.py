@@ -17,6 +17,7 @@ from .handle import REPLAY_KEY, ClientCache, LLMProvider
 from .providers import Provider
 
 if TYPE_CHECKING:
+    from .cassettes import AtomicPersister
     from .equivalence import Equivalence
     from .recording import ItemRecording, Patches, Router
     from .scrub import Scrubber
@@ -66,6 +67,7 @@ class LlmportRun:
         self._router: Router | None = None
         self._patches: Patches | None = None
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
+        self._persister: AtomicPersister | None = None
 
     # -- where and how -----------------------------------------------------------------------------
     def path_for(self, item: pytest.Item, provider: str) -> Path:
@@ -138,8 +140,13 @@ class LlmportRun:
         from .recording import ItemRecording, Patches, Router, open_cassette
 
         spec, path, mode, key, replaying = self.plan(item, name)
+        if self._persister is None:
+            from .cassettes import AtomicPersister
+
+            cache = getattr(self.config, "cache", None)  # None with -p no:cacheprovider
+            self._persister = AtomicPersister(cache.mkdir("llmport-cassettes") if cache is not None else None)
         try:
-            cassette = open_cassette(path, mode, self.scrubber(key))
+            cassette = open_cassette(path, mode, self.scrubber(key), self._persister)
         except CorruptCassetteError as exc:
             raise CorruptCassetteError(
                 f"{item.nodeid}: cassette of provider {name!r} is unusable:\n  {exc}"

@@ -422,3 +422,21 @@ def test_raw(llm_provider):
     allowed = pytester.runpytest("--providers=minimax", "--llmport-allow-network")
     allowed.assert_outcomes(failed=1)
     allowed.stdout.fnmatch_lines(["*the guard let a lookup through*"])
+
+
+def test_parsed_cassettes_are_cached_and_a_changed_file_is_read_again(
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_ask=CHANGED.replace("QUESTION", "缓存").replace("pass  #", "raise  #"))
+    pytester.runpytest("--providers=zhipu", "-p", "cacheprovider").assert_outcomes(passed=1)
+    llm_env.stop()
+    monkeypatch.setenv("CI", "true")
+    pytester.runpytest("--providers=zhipu", "-p", "cacheprovider").assert_outcomes(passed=1)
+    cached = list((pytester.path / ".pytest_cache").rglob("*.marshal"))
+    assert len(cached) == 1
+    # Edit the cassette so it answers something else: the cache must not hide the edit.
+    path = pytester.path / "cassettes/test_ask/test_ask/zhipu.yaml"
+    path.write_text(path.read_text("utf-8").replace('"content": "缓存"', '"content": "改了"'), "utf-8")
+    result = pytester.runpytest("--providers=zhipu", "-p", "cacheprovider")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*$.messages[[]0[]].content: recorded '改了', now '缓存'"])
