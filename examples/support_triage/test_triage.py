@@ -26,7 +26,7 @@ from triage import (
 from pytest_llmport import LLMProvider
 from pytest_llmport.equivalence import Equivalence
 
-# Replies drafted by different providers share the facts but not the wording; 0.63 (the default, chosen
+# Replies drafted by different providers share the facts but not the wording; 0.61 (the default, chosen
 # on sentence-pair benchmarks) is meant for near-paraphrases, so the reply check is looser.
 THRESHOLD = 0.5
 
