@@ -88,6 +88,9 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini("llmport_providers", "default providers (comma or space separated)", default="")
     parser.addini("llmport_baseline", "default baseline provider", default="")
+    parser.addini(
+        "llmport_max_examples", "most examples a property-based llm_portable test generates", default="10"
+    )
     parser.addini("llmport_threshold", "default similarity threshold in [0, 1]", default="")
     parser.addini("llmport_metric", "default similarity metric", default="")
     parser.addini(
@@ -130,6 +133,7 @@ class Settings:
     embedding_provider: str | None = None
     embedding_model: str | None = None
     report_path: str | None = None
+    max_examples: int = 10
 
 
 @dataclass(frozen=True)
@@ -234,6 +238,9 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
             threshold = -1.0
         if not 0.0 <= threshold <= 1.0:
             raise ConfigError(f"ini llmport_threshold={threshold_text!r} must be a number between 0 and 1")
+    examples_text = str(config.getini("llmport_max_examples")).strip() or "10"
+    if not examples_text.isdigit() or int(examples_text) < 1:
+        raise ConfigError(f"ini llmport_max_examples={examples_text!r} must be a whole number >= 1")
     embedding_provider = str(config.getini("llmport_embedding_provider")).strip() or None
     if embedding_provider:
         check_known([embedding_provider], known, f"ini llmport_embedding_provider={embedding_provider!r}")
@@ -251,6 +258,7 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         embedding_provider=embedding_provider,
         embedding_model=str(config.getini("llmport_embedding_model")).strip() or None,
         report_path=config.getoption("llmport_report"),
+        max_examples=int(examples_text),
     )
 
 

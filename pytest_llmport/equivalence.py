@@ -258,6 +258,49 @@ class Equivalence:
             )
         return score
 
+    def relation(
+        self,
+        name: str,
+        function: Callable[[Any], Any],
+        value: Any,
+        transform: Callable[[Any], Any],
+        *,
+        expect: str | Callable[[Any, Any], bool] = "equal",
+    ) -> tuple[Any, Any]:
+        """A metamorphic relation: run ``function`` on ``value`` and on ``transform(value)`` and check the
+        outputs relate as ``expect`` says: ``"equal"`` (the transformation must not change the output),
+        ``"different"`` (it must change it), or a callable ``(original, transformed) -> bool``.
+
+        A broken relation is a finding about this provider (the matrix says "broken" and the report keeps
+        both inputs and outputs); it fails the test like a non-equivalent answer. Returns both outputs.
+        """
+        __tracebackhide__ = True
+        if callable(expect):
+            holds_fn: Callable[[Any, Any], bool] = expect
+            label = getattr(expect, "__name__", "custom")
+        elif expect in ("equal", "different"):
+            label = expect
+            holds_fn = (lambda a, b: a == b) if expect == "equal" else (lambda a, b: a != b)
+        else:
+            raise ConfigError(
+                f"{self.nodeid}: relation {name!r}: expect={expect!r} must be "
+                f"'equal', 'different' or a callable"
+            )
+        transformed_input = transform(value)
+        original, transformed = function(value), function(transformed_input)
+        holds = bool(holds_fn(original, transformed))
+        detail = (
+            f"input {_clip(str(value), 60)} -> {_clip(str(original), 60)}; "
+            f"transformed {_clip(str(transformed_input), 60)} -> {_clip(str(transformed), 60)}"
+        )
+        self.checks.append(Check("relation", name, holds, detail=detail, metric=label))
+        if not holds:
+            raise EquivalenceError(
+                f"{self.nodeid}: relation {name!r} ({label}) broken on {self.provider}:\n"
+                f"  f({value!r}) = {original!r}\n  f({transformed_input!r}) = {transformed!r}"
+            )
+        return original, transformed
+
     def _score(self, name: str, function: Callable[[str, str], float], a: str, b: str) -> float:
         if name != "embedding":
             return float(function(a, b))

@@ -32,3 +32,11 @@ class NoRecordedResponseError(CassetteError):
 
 class NetworkBlockedError(LlmportError):
     """A connection attempt to a non-loopback host while replaying."""
+
+
+class UnrecordedExampleError(BaseException):
+    """A property-based test generated an input whose request was never recorded.
+
+    A ``BaseException`` on purpose: hypothesis would treat an ``Exception`` as a failure to shrink (asking
+    for still more unrecorded inputs) and SDKs would retry it with back-off; this stops the test at once.
+    """

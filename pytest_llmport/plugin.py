@@ -12,6 +12,7 @@ from . import hookspecs, providers
 from .equivalence import Equivalence, EquivalenceError, embedding_metric
 from .errors import ConfigError, LlmportError
 from .handle import LLMProvider
+from .properties import falsifying_example
 from .report import PROPERTY
 from .run import PARAM, ItemState, LlmportRun, provider_of
 
@@ -114,6 +115,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
+    session.config.stash[RUN_KEY].prepare_property_tests(items)
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     if any(provider_of(item) is not None for item in session.items):
         session.config.stash[RUN_KEY].warm_up()
@@ -151,15 +156,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     report = yield
     # A non-equivalent answer is a finding about the provider, not a broken recording: keep its cassette
     # so CI replays the finding. Any other failure discards what was recorded.
-    finding = call.excinfo is not None and call.excinfo.errisinstance(EquivalenceError)
+    finding = call.excinfo is not None and _is_finding(call.excinfo.value)
     if report.failed and not finding:
         item.stash[PASSED_KEY] = False
     if provider_of(item) is not None and (report.when == "call" or not report.passed):
         # Travels with the report, so xdist brings it to the controller's matrix.
         state = item.stash.get(ITEM_KEY, None)
         data = item.config.stash[RUN_KEY].report_data(state) if state else {"provider": provider_of(item)}
+        example = falsifying_example(call.excinfo.value if call.excinfo else None)
+        if example:
+            data["falsifying"] = example
         report.user_properties.append((PROPERTY, data))
     return report
+
+
+def _is_finding(exc: BaseException) -> bool:
+    # hypothesis may wrap several failures in an ExceptionGroup; all must be findings.
+    inner = getattr(exc, "exceptions", None)  # an ExceptionGroup (Python 3.11+ or the backport)
+    if isinstance(inner, (list, tuple)) and inner:
+        return all(_is_finding(e) for e in inner)
+    return isinstance(exc, EquivalenceError)
 
 
 @pytest.hookimpl(trylast=True)

@@ -33,7 +33,7 @@ from vcr.record_mode import RecordMode
 from vcr.request import Request as VcrRequest
 
 from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, explain_mismatch
-from .errors import NetworkBlockedError, NoRecordedResponseError
+from .errors import NetworkBlockedError, NoRecordedResponseError, UnrecordedExampleError
 from .scrub import Scrubber
 
 
@@ -48,6 +48,7 @@ class ItemRecording:
     record_hint: str
     replaying: bool
     cassette: Cassette
+    property_based: bool = False
     unmatched: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
 
@@ -157,7 +158,7 @@ class Router:
             raise AttributeError(name)
         return getattr(item.cassette, name)
 
-    def no_match(self, request: VcrRequest) -> NoRecordedResponseError:
+    def no_match(self, request: VcrRequest) -> NoRecordedResponseError | UnrecordedExampleError:
         """Note a request the cassette cannot answer, and build the error that says why."""
         assert self.item is not None
         item = self.item
@@ -169,7 +170,15 @@ class Router:
             + "\n".join("  " + line for line in explain_mismatch(scrubbed, cassette.requests).splitlines())
             + f"\n  {item.record_hint}"
         )
+        if item.property_based:
+            message += (
+                "\n  This is a property-based test: hypothesis generated an input that was never recorded, "
+                "so its strategy, its settings or the hypothesis version changed since recording. "
+                "Re-record the test whole with --llmport-record-mode=all."
+            )
         item.unmatched.append(message)
+        if item.property_based and item.replaying:
+            return UnrecordedExampleError(message)
         return NoRecordedResponseError(message)
 
 

@@ -32,6 +32,7 @@ class Cell:
     problems: list[str] = field(default_factory=list)
     longrepr: str = ""
     exchanges: list[dict[str, Any]] = field(default_factory=list)
+    falsifying: str = ""
 
     def word(self) -> str:
         """One short word or score for the terminal matrix."""
@@ -55,7 +56,8 @@ class Cell:
             if not check.get("passed", True):
                 if check["kind"] == "similar":
                     return f"{check['score']:.2f}<{check['threshold']:.2f}"
-                return {"schema": "schema", "same": "differs"}.get(str(check["kind"]), str(check["kind"]))
+                words = {"schema": "schema", "same": "differs", "relation": "broken"}
+                return words.get(str(check["kind"]), str(check["kind"]))
         return "fail"
 
 
@@ -85,6 +87,7 @@ class Matrix:
             list(data.get("problems", [])),
             longrepr,
             list(data.get("exchanges", [])),
+            str(data.get("falsifying") or ""),
         )
 
     def render(self) -> list[str]:
@@ -108,6 +111,13 @@ class Matrix:
             for provider, cell in sorted(row.items())
             for check in cell.checks
             if check.get("finding")
+        ]
+        notes += [
+            f"  {label} [{provider}]: smallest failing input: {cell.falsifying.splitlines()[0]} "
+            + " ".join(line.strip() for line in cell.falsifying.splitlines()[1:])
+            for label, row in ordered
+            for provider, cell in sorted(row.items())
+            if cell.falsifying
         ]
         notes += [
             f"  {label} [{provider}]: {word}"

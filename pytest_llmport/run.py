@@ -158,8 +158,17 @@ class LlmportRun:
         self._patches.start()
         # "all" re-records the test whole; new_episodes would keep the outdated exchange beside the new one.
         hint_mode = "all" if path.is_file() else "once"
+        from .properties import is_property_test
+
         recording = ItemRecording(
-            item.nodeid, name, path, mode, self._hint(item, spec, hint_mode), replaying, cassette
+            item.nodeid,
+            name,
+            path,
+            mode,
+            self._hint(item, spec, hint_mode),
+            replaying,
+            cassette,
+            property_based=is_property_test(getattr(item, "obj", None)),
         )
         self._router.item = recording
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
@@ -263,6 +272,15 @@ class LlmportRun:
             if name == PROPERTY and isinstance(data, dict):
                 longrepr = report.longreprtext if report.failed else ""
                 self.matrix.add(report.nodeid, report.when, report.outcome, data, longrepr)
+
+    def prepare_property_tests(self, items: list[pytest.Item]) -> None:
+        """Make every marked ``@given`` test replayable (see :mod:`pytest_llmport.properties`)."""
+        from .properties import is_property_test, make_replayable
+
+        for item in items:
+            function = getattr(item, "obj", None)
+            if provider_of(item) is not None and is_property_test(function):
+                make_replayable(getattr(function, "__func__", function), self.settings.max_examples)
 
     def report_data(self, state: ItemState) -> dict[str, Any]:
         from .observe import summarize_exchanges

@@ -1,0 +1,53 @@
+"""Property-based tests (hypothesis ``@given``) inside ``llm_portable`` tests, replayable offline.
+
+Every example hypothesis generates is a new HTTP request, and a committed cassette holds only the ones
+that were recorded. So the plugin makes generation repeatable: it applies settings to each marked
+``@given`` test the way hypothesis' own ``@seed`` decorator does (on the wrapped test, with the test's
+own settings as parent): derandomised, no example database, no deadline, a bounded example count, and
+the health checks that a recorded provider trips (a function-scoped ``llm_provider``, slow live calls)
+suppressed. Recording and replaying then walk the same examples, shrinking included.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+DEFAULT_MAX_EXAMPLES = 10
+# Hypothesis has worded this note "Falsifying example: ..." and, more recently, "Failing test case: ...".
+_FALSIFYING = re.compile(r"^(?:Falsifying (?:explicit )?example|Failing test case): .*", re.S)
+
+
+def is_property_test(function: Any) -> bool:
+    return bool(getattr(function, "is_hypothesis_test", False))
+
+
+def make_replayable(function: Any, max_examples: int) -> None:
+    """Apply the replay-safe settings to a ``@given`` test (idempotent: the marked function is shared by
+    the items of every provider)."""
+    from hypothesis import HealthCheck, settings
+
+    if getattr(function, "_llmport_replayable", False):
+        return
+    current: Any = getattr(function, "_hypothesis_internal_use_settings", None) or settings.default
+    function._hypothesis_internal_use_settings = settings(
+        current,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        max_examples=min(current.max_examples, max_examples),
+        suppress_health_check=[
+            *current.suppress_health_check,
+            HealthCheck.function_scoped_fixture,
+            HealthCheck.too_slow,
+        ],
+    )
+    function._llmport_replayable = True
+
+
+def falsifying_example(exc: BaseException | None) -> str | None:
+    """The smallest failing input hypothesis reported (from the exception's notes), if any."""
+    for note in getattr(exc, "__notes__", ()) or ():
+        if _FALSIFYING.match(note):
+            return str(note)
+    return None
