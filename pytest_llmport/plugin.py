@@ -35,7 +35,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         f"{cfg.MARKER}(providers=None): run this test once per selected LLM provider, recording and "
-        "replaying its HTTP traffic; providers=[...] restricts it to a subset.",
+        "replaying its HTTP traffic; providers=[...] restricts it to a subset, requires=[...] skips "
+        "providers lacking a capability, baseline=/threshold=/metric= tune llm_equiv.",
     )
     try:
         table = cfg.read_tool_table(config)

@@ -37,7 +37,8 @@ class Provider:
     """One LLM provider as the plugin sees it.
 
     ``auth`` says how the key travels: ``bearer`` (``Authorization: Bearer <key>``), ``api-key`` (Azure),
-    ``x-api-key`` (Anthropic), ``x-goog-api-key`` (Gemini) or ``none`` (a local server).
+    ``x-api-key`` (Anthropic), ``x-goog-api-key`` (Gemini), ``query-access-token`` (ERNIE native: an
+    OAuth token in the URL, obtained with the key and ``secret_key_env``) or ``none`` (a local server).
     ``key_required`` is false for servers that accept any key, so recording needs no key variable.
     """
 
