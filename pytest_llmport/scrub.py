@@ -12,9 +12,11 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
 REDACTED = "REDACTED"
+# What httpx leaves unescaped in a URL path.
+_PATH_SAFE = "/:@!$&'()*+,;="
 
 SECRET_HEADERS = frozenset(
     {
@@ -87,7 +89,14 @@ class Scrubber:
             if len(value) < 6:
                 continue
             marker = f"<{REDACTED}:{name}>"
-            for variant in (value, quote(value, safe=""), json.dumps(value)[1:-1]):
+            for variant in (
+                value,
+                quote(value, safe=""),
+                quote_plus(value, safe=""),
+                quote(value, safe=_PATH_SAFE),
+                json.dumps(value)[1:-1],
+                json.dumps(value, ensure_ascii=False)[1:-1],
+            ):
                 spellings.setdefault(variant, marker)
         # Longest first, so a key that contains another key is replaced whole.
         self._literals = sorted(spellings.items(), key=lambda item: -len(item[0]))
@@ -115,11 +124,18 @@ class Scrubber:
     # -- parts -------------------------------------------------------------------------------------
     def uri(self, uri: str) -> str:
         parts = urlsplit(uri)
+        # Work on decoded parts: clients percent-encode a key in more ways than can be listed.
+        path = unquote(parts.path)
+        if self.text(path) != path:
+            parts = parts._replace(path=quote(self.text(path), safe=_PATH_SAFE + "<>"))
         if parts.query:
             pairs = parse_qsl(parts.query, keep_blank_values=True)
-            if any(name.lower() in SECRET_QUERY for name, _ in pairs):
-                pairs = [(name, REDACTED if name.lower() in SECRET_QUERY else value) for name, value in pairs]
-                parts = parts._replace(query=urlencode(pairs, safe="<>:"))
+            scrubbed = [
+                (name, REDACTED if name.lower() in SECRET_QUERY else self.text(value))
+                for name, value in pairs
+            ]
+            if scrubbed != pairs:
+                parts = parts._replace(query=urlencode(scrubbed, safe="<>:", quote_via=quote))
         netloc = parts.netloc
         if "@" in netloc:  # user:password@host
             netloc = f"{REDACTED}@{netloc.rsplit('@', 1)[1]}"
