@@ -9,7 +9,6 @@ builds every node in Python: on a typical chat exchange that halves the time to 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import marshal
 import os
@@ -157,45 +156,64 @@ def validate_layout(data: Any) -> None:
 class AtomicPersister:
     """Loads cassettes with precise errors and saves them atomically (temp file, then rename).
 
-    With a ``cache_dir`` (pytest's cache folder), a parsed cassette is also kept there as ``marshal``
-    data keyed by the file's path, size and modification time: YAML parsing is most of what replaying a
-    test costs, and a cassette rarely changes between two runs on one machine. A stale or unreadable cache
-    entry is ignored; the YAML file is always the truth.
+    With a ``cache_dir`` (pytest's cache folder), parsed cassettes are also kept there as ``marshal`` data
+    keyed by each file's path, size and modification time: YAML parsing is most of what replaying a test
+    costs, and a cassette rarely changes between two runs on one machine. One file per process
+    (``parsed-<worker>.marshal``), read once on first use and written once by :meth:`flush` at the end of
+    the run, so neither a warm nor a cold run pays a file per test. A stale entry is ignored and an
+    unreadable file skipped; the YAML file is always the truth.
     """
 
-    FORMAT = 1
+    FORMAT = 2
 
-    def __init__(self, cache_dir: Path | None = None) -> None:
+    def __init__(self, cache_dir: Path | None = None, worker: str = "main") -> None:
         self.cache_dir = cache_dir
+        self.worker = worker
+        self._known: dict[str, tuple[tuple[int, int], Any]] | None = None
+        self._used: dict[str, tuple[tuple[int, int], Any]] = {}
+        self._changed = False
 
-    def _cache_file(self, path: Path) -> Path | None:
+    def _entries(self) -> dict[str, tuple[tuple[int, int], Any]]:
+        if self._known is None:
+            self._known = {}
+            for file in sorted(self.cache_dir.glob("parsed-*.marshal")) if self.cache_dir else ():
+                try:
+                    fmt, entries = marshal.loads(file.read_bytes())  # noqa: S302 - our own cache
+                except (OSError, ValueError, EOFError, TypeError):
+                    continue
+                if fmt == self.FORMAT and isinstance(entries, dict):
+                    self._known.update(entries)
+        return self._known
+
+    def _cached(self, key: str, stamp: tuple[int, int]) -> Any:
         if self.cache_dir is None:
             return None
-        digest = hashlib.sha1(str(path.resolve()).encode("utf-8"), usedforsecurity=False).hexdigest()
-        return self.cache_dir / f"{digest}.marshal"
-
-    def _cached(self, path: Path, stamp: tuple[int, int]) -> Any:
-        cache = self._cache_file(path)
-        if cache is None:
+        entry = self._entries().get(key)
+        if entry is None or tuple(entry[0]) != stamp:
+            self._changed = True
             return None
-        try:
-            fmt, cached_stamp, data = marshal.loads(cache.read_bytes())  # noqa: S302 - our own cache
-        except (OSError, ValueError, EOFError, TypeError):
-            return None
-        return data if fmt == self.FORMAT and tuple(cached_stamp) == stamp else None
+        self._used[key] = entry
+        return entry[1]
 
-    def _remember(self, path: Path, stamp: tuple[int, int], data: Any) -> None:
-        cache = self._cache_file(path)
-        if cache is None:
+    def _remember(self, key: str, stamp: tuple[int, int], data: Any) -> None:
+        if self.cache_dir is not None:
+            self._used[key] = (stamp, data)
+            self._changed = True
+
+    def flush(self) -> None:
+        """Write this process's entries (only those used in this run, so stale ones drop out)."""
+        if self.cache_dir is None or not self._changed:
             return
+        target = self.cache_dir / f"parsed-{self.worker}.marshal"
         try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{cache.name}.", dir=cache.parent)
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=self.cache_dir)
             with os.fdopen(fd, "wb") as handle:
-                handle.write(marshal.dumps((self.FORMAT, stamp, data)))
-            os.replace(tmp, cache)
+                handle.write(marshal.dumps((self.FORMAT, self._used)))
+            os.replace(tmp, target)
         except (OSError, ValueError):
             pass  # a cache that cannot be written only costs speed
+        self._changed = False
 
     def load_cassette(self, cassette_path: str | Path, serializer: Any) -> Any:
         from vcr.persisters.filesystem import CassetteNotFoundError
@@ -206,10 +224,11 @@ class AtomicPersister:
         except FileNotFoundError:
             raise CassetteNotFoundError() from None
         stamp = (status.st_mtime_ns, status.st_size)
-        data = self._cached(path, stamp)
+        key = str(path.absolute())
+        data = self._cached(key, stamp)
         if data is None:
             data = self._parse(path, serializer)
-            self._remember(path, stamp, data)
+            self._remember(key, stamp, data)
         return _interactions(data)
 
     @staticmethod

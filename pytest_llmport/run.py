@@ -144,7 +144,10 @@ class LlmportRun:
             from .cassettes import AtomicPersister
 
             cache = getattr(self.config, "cache", None)  # None with -p no:cacheprovider
-            self._persister = AtomicPersister(cache.mkdir("llmport-cassettes") if cache is not None else None)
+            worker = str(getattr(self.config, "workerinput", {}).get("workerid", "main"))
+            self._persister = AtomicPersister(
+                cache.mkdir("llmport-cassettes") if cache is not None else None, worker
+            )
         try:
             cassette = open_cassette(path, mode, self.scrubber(key), self._persister)
         except CorruptCassetteError as exc:
@@ -295,6 +298,8 @@ class LlmportRun:
         }
 
     def close(self) -> None:
+        if self._persister is not None:
+            self._persister.flush()
         if self._patches is not None:
             self._patches.stop()
         self.clients.close()

@@ -432,7 +432,7 @@ def test_parsed_cassettes_are_cached_and_a_changed_file_is_read_again(
     llm_env.stop()
     monkeypatch.setenv("CI", "true")
     pytester.runpytest("--providers=zhipu", "-p", "cacheprovider").assert_outcomes(passed=1)
-    cached = list((pytester.path / ".pytest_cache").rglob("*.marshal"))
+    cached = list((pytester.path / ".pytest_cache").rglob("parsed-*.marshal"))
     assert len(cached) == 1
     # Edit the cassette so it answers something else: the cache must not hide the edit.
     path = pytester.path / "cassettes/test_ask/test_ask/zhipu.yaml"
