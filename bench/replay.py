@@ -357,7 +357,9 @@ def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
 
 def profile(project: Path, env: dict[str, str], n: int, out: Path, top: int = 25) -> None:
     prof = out / "llmport-replay.prof"
-    print(f"\nprofiling llmport replay under cProfile -> {prof}", flush=True)
+    # One unprofiled replay first, so the profile shows a warm run (parsed cassettes cached).
+    run_pytest(project, REPLAY_ARGS["llmport"], env, n, "warm llmport")
+    print(f"\nprofiling a warm llmport replay under cProfile -> {prof}", flush=True)
     timing = run_pytest(
         project,
         REPLAY_ARGS["llmport"],

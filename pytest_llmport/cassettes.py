@@ -103,7 +103,8 @@ class ReadableYamlSerializer:
             parsed = _maybe_json(request.get("body"))
             if parsed is not None:
                 request["body"] = {"json": _pretty(parsed)}
-            response = dict(item["response"])
+            # Keys of our own (memoised summaries) live in memory and in the cache, never on disk.
+            response = {k: v for k, v in item["response"].items() if not k.startswith("_llmport")}
             body = dict(response.get("body", {}))
             parsed = _maybe_json(body.get("string"))
             if parsed is not None:
@@ -199,6 +200,10 @@ class AtomicPersister:
         if self.cache_dir is not None:
             self._used[key] = (stamp, data)
             self._changed = True
+
+    def mark_changed(self) -> None:
+        """Something was added to a cached entry in place (an exchange summary): write it at the end."""
+        self._changed = True
 
     def flush(self) -> None:
         """Write this process's entries (only those used in this run, so stale ones drop out)."""

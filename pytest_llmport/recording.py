@@ -342,18 +342,19 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
     real_sync = httpx.HTTPTransport.handle_request
     real_async = httpx.AsyncHTTPTransport.handle_async_request
 
-    def prepare(request: Any, body: bytes) -> tuple[VcrRequest, Any]:
-        vcr_request = VcrRequest(request.method, str(request.url), body, dict(request.headers))
+    def prepare(request: Any, body: bytes) -> tuple[VcrRequest | None, Any]:
         cassette = router.current
         assert cassette is not None
         if cassette.rewound and cassette.record_mode != RecordMode.ALL:
-            # A loaded cassette: one lookup that plays or fails, instead of vcrpy's check-then-play.
+            # A loaded cassette: one lookup that plays or fails, instead of vcrpy's check-then-play;
+            # matching ignores headers, so they are only copied when the request may be recorded.
             try:
-                return vcr_request, _replay(httpx, replay_stream, cassette.play_response(vcr_request))
+                found = cassette.play_response(VcrRequest(request.method, str(request.url), body, {}))
+                return None, _replay(httpx, replay_stream, found)
             except UnhandledHTTPRequestError:
                 pass
-        elif cassette.can_play_response_for(vcr_request):
-            return vcr_request, _replay(httpx, replay_stream, cassette.play_response(vcr_request))
+        # vcrpy plays only from a loaded ("rewound") cassette, so a fresh one goes straight to recording.
+        vcr_request = VcrRequest(request.method, str(request.url), body, dict(request.headers))
         if cassette.write_protected:
             raise router.no_match(vcr_request)
         return vcr_request, None

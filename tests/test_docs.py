@@ -72,6 +72,7 @@ PAGES = (
     "equivalence.md",
     "testing.md",
     "limitations.md",
+    "property-based.md",
 )
 # What the fake "model" answers when the last user message contains the key (else it echoes the message).
 FAKE_REPLIES = {
@@ -442,6 +443,15 @@ def test_testing_page_documents_the_fake_dialects_and_quirks() -> None:
         assert f"`{name}`" in text, f"docs/testing.md: document `{name}`"
 
 
+def test_property_based_page_documents_every_strategy() -> None:
+    from pytest_llmport import strategies
+
+    text = (DOCS / "property-based.md").read_text(encoding="utf-8")
+    missing = [name for name in strategies.__all__ if f"`{name}" not in text]
+    assert not missing, f"docs/property-based.md: document pytest_llmport.strategies.{missing}"
+    assert "`llmport_max_examples`" in text
+
+
 def example_sources() -> str:
     """Everything the examples run: commands and the files they write."""
     parts = []
@@ -507,6 +517,7 @@ def test_every_page_exists_and_has_examples() -> None:
         "cassettes.md",
         "equivalence.md",
         "testing.md",
+        "property-based.md",
     } <= pages_with_examples
 
 

@@ -93,3 +93,22 @@ def test_dialect_and_url_that_disagree_are_a_usage_error(pytester: pytest.Pytest
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*provider 'qwen': dialect 'openai' but * is the native DashScope API*"])
+
+
+def test_exchange_summaries_are_cached_but_never_written_to_cassettes(
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_ask=ASK)
+    pytester.runpytest("--providers=zhipu", "-p", "cacheprovider").assert_outcomes(passed=1)
+    llm_env.stop()
+    monkeypatch.setenv("CI", "true")
+    for _ in range(2):  # the second replay reads its summary from the cache
+        report = pytester.path / "r.json"
+        result = pytester.runpytest("--providers=zhipu", "-p", "cacheprovider", f"--llmport-report={report}")
+        result.assert_outcomes(passed=1)
+        (exchange,) = json.loads(report.read_text("utf-8"))["tests"]["test_ask.py::test_ask"]["zhipu"][
+            "exchanges"
+        ]
+        assert exchange["finish_reason"] == "stop"
+    text = (pytester.path / "cassettes/test_ask/test_ask/zhipu.yaml").read_text("utf-8")
+    assert "_llmport" not in text
