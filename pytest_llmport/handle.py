@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,28 +52,42 @@ class ClientCache:
         self._clients.clear()
 
 
-@dataclass
 class LLMProvider:
     """The provider a ``llm_portable`` test runs on, and ready-made clients pointed at it.
 
     ``api_key`` is the real key while recording and a placeholder while replaying, so SDKs that insist on a
     key can be built offline. ``replaying`` is true when no request may reach the network.
+
+    Not a dataclass on purpose: hypothesis prints a failing test's arguments, and it prints a dataclass
+    field by field, key included. This class shows only its provider and model.
     """
 
-    spec: Provider
-    api_key: str
-    cassette_path: Path
-    record_mode: str
-    replaying: bool
-    _cache: ClientCache = field(repr=False, compare=False, default_factory=ClientCache)
-    # ERNIE's OAuth client secret (``spec.secret_key_env``); empty means "read it from the environment".
-    secret_key: str = field(default="", repr=False, kw_only=True)
-    exchanges: list[ChatResult] = field(default_factory=list, init=False, repr=False, compare=False)
-    """Every :meth:`chat` result of this test, in order (timings, finish reasons, usage for reports)."""
-    # ERNIE access tokens of this test only: each cassette must hold its own token exchange.
-    _tokens: dict[tuple[str, str, str], str] = field(
-        default_factory=dict, init=False, repr=False, compare=False
-    )
+    def __init__(
+        self,
+        spec: Provider,
+        api_key: str,
+        cassette_path: Path,
+        record_mode: str,
+        replaying: bool,
+        cache: ClientCache | None = None,
+        *,
+        secret_key: str = "",
+    ) -> None:
+        self.spec = spec
+        self.api_key = api_key
+        self.cassette_path = cassette_path
+        self.record_mode = record_mode
+        self.replaying = replaying
+        self._cache = cache if cache is not None else ClientCache()
+        # ERNIE's OAuth client secret (``spec.secret_key_env``); empty means "read it from the environment".
+        self.secret_key = secret_key
+        #: Every :meth:`chat` result of this test, in order (timings, finish reasons, usage for reports).
+        self.exchanges: list[ChatResult] = []
+        # ERNIE access tokens of this test only: each cassette must hold its own token exchange.
+        self._tokens: dict[tuple[str, str, str], str] = {}
+
+    def __repr__(self) -> str:
+        return f"LLMProvider({self.spec.name!r}, model={self.spec.model!r})"
 
     @property
     def name(self) -> str:

@@ -45,9 +45,13 @@ def make_replayable(function: Any, max_examples: int) -> None:
     function._llmport_replayable = True
 
 
+# The plugin's fixtures say nothing about the input; hypothesis lists them among the arguments anyway.
+_FIXTURE_ARGUMENT = re.compile(r"^\s*(?:llm_provider|llm_equiv|llm_provider_name)=.*,?$")
+
+
 def falsifying_example(exc: BaseException | None) -> str | None:
     """The smallest failing input hypothesis reported (from the exception's notes), if any."""
     for note in getattr(exc, "__notes__", ()) or ():
         if _FALSIFYING.match(note):
-            return str(note)
+            return "\n".join(line for line in str(note).splitlines() if not _FIXTURE_ARGUMENT.match(line))
     return None

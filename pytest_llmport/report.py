@@ -36,6 +36,9 @@ class Cell:
 
     def word(self) -> str:
         """One short word or score for the terminal matrix."""
+        if self.outcome == "xfailed":
+            # An expected failure still shows what failed: the finding matters more than the marker.
+            return f"{Cell(outcome='failed', checks=self.checks, exchanges=self.exchanges).word()} (xfail)"
         if self.outcome == "skipped":
             return "skip"
         if self.outcome == "error":

@@ -132,8 +132,13 @@ class LlmportRun:
         return scrubber
 
     def warm_up(self) -> None:
-        """Import vcrpy and the HTTP client stubs before the first test, not inside it."""
-        from . import recording  # noqa: F401
+        """Import vcrpy, the HTTP client stubs and every module a marked test may use, before the first test.
+
+        Besides sparing the first test the import time, this keeps hypothesis' examples the same however
+        many tests ran before: hypothesis mixes in constants from the local modules loaded so far, and in
+        an editable install the plugin's own modules count as local.
+        """
+        from . import chat, compare, dialects, equivalence, observe, properties, recording, similarity  # noqa: F401
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, item: pytest.Item, name: str) -> ItemState:
@@ -274,7 +279,8 @@ class LlmportRun:
         for name, data in report.user_properties:
             if name == PROPERTY and isinstance(data, dict):
                 longrepr = report.longreprtext if report.failed else ""
-                self.matrix.add(report.nodeid, report.when, report.outcome, data, longrepr)
+                outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
+                self.matrix.add(report.nodeid, report.when, outcome, data, longrepr)
 
     def prepare_property_tests(self, items: list[pytest.Item]) -> None:
         """Make every marked ``@given`` test replayable (see :mod:`pytest_llmport.properties`)."""
@@ -291,7 +297,8 @@ class LlmportRun:
         equiv = state.equiv
         return {
             "provider": state.handle.name,
-            "checks": [check.to_dict() for check in equiv.checks] if equiv else [],
+            # A property-based test adds checks per example and shrink step; the last ones say most.
+            "checks": [check.to_dict() for check in equiv.checks[-50:]] if equiv else [],
             "observations": dict(equiv.observations) if equiv else {},
             "problems": list(state.recording.unmatched + state.recording.blocked),
             "exchanges": summarize_exchanges(state.recording.cassette, state.handle.spec.dialect),

@@ -418,7 +418,7 @@ def add_politeness(text: str) -> str:
     if not body.startswith(greeting.rstrip()):
         body = greeting + body
     if not body.endswith(thanks):
-        final = body[-1] in "。？！.?!"
+        final = body[-1] in "。？！.?!，,；;"  # already punctuated: no second separator
         separator = ("" if final else "，") if chinese else (" " if final else ". ")
         body = body + separator + thanks
     return body
