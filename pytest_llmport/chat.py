@@ -11,6 +11,7 @@ transport failure (connection refused, timeout) raises, as the ``httpx`` excepti
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable, Mapping, MutableMapping, Sequence
@@ -187,63 +188,76 @@ def _tool_names(messages: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     return names
 
 
+def _tool_result_name(message: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """The function a ``tool`` message answers: by its ``tool_call_id``, else its own ``name``."""
+    return names.get(str(message.get("tool_call_id")), message.get("name") or "")
+
+
+def _json_or_none(raw: str) -> Any:
+    """``raw`` parsed as JSON, ``None`` when it is not JSON."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _stop_list(stop: object) -> object:
+    """Stop sequences as a list (OpenAI accepts a single string too)."""
+    return [stop] if isinstance(stop, str) else stop
+
+
 def _json_wanted(response_format: Mapping[str, Any] | None) -> bool:
     return bool(response_format) and response_format is not None and response_format.get("type") != "text"
 
 
-def _openai(
-    model: str,
-    messages: Sequence[Mapping[str, Any]],
-    tools: Sequence[Mapping[str, Any]] | None,
-    response_format: Mapping[str, Any] | None,
-    stream: bool,
-    extra: Mapping[str, Any],
-) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": model, "messages": [dict(m) for m in messages]}
-    if tools:
-        body["tools"] = [dict(t) for t in tools]
-    if response_format:
-        body["response_format"] = dict(response_format)
-    if stream:
+@dataclass(frozen=True)
+class _Ask:
+    """What :func:`build_request` was asked for, in OpenAI's terms: the input of every dialect's builder."""
+
+    model: str
+    messages: Sequence[Mapping[str, Any]]
+    tools: Sequence[Mapping[str, Any]] | None
+    response_format: Mapping[str, Any] | None
+    stream: bool
+    extra: Mapping[str, Any]
+
+
+def _openai(ask: _Ask) -> dict[str, Any]:
+    body: dict[str, Any] = {"model": ask.model, "messages": [dict(m) for m in ask.messages]}
+    if ask.tools:
+        body["tools"] = [dict(t) for t in ask.tools]
+    if ask.response_format:
+        body["response_format"] = dict(ask.response_format)
+    if ask.stream:
         body["stream"] = True
         body["stream_options"] = {"include_usage": True}
-    body.update(extra)
+    body.update(ask.extra)
     return body
 
 
-def _dashscope(
-    model: str,
-    messages: Sequence[Mapping[str, Any]],
-    tools: Sequence[Mapping[str, Any]] | None,
-    response_format: Mapping[str, Any] | None,
-    stream: bool,
-    extra: Mapping[str, Any],
-) -> dict[str, Any]:
-    parameters: dict[str, Any] = {"result_format": "message", "incremental_output": stream}
-    if tools:
-        parameters["tools"] = [dict(t) for t in tools]
-    if response_format:
-        parameters["response_format"] = dict(response_format)
+def _dashscope(ask: _Ask) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"result_format": "message", "incremental_output": ask.stream}
+    if ask.tools:
+        parameters["tools"] = [dict(t) for t in ask.tools]
+    if ask.response_format:
+        parameters["response_format"] = dict(ask.response_format)
     # Every generation knob (temperature, max_tokens, seed, stop ...) lives in `parameters`.
-    parameters.update(extra)
-    return {"model": model, "input": {"messages": [dict(m) for m in messages]}, "parameters": parameters}
+    parameters.update(ask.extra)
+    return {
+        "model": ask.model,
+        "input": {"messages": [dict(m) for m in ask.messages]},
+        "parameters": parameters,
+    }
 
 
-def _ernie(
-    model: str,
-    messages: Sequence[Mapping[str, Any]],
-    tools: Sequence[Mapping[str, Any]] | None,
-    response_format: Mapping[str, Any] | None,
-    stream: bool,
-    extra: Mapping[str, Any],
-) -> dict[str, Any]:
-    system, rest = _split_system(messages)
+def _ernie(ask: _Ask) -> dict[str, Any]:
+    system, rest = _split_system(ask.messages)
     names = _tool_names(rest)
     converted: list[dict[str, Any]] = []
     for message in rest:
         role = message.get("role")
         if role == "tool":
-            name = names.get(str(message.get("tool_call_id")), message.get("name") or "")
+            name = _tool_result_name(message, names)
             converted.append({"role": "function", "name": name, "content": _text(message.get("content"))})
         elif role == "assistant" and message.get("tool_calls"):
             # ERNIE's function calling carries one call per turn.
@@ -257,33 +271,26 @@ def _ernie(
     body: dict[str, Any] = {"messages": converted}
     if system:
         body["system"] = system
-    if tools:
-        body["functions"] = _functions(tools)
-    if _json_wanted(response_format):
+    if ask.tools:
+        body["functions"] = _functions(ask.tools)
+    if _json_wanted(ask.response_format):
         body["response_format"] = "json_object"
-    if stream:
+    if ask.stream:
         body["stream"] = True
-    options = dict(extra)
+    options = dict(ask.extra)
     if "max_tokens" in options:
         options["max_output_tokens"] = options.pop("max_tokens")
     body.update(options)
     return body
 
 
-def _anthropic(
-    model: str,
-    messages: Sequence[Mapping[str, Any]],
-    tools: Sequence[Mapping[str, Any]] | None,
-    response_format: Mapping[str, Any] | None,
-    stream: bool,
-    extra: Mapping[str, Any],
-) -> dict[str, Any]:
-    if response_format and response_format.get("type") != "text":
+def _anthropic(ask: _Ask) -> dict[str, Any]:
+    if ask.response_format and ask.response_format.get("type") != "text":
         raise ValueError(
             "the anthropic dialect has no JSON mode (response_format); "
             "ask for JSON in the prompt or skip providers without the 'json_mode' capability"
         )
-    system, rest = _split_system(messages)
+    system, rest = _split_system(ask.messages)
     converted: list[dict[str, Any]] = []
     for message in rest:
         role = message.get("role")
@@ -315,24 +322,23 @@ def _anthropic(
             converted.append({"role": "assistant", "content": blocks})
         else:
             converted.append({"role": role, "content": _text(message.get("content"))})
-    body: dict[str, Any] = {"model": model, "max_tokens": DEFAULT_MAX_TOKENS, "messages": converted}
+    body: dict[str, Any] = {"model": ask.model, "max_tokens": DEFAULT_MAX_TOKENS, "messages": converted}
     if system:
         body["system"] = system
-    if tools:
+    if ask.tools:
         body["tools"] = [
             {
                 "name": fn["name"],
                 **({"description": fn["description"]} if "description" in fn else {}),
                 "input_schema": fn["parameters"],
             }
-            for fn in _functions(tools)
+            for fn in _functions(ask.tools)
         ]
-    if stream:
+    if ask.stream:
         body["stream"] = True
-    options = dict(extra)
+    options = dict(ask.extra)
     if "stop" in options:
-        stop = options.pop("stop")
-        options["stop_sequences"] = [stop] if isinstance(stop, str) else stop
+        options["stop_sequences"] = _stop_list(options.pop("stop"))
     body.update(options)
     return body
 
@@ -348,15 +354,8 @@ _GEMINI_CONFIG = {
 }
 
 
-def _gemini(
-    model: str,
-    messages: Sequence[Mapping[str, Any]],
-    tools: Sequence[Mapping[str, Any]] | None,
-    response_format: Mapping[str, Any] | None,
-    stream: bool,
-    extra: Mapping[str, Any],
-) -> dict[str, Any]:
-    system, rest = _split_system(messages)
+def _gemini(ask: _Ask) -> dict[str, Any]:
+    system, rest = _split_system(ask.messages)
     names = _tool_names(rest)
     contents: list[dict[str, Any]] = []
     for message in rest:
@@ -364,14 +363,10 @@ def _gemini(
         parts: list[dict[str, Any]]
         if role == "tool":
             raw = _text(message.get("content"))
-            try:
-                response = json.loads(raw)
-            except ValueError:
-                response = None
-            name = names.get(str(message.get("tool_call_id")), message.get("name") or "")
+            response = _json_or_none(raw)
             part = {
                 "functionResponse": {
-                    "name": name,
+                    "name": _tool_result_name(message, names),
                     "response": response if isinstance(response, dict) else {"content": raw},
                 }
             }
@@ -392,18 +387,18 @@ def _gemini(
     body: dict[str, Any] = {"contents": contents}
     if system:
         body["systemInstruction"] = {"parts": [{"text": system}]}
-    if tools:
-        body["tools"] = [{"functionDeclarations": _functions(tools)}]
+    if ask.tools:
+        body["tools"] = [{"functionDeclarations": _functions(ask.tools)}]
     config: dict[str, Any] = {}
-    if _json_wanted(response_format):
-        assert response_format is not None
+    if _json_wanted(ask.response_format):
+        assert ask.response_format is not None
         config["responseMimeType"] = "application/json"
-        schema = response_format.get("json_schema")
+        schema = ask.response_format.get("json_schema")
         if isinstance(schema, Mapping) and isinstance(schema.get("schema"), Mapping):
             config["responseJsonSchema"] = dict(schema["schema"])
-    for key, value in extra.items():
+    for key, value in ask.extra.items():
         if key in _GEMINI_CONFIG:
-            config[_GEMINI_CONFIG[key]] = [value] if key == "stop" and isinstance(value, str) else value
+            config[_GEMINI_CONFIG[key]] = _stop_list(value) if key == "stop" else value
         elif key == "generationConfig" and isinstance(value, Mapping):
             config.update(value)
         else:
@@ -438,7 +433,7 @@ def build_request(
         raise ValueError(f"provider {spec.name!r}: unknown dialect {spec.dialect!r}")
     if not messages:
         raise ValueError("messages must not be empty")
-    body = builder(model, messages, tools, response_format, stream, extra or {})
+    body = builder(_Ask(model, messages, tools, response_format, stream, extra or {}))
     base = spec.base_url.rstrip("/")
     if spec.dialect == "openai":
         url = f"{base}/chat/completions"
@@ -521,10 +516,7 @@ def _ernie_token(
     response = http.post(url, headers=dict(headers))
     raw = response.text
     token: str | None = None
-    try:
-        payload = json.loads(raw)
-    except ValueError:
-        payload = None
+    payload = _json_or_none(raw)
     if isinstance(payload, dict) and isinstance(payload.get("access_token"), str) and payload["access_token"]:
         token = payload["access_token"]
     return token, response.status_code, response.headers.get("content-type", ""), raw
@@ -577,6 +569,10 @@ def chat(
     headers = spec.auth_headers(api_key)
     if stream and spec.dialect == "dashscope":
         headers["X-DashScope-SSE"] = "enable"
+    # What every ChatResult of this request shares.
+    answer = functools.partial(
+        ChatResult, request_body=body, provider=spec.name, dialect=spec.dialect, streamed=stream
+    )
     exchanges, token_ms, cache_key, cached = 1, None, None, False
     if spec.dialect == "ernie":
         cache_key = (spec.base_url, api_key, secret_key)
@@ -588,16 +584,12 @@ def chat(
             token_ms = _ms(started, time.perf_counter())
             exchanges = 2
             if token is None:
-                return ChatResult(
+                return answer(
                     result=_token_failure(spec, status, content_type, raw, body),
                     status=status,
                     ttft_ms=None,
                     total_ms=token_ms,
                     raw_body=raw,
-                    request_body=body,
-                    provider=spec.name,
-                    dialect=spec.dialect,
-                    streamed=stream,
                     exchanges=1,
                     token_ms=token_ms,
                 )
@@ -614,16 +606,12 @@ def chat(
         and result.error.code in _ERNIE_STALE_TOKEN
     ):
         tokens.pop(cache_key, None)  # the next call fetches a fresh token
-    return ChatResult(
+    return answer(
         result=result,
         status=status,
         ttft_ms=ttft,
         total_ms=total,
         raw_body=raw,
-        request_body=body,
-        provider=spec.name,
-        dialect=spec.dialect,
-        streamed=stream,
         exchanges=exchanges,
         token_ms=token_ms,
     )

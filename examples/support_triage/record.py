@@ -6,6 +6,8 @@ For each provider, a FakeProvider with that provider's personality (see fake_mod
 suite is run against it in record mode ``all``, and the recorded URLs are rewritten from the fake
 server's address to the provider's real default base URL, so the cassettes replay with the default
 configuration.
+
+``record_with_fake`` and ``main_for`` serve ../property_based/record.py as well.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from fake_models import PERSONALITIES
 
 from pytest_llmport.providers import BUILTIN_PROVIDERS
-from pytest_llmport.testing import FakeProvider
+from pytest_llmport.testing import FakeProvider, Replies
 
 HERE = Path(__file__).resolve().parent
-CASSETTES = HERE / "cassettes"
 # Not a secret; the plugin scrubs it from the cassettes anyway.
 DUMMY_KEY = "sk-llmport-fake-recording"
 
@@ -37,45 +39,70 @@ def rewrite_uris(path: Path, fake_base: str, real_base: str) -> int:
     return count
 
 
-def record(name: str) -> None:
+def record_with_fake(
+    suite: Path,
+    name: str,
+    replies: Replies,
+    chunk_chars: int,
+    *,
+    pytest_args: Sequence[str] = (),
+    unset_env: Collection[str] = (),
+) -> None:
+    """Re-record ``suite``'s cassettes of provider ``name`` from a FakeProvider answering with ``replies``.
+
+    The suite runs in record mode ``all`` against the fake (``pytest_args`` added to the command line,
+    ``unset_env`` removed from its environment); then every recorded request points at the provider's
+    real default base URL.
+    """
     spec = next(p for p in BUILTIN_PROVIDERS if p.name == name)
-    personality = PERSONALITIES[name]
+    cassettes = suite / "cassettes"
     # Stale cassettes (tests renamed or removed since the last recording) must not survive.
-    for old in CASSETTES.rglob(f"{name}.yaml"):
+    for old in cassettes.rglob(f"{name}.yaml"):
         old.unlink()
     with FakeProvider(
-        personality, model=spec.model, api_key=DUMMY_KEY, chunk_chars=personality.chunk_chars, name=name
+        replies, model=spec.model, api_key=DUMMY_KEY, chunk_chars=chunk_chars, name=name
     ) as fake:
         env = {**os.environ, f"{spec.env_prefix}_BASE_URL": fake.base_url, spec.api_key_env: DUMMY_KEY}
+        for variable in unset_env:
+            env.pop(variable, None)
         command = [
             sys.executable,
             "-m",
             "pytest",
-            str(HERE),
+            str(suite),
             f"--providers={name}",
             "--llmport-record-mode=all",
             "-p",
             "no:cacheprovider",
             "-q",
-            "-m",
-            "llm_portable",
+            *pytest_args,
         ]
         print(f"== {name}: recording from {fake.base_url} as {spec.base_url}", flush=True)
-        subprocess.run(command, env=env, cwd=HERE, check=True)
+        subprocess.run(command, env=env, cwd=suite, check=True)
         base = fake.base_url
-    rewritten = sum(rewrite_uris(path, base, spec.base_url) for path in CASSETTES.rglob(f"{name}.yaml"))
+    rewritten = sum(rewrite_uris(path, base, spec.base_url) for path in cassettes.rglob(f"{name}.yaml"))
     print(f"== {name}: {rewritten} request(s) now point at {spec.base_url}", flush=True)
 
 
-def main(argv: list[str]) -> int:
-    names = argv or list(PERSONALITIES)
-    unknown = [name for name in names if name not in PERSONALITIES]
+def main_for(argv: list[str], known: Collection[str], record: Callable[[str], None]) -> int:
+    """Run ``record`` for each provider named in ``argv`` (all of ``known`` if none); 2 on an unknown one."""
+    names = argv or list(known)
+    unknown = [name for name in names if name not in known]
     if unknown:
-        print(f"unknown provider(s): {', '.join(unknown)}; known: {', '.join(PERSONALITIES)}")
+        print(f"unknown provider(s): {', '.join(unknown)}; known: {', '.join(known)}")
         return 2
     for name in names:
         record(name)
     return 0
+
+
+def record(name: str) -> None:
+    personality = PERSONALITIES[name]
+    record_with_fake(HERE, name, personality, personality.chunk_chars, pytest_args=["-m", "llm_portable"])
+
+
+def main(argv: list[str]) -> int:
+    return main_for(argv, PERSONALITIES, record)
 
 
 if __name__ == "__main__":
