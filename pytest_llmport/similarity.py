@@ -319,15 +319,11 @@ def _chrf_lcs_parts(a: str, b: str) -> tuple[int, int, int, int, int]:
     if len(a) < len(b):
         a, b = b, a
     seq_a, seq_b = _bigram_sequence(a), _bigram_sequence(b)
-    # The LCS match masks double as bigram counts of ``a`` (one bit per occurrence), which saves
-    # counting ``a`` a second time; this metric has a 2 ms budget for two 2,000-character texts.
-    masks = _match_masks(seq_a)
-    counts_b = Counter(seq_b)
-    keys = masks.keys() & counts_b.keys()
-    shared_bigrams = sum(
-        map(min, map(int.bit_count, map(masks.__getitem__, keys)), map(counts_b.__getitem__, keys))
-    )
-    return len(a), len(b), shared, shared_bigrams, _lcs_with_masks(masks, len(seq_a), seq_b)
+    # Counting both sequences and intersecting in C beats reading counts off the LCS masks with one
+    # bit_count call per key (measured: 0.2 ms against 0.4 ms on two 2,000-character texts; this metric
+    # has a 2 ms budget for such a pair).
+    shared_bigrams = _shared(Counter(seq_a), Counter(seq_b))
+    return len(a), len(b), shared, shared_bigrams, _lcs_with_masks(_match_masks(seq_a), len(seq_a), seq_b)
 
 
 def _chrf_lcs_score(
