@@ -373,8 +373,7 @@ METRICS: dict[str, Metric] = {
 
 # Both chosen on the dev splits of STS-B zh, LCQMC and PAWS-X zh; the threshold is the multiple of 0.01
 # maximising balanced accuracy averaged over the three sets. It is a starting point, not a calibration:
-# the best cut-off moves a lot between domains. Kept at 0.63 when chrf_lcs moved to bigram order (the rule
-# now gives 0.61, see docs/similarity.md) because other docs and examples quote 0.63.
+# the best cut-off moves a lot between domains.
 DEFAULT_METRIC: str = "chrf_lcs"
 DEFAULT_THRESHOLD: float = 0.61
 
