@@ -36,10 +36,10 @@ class ItemState:
 
 def provider_of(item: pytest.Item) -> str | None:
     """The provider an ``llm_portable`` item runs on, or None for any other item."""
+    # Only marked tests are parametrised over PARAM (pytest_generate_tests), so the parameter alone says
+    # it; this runs several times per test, and a marker lookup walks the node chain.
     callspec = getattr(item, "callspec", None)
-    if callspec is None or item.get_closest_marker(MARKER) is None:
-        return None
-    name = callspec.params.get(PARAM)
+    name = callspec.params.get(PARAM) if callspec is not None else None
     return name if isinstance(name, str) else None
 
 
@@ -68,6 +68,7 @@ class LlmportRun:
         self._patches: Patches | None = None
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
         self._persister: AtomicPersister | None = None
+        self._secret_names: list[str] | None = None
 
     # -- where and how -----------------------------------------------------------------------------
     def path_for(self, item: pytest.Item, provider: str) -> Path:
@@ -119,10 +120,12 @@ class LlmportRun:
     def scrubber(self, extra_key: str) -> Scrubber:
         from .scrub import Scrubber
 
-        names = {spec.api_key_env for spec in self.registry.values()}
-        names |= {spec.secret_key_env for spec in self.registry.values() if spec.secret_key_env}
-        secrets = {name: os.environ[name] for name in sorted(names) if os.environ.get(name)}
-        secrets.update({name: os.environ[name] for name in self.settings.secret_env if os.environ.get(name)})
+        if self._secret_names is None:
+            names = {spec.api_key_env for spec in self.registry.values()}
+            names |= {spec.secret_key_env for spec in self.registry.values() if spec.secret_key_env}
+            self._secret_names = sorted(names | set(self.settings.secret_env))
+        environ = os.environ
+        secrets = {name: environ[name] for name in self._secret_names if environ.get(name)}
         if extra_key and extra_key != REPLAY_KEY:
             secrets.setdefault("API_KEY", extra_key)
         cache_key = frozenset(secrets.items())
