@@ -747,7 +747,11 @@ def _is_typed_dict(tp: Any) -> bool:
 
 def _hints(tp: Any) -> dict[str, Any]:
     module = sys.modules.get(getattr(tp, "__module__", ""), None)
-    return typing.get_type_hints(tp, globalns=vars(module) if module else None, include_extras=False)
+    # typing_extensions' version also strips its own NotRequired/Required on Python 3.10, where typing's
+    # does not know them; typing_extensions is there whenever a TypedDict uses them.
+    get_hints = getattr(sys.modules.get("typing_extensions"), "get_type_hints", typing.get_type_hints)
+    hints: dict[str, Any] = get_hints(tp, globalns=vars(module) if module else None, include_extras=False)
+    return hints
 
 
 def _for_type(tp: Any) -> SearchStrategy[Any]:
