@@ -262,6 +262,11 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
     )
 
 
+def _is_name_list(value: object) -> bool:
+    # A bare string is iterable too, and providers="zhipu" is the mistake this catches.
+    return isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value)
+
+
 def marker_options(
     marker: pytest.Mark, known: Sequence[str], where: str, metrics: Iterable[str] | None = None
 ) -> MarkerOptions:
@@ -295,11 +300,7 @@ def marker_options(
             f"{usage}(metric={metric!r}): unknown similarity metric; known: {', '.join(known_metrics or [])}"
         )
     requires = marker.kwargs.get("requires", ())
-    if (
-        isinstance(requires, str)
-        or not isinstance(requires, (list, tuple))
-        or not all(isinstance(name, str) for name in requires)
-    ):
+    if not _is_name_list(requires):
         raise ConfigError(
             f"{usage}(requires={requires!r}): requires must be a list of capabilities, "
             f'e.g. requires=["tools"]'
@@ -321,11 +322,7 @@ def marker_options(
     providers = marker.kwargs.get("providers")
     if providers is None:
         return MarkerOptions(**extra)
-    if (
-        isinstance(providers, str)
-        or not isinstance(providers, (list, tuple))
-        or not all(isinstance(name, str) for name in providers)
-    ):
+    if not _is_name_list(providers):
         raise ConfigError(
             f"{usage}(providers={providers!r}): providers must be a list of provider names, "
             f'e.g. providers=["zhipu", "qwen"]'
