@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import re
 import socket
 import time
 import zlib
@@ -35,6 +34,7 @@ from vcr.request import Request as VcrRequest
 from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, explain_mismatch
 from .errors import NetworkBlockedError, NoRecordedResponseError, UnrecordedExampleError
 from .scrub import Scrubber
+from .sse import split_events
 
 
 @dataclass
@@ -183,20 +183,6 @@ class Router:
 
 
 # -- httpx / httpx2 stubs -------------------------------------------------------------------------
-_SSE_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-
-
-def split_sse(body: bytes) -> list[bytes]:
-    """Split a Server-Sent Events body into its events, delimiters kept, so replay streams event by event."""
-    chunks, start = [], 0
-    for match in _SSE_EVENT_END.finditer(body):
-        chunks.append(body[start : match.end()])
-        start = match.end()
-    if start < len(body):
-        chunks.append(body[start:])
-    return chunks
-
-
 def _headers_dict(items: Any) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     for name, value in items:
@@ -326,7 +312,7 @@ def _replay(httpx: ModuleType, replay_stream: type, recorded: dict[str, Any]) ->
     if isinstance(body, str):
         body = body.encode("utf-8")
     content_type = ",".join(headers.get("content-type", headers.get("Content-Type", []))).lower()
-    chunks = split_sse(body) if "text/event-stream" in content_type else [body]
+    chunks = split_events(body) if "text/event-stream" in content_type else [body]
     message = recorded["status"].get("message") or ""
     return httpx.Response(
         recorded["status"]["code"],
