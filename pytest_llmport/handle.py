@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import ssl
 from collections.abc import Mapping, Sequence
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .providers import Provider
+from .sdks import litellm_route, split_version
 
 if TYPE_CHECKING:
     import httpx
@@ -108,13 +110,13 @@ class LLMProvider:
 
     @property
     def env(self) -> dict[str, str]:
-        """Variables exported during the test: ``openai.OpenAI()`` built from the environment lands here."""
-        return {
-            "OPENAI_BASE_URL": self.base_url,
-            "OPENAI_API_KEY": self.api_key,
-            "LLMPORT_PROVIDER": self.name,
-            "LLMPORT_MODEL": self.model,
-        }
+        """Variables exported during the test: SDKs built from the environment land on this provider.
+
+        See :func:`pytest_llmport.sdks.environment` for which variables each SDK gets.
+        """
+        from .sdks import environment
+
+        return environment(self.spec, self.api_key, self.secret())
 
     def _openai_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
         options: dict[str, Any] = {"base_url": self.base_url, "api_key": self.api_key}
@@ -167,7 +169,111 @@ class LLMProvider:
         client: httpx.Client = self._cache.get(key, build)
         return client
 
-    def _secret_key(self) -> str:
+    # -- clients of other SDK families -------------------------------------------------------------------
+    def _sdk(self, module: str, package: str, helper: str, dialects: tuple[str, ...]) -> Any:
+        """Import an optional SDK for ``helper``, after checking the provider speaks its protocol."""
+        if self.spec.dialect not in dialects:
+            raise ValueError(
+                f"llm_provider.{helper}() on provider {self.name!r}: that SDK speaks the {dialects[0]} "
+                f"protocol and {self.name!r} the {self.spec.dialect} one. Restrict the test to such "
+                f"providers, e.g. @pytest.mark.llm_portable(providers=[...]), or use openai_client()/chat()."
+            )
+        try:
+            return importlib.import_module(module)
+        except ImportError:
+            raise ImportError(
+                f"llm_provider.{helper}() needs the {package} package: pip install {package}"
+            ) from None
+
+    def _auth_headers_besides(self, *names: str) -> dict[str, str]:
+        skip = {name.lower() for name in names}
+        return {k: v for k, v in self.headers.items() if k.lower() not in skip}
+
+    def anthropic_client(self, **kwargs: Any) -> Any:
+        """An ``anthropic.Anthropic`` client for this provider (anthropic dialect), shared across tests.
+
+        The SDK adds ``/v1/messages`` itself, so it gets the base URL without its ``/v1``.
+        """
+        anthropic = self._sdk("anthropic", "anthropic", "anthropic_client", ("anthropic",))
+        options = self._anthropic_kwargs(kwargs)
+        key = ("anthropic", *sorted((k, repr(v)) for k, v in options.items()))
+        return self._cache.get(key, lambda: anthropic.Anthropic(**options))
+
+    def async_anthropic_client(self, **kwargs: Any) -> Any:
+        """A new ``anthropic.AsyncAnthropic`` client (async clients belong to one event loop)."""
+        anthropic = self._sdk("anthropic", "anthropic", "async_anthropic_client", ("anthropic",))
+        return anthropic.AsyncAnthropic(**self._anthropic_kwargs(kwargs))
+
+    def _anthropic_kwargs(self, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+        root, _ = split_version(self.base_url)
+        options: dict[str, Any] = {"base_url": root, "api_key": self.api_key}
+        extra = self._auth_headers_besides("x-api-key", "authorization", "anthropic-version")
+        if extra:
+            options["default_headers"] = extra
+        options.update(kwargs)
+        return options
+
+    def genai_client(self, **kwargs: Any) -> Any:
+        """A ``google.genai.Client`` for this provider (gemini dialect), shared across tests.
+
+        The SDK adds the API version itself: it gets the base URL without it, and the version apart.
+        """
+        self._sdk("google.genai", "google-genai", "genai_client", ("gemini",))
+        from google.genai import Client, types
+
+        root, version = split_version(self.base_url)
+        http_options = kwargs.pop("http_options", None) or types.HttpOptions()
+        http_options.base_url = http_options.base_url or root
+        http_options.api_version = http_options.api_version or version or None
+        extra = self._auth_headers_besides("x-goog-api-key", "authorization")
+        if extra:
+            http_options.headers = {**extra, **(http_options.headers or {})}
+        options = {"api_key": self.api_key, "http_options": http_options, **kwargs}
+        key = ("genai", *sorted((k, repr(v)) for k, v in options.items()))
+        return self._cache.get(key, lambda: Client(**options))
+
+    @property
+    def model_id(self) -> str:
+        """The model in litellm's ``provider/model`` form (``deepseek/deepseek-chat``, ``openai/<model>``)."""
+        route = litellm_route(self.spec)
+        if route is None:
+            raise ValueError(
+                f"provider {self.name!r} ({self.spec.dialect} dialect) has no litellm route; litellm reaches "
+                f"OpenAI-compatible, Anthropic and Gemini providers"
+            )
+        return f"{route.prefix}/{self.model}"
+
+    def litellm_kwargs(self, **overrides: Any) -> dict[str, Any]:
+        """``model``, ``api_base``, ``api_key``: ``litellm.completion(**llm_provider.litellm_kwargs())``."""
+        route = litellm_route(self.spec)
+        options: dict[str, Any] = {"model": self.model_id, "api_key": self.api_key}
+        if route is not None:
+            options["api_base"] = route.api_base(self.spec)
+        extra = self._auth_headers_besides("authorization", "x-api-key", "x-goog-api-key")
+        if extra:
+            options["extra_headers"] = extra
+        options.update(overrides)
+        return options
+
+    def langchain_chat(self, **kwargs: Any) -> Any:
+        """A ``langchain_openai.ChatOpenAI`` for this provider (OpenAI-compatible ones).
+
+        A new one per call, with its own async HTTP client: langchain-openai otherwise shares one async
+        client per base URL across event loops, and a second ``asyncio.run`` finds it on a closed loop.
+        """
+        langchain_openai = self._sdk("langchain_openai", "langchain-openai", "langchain_chat", ("openai",))
+        import openai
+
+        options: dict[str, Any] = {"model": self.model, "base_url": self.base_url, "api_key": self.api_key}
+        extra = self._auth_headers_besides("authorization")
+        if extra:
+            options["default_headers"] = extra
+        options.setdefault("http_async_client", openai.DefaultAsyncHttpx2Client())
+        options.update(kwargs)
+        return langchain_openai.ChatOpenAI(**options)
+
+    def secret(self) -> str:
+        """The provider's second secret (ERNIE's OAuth client secret), or a placeholder while replaying."""
         if self.secret_key:
             return self.secret_key
         env = self.spec.secret_key_env
@@ -197,7 +303,7 @@ class LLMProvider:
         result = chat(
             self.spec,
             api_key=self.api_key,
-            secret_key=self._secret_key(),
+            secret_key=self.secret(),
             http=self.httpx_client(),
             model=model or self.model,
             messages=messages,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +30,7 @@ RECORDING_MODES = ("once", "new_episodes", "all")
 class ItemState:
     handle: LLMProvider
     recording: ItemRecording
-    saved_env: dict[str, str | None] = field(default_factory=dict)
+    restore_env: Callable[[], None] = lambda: None
     equiv: Equivalence | None = None
 
 
@@ -69,6 +69,7 @@ class LlmportRun:
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
         self._persister: AtomicPersister | None = None
         self._secret_names: list[str] | None = None
+        self._restore_session_env: Callable[[], None] = lambda: None
 
     # -- where and how -----------------------------------------------------------------------------
     def path_for(self, item: pytest.Item, provider: str) -> Path:
@@ -185,17 +186,13 @@ class LlmportRun:
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
         state = ItemState(handle, recording)
         if self.settings.export_env:
-            for var, value in handle.env.items():
-                state.saved_env[var] = os.environ.get(var)
-                os.environ[var] = value
+            from . import sdks
+
+            state.restore_env = sdks.apply(spec, key, handle.secret())
         return state
 
     def finish(self, item: pytest.Item, state: ItemState, nextitem: pytest.Item | None, passed: bool) -> None:
-        for var, old in state.saved_env.items():
-            if old is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = old
+        state.restore_env()
         if self._router is not None:
             self._router.item = None
         equiv = state.equiv
@@ -307,7 +304,17 @@ class LlmportRun:
             "exchanges": summarize_exchanges(state.recording.cassette, state.handle.spec.dialect),
         }
 
+    def start_session(self) -> None:
+        """Environment for the whole session (see :func:`pytest_llmport.sdks.session_environment`)."""
+        if self.settings.export_env:
+            from . import sdks
+
+            specs = [self.registry[name] for name in self.settings.providers]
+            replay_only = self.settings.record_mode == "none"
+            self._restore_session_env = sdks.session_environment(specs, REPLAY_KEY if replay_only else None)
+
     def close(self) -> None:
+        self._restore_session_env()
         if self._persister is not None:
             self._persister.flush()
         if self._patches is not None:

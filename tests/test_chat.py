@@ -408,7 +408,7 @@ def test_handle_chat_records_exchanges_and_reads_the_secret_from_the_environment
     assert second.tool_calls[0].name == "get_weather"
     assert SK not in repr(handle)
     explicit = LLMProvider(spec_for(fake), AK, tmp_path / "c.yaml", "once", False, secret_key="given")
-    assert explicit._secret_key() == "given"
+    assert explicit.secret() == "given"
 
 
 # ------------------------------------------------------------------------------ record, then replay
