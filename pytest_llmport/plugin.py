@@ -10,6 +10,7 @@ import pytest
 
 from . import config as cfg
 from . import hookspecs, providers
+from .coexist import conflict
 from .equivalence import Equivalence, EquivalenceError, embedding_metric
 from .errors import ConfigError, LlmportError
 from .handle import LLMProvider
@@ -138,6 +139,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     name = provider_of(item)
     if name is None or item.get_closest_marker("skip") is not None:
         return  # a provider skipped for a missing capability needs no cassette
+    problem = conflict(item, name)
+    if problem is not None:
+        pytest.fail(problem, pytrace=False)
     try:
         item.stash[ITEM_KEY] = item.config.stash[RUN_KEY].start(item, name)
     except LlmportError as exc:
