@@ -212,7 +212,7 @@ def reference_chrf_lcs(a: str, b: str) -> float:
     bigrams_b = [b[i : i + 2] for i in range(len(b) - 1)]
     shared_bigrams = sum(min(bigrams_a.count(g), bigrams_b.count(g)) for g in set(bigrams_a))
     displaced = shared_bigrams - naive_lcs(bigrams_a, bigrams_b)
-    return bag * (1 - bag**3 * displaced / (displaced + 8))
+    return bag * (1 - bag**3 * displaced / (displaced + max(8, 0.2 * shared_bigrams)))
 
 
 @given(small_text, small_text)
