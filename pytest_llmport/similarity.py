@@ -4,9 +4,11 @@ Every metric takes two strings and returns a float in ``[0, 1]``: ``1.0`` for te
 after :func:`normalize`, ``1.0`` for two empty texts and ``0.0`` when exactly one is empty. No metric
 needs word segmentation, a model or the network; Chinese is handled at the character level.
 
-Normalisation (shared by all metrics): Unicode NFKC (folds full-width letters, digits and punctuation
-to their half-width forms), ``str.casefold`` and collapsing every run of whitespace to one space with the
-ends stripped. Character-level metrics then drop the remaining spaces, as chrF does, because Chinese
+Normalisation (shared by all metrics, :func:`normalize`): traditional Chinese to simplified (OpenCC
+``t2s``), width folding (Unicode NFKC, which folds full-width letters, digits and punctuation to their
+half-width forms, then the Chinese punctuation NFKC keeps, such as ``。`` and ``“”``, to ASCII; both from
+:mod:`pytest_llmport.textfold`), ``str.casefold`` and collapsing every run of whitespace to one space with
+the ends stripped. Character-level metrics then drop the remaining spaces, as chrF does, because Chinese
 text puts spaces inconsistently (``2005 年`` versus ``2005年``); the token metric uses them as separators.
 
 How the default metric and threshold were chosen, and how each metric scores on human-labelled Chinese
@@ -16,12 +18,13 @@ sets, is in ``docs/similarity.md`` (numbers from ``bench/similarity.py``).
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from typing import TypeVar
 
 from rapidfuzz.distance import LCSseq, Levenshtein
+
+from .textfold import fold_width, to_simplified
 
 __all__ = [
     "DEFAULT_METRIC",
@@ -46,29 +49,14 @@ __all__ = [
 Metric = Callable[[str, str], float]
 _Key = TypeVar("_Key", bound=Hashable)
 
-# NFKC maps the full-width ASCII block and the ideographic space to their plain forms. Doing just that
-# first lets the common case (Chinese prose with full-width punctuation) pass the fast is_normalized check;
-# replacing a character by its own compatibility mapping does not change the NFKC result, so the output is
-# identical to normalising directly. A regex with a callback beats str.translate here because only a few
-# per cent of the characters need replacing.
-_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
-_HALF_WIDTH = {chr(code): chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
-
-
-def _to_half_width(match: re.Match[str]) -> str:
-    return _HALF_WIDTH[match[0]]
-
 
 def normalize(text: str) -> str:
-    """Return ``text`` after NFKC, casefolding and whitespace collapsing (the shared normalisation)."""
+    """The shared normalisation: simplified script, folded width, casefolded, whitespace collapsed."""
     return " ".join(_compatibility_fold(text).split())
 
 
 def _compatibility_fold(text: str) -> str:
-    text = _FULL_WIDTH.sub(_to_half_width, text)
-    if not unicodedata.is_normalized("NFKC", text):
-        text = unicodedata.normalize("NFKC", text)
-    return text.casefold()
+    return fold_width(to_simplified(text)).casefold()
 
 
 def _chars(text: str) -> str:
