@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from rapidfuzz.distance import LCSseq, Levenshtein
@@ -32,6 +33,7 @@ __all__ = [
     "METRICS",
     "Metric",
     "UnknownMetricError",
+    "Verdict",
     "bigram_jaccard",
     "chrf",
     "chrf_lcs",
@@ -44,6 +46,7 @@ __all__ = [
     "rouge_l",
     "token_jaccard",
     "tokenize",
+    "verdict",
 ]
 
 Metric = Callable[[str, str], float]
@@ -323,3 +326,30 @@ def get_metric(name: str) -> Metric:
     except KeyError:
         known = ", ".join(sorted(METRICS))
         raise UnknownMetricError(f"unknown similarity metric {name!r}; known metrics: {known}") from None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether two texts count as equivalent: the score against the threshold, and the facts check."""
+
+    passed: bool
+    score: float
+    threshold: float
+    facts: tuple[str, ...] = ()  # why the texts state different facts (empty: none found, or not checked)
+
+
+def verdict(
+    a: str,
+    b: str,
+    metric: Metric | None = None,
+    threshold: float = DEFAULT_THRESHOLD,
+    *,
+    facts: bool = True,
+) -> Verdict:
+    """The default verdict on two texts: ``metric(a, b) >= threshold`` and, with ``facts``, no conflict
+    in numbers or negation (:func:`pytest_llmport.facts.conflicts`). ``llm_equiv.similar`` decides so."""
+    from .facts import conflicts
+
+    score = float((metric or METRICS[DEFAULT_METRIC])(a, b))
+    reasons = tuple(conflicts(a, b)) if facts else ()
+    return Verdict(score >= threshold and not reasons, score, threshold, reasons)
