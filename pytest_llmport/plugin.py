@@ -37,7 +37,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{cfg.MARKER}(providers=None): run this test once per selected LLM provider, recording and "
         "replaying its HTTP traffic; providers=[...] restricts it to a subset, requires=[...] skips "
-        "providers lacking a capability, baseline=/threshold=/metric= tune llm_equiv.",
+        "providers lacking a capability, baseline=/threshold=/metric=/facts= tune llm_equiv.",
     )
     try:
         table = cfg.read_tool_table(config)

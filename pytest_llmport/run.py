@@ -235,6 +235,7 @@ class LlmportRun:
             baseline=baseline,
             threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
             metric=options.metric or settings.metric or DEFAULT_METRIC,
+            facts=settings.check_facts if options.facts is None else options.facts,
         )
         target = observations_path(self.path_for(item, baseline))
 
