@@ -14,9 +14,10 @@ Server-Sent Events body one event at a time.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
+import errno
 import re
-import socket
+import sys
+import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -33,7 +34,8 @@ from vcr.record_mode import RecordMode
 from vcr.request import Request as VcrRequest
 
 from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, explain_mismatch
-from .errors import NetworkBlockedError, NoRecordedResponseError, UnrecordedExampleError
+from .errors import NoRecordedResponseError, UnrecordedExampleError, UnrecordedRequestRefused
+from .guard import Threads, background_hint
 from .scrub import Scrubber
 
 
@@ -51,6 +53,15 @@ class ItemRecording:
     property_based: bool = False
     unmatched: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    # Threads running when the test started; requests from them are background traffic, not the test's.
+    threads: Threads | None = None
+    background: list[dict[str, str]] = field(default_factory=list)
+
+    def note_background(self, method: str, url: str, thread: threading.Thread) -> None:
+        scrubbed = self.cassette.filter_request(VcrRequest(method, url, b"", {})).uri
+        entry = {"url": scrubbed, "method": method, "thread": thread.name, "hint": background_hint(url)}
+        if entry not in self.background:
+            self.background.append(entry)
 
 
 class LlmportCassette(Cassette):  # type: ignore[misc]
@@ -117,20 +128,43 @@ class Router:
 
     @property
     def current(self) -> Cassette | None:
-        return self.item.cassette if self.item else None
+        item = self.item
+        if item is None or (item.threads is not None and item.threads.is_background()):
+            return None
+        return item.cassette
+
+    def current_for(self, method: str, url: str) -> Cassette | None:
+        """The cassette that answers this request, or None: no test runs, or it is background traffic.
+
+        Background traffic (a request from a thread that was running before the test started) goes to
+        the real transport unrecorded; while replaying, the network guard refuses it there.
+        """
+        item = self.item
+        if item is None:
+            return None
+        thread = threading.current_thread()
+        if item.threads is not None and item.threads.is_background(thread):
+            item.note_background(method, url, thread)
+            return None
+        return item.cassette
 
     @property
     def _path(self) -> str:
         return self.item.cassette._path if self.item else "llmport"
 
     def can_play_response_for(self, request: VcrRequest) -> bool:
-        cassette = self.current
+        cassette = self.current_for(request.method, request.uri)
         if cassette is None:
             return False
         if cassette.can_play_response_for(request):
             return True
         if cassette.write_protected:
-            self.no_match(request)
+            # Raised here, before vcrpy builds its own error (which needs a real cassette), as the
+            # connection error the client translates, so the application's except clauses run.
+            error = self.no_match(request)
+            if isinstance(error, UnrecordedExampleError):
+                raise error
+            raise refused(str(error))
         return False
 
     def play_response(self, request: VcrRequest) -> Any:
@@ -180,6 +214,23 @@ class Router:
         if item.property_based and item.replaying:
             return UnrecordedExampleError(message)
         return NoRecordedResponseError(message)
+
+
+_refused_types: dict[int, type[UnrecordedRequestRefused]] = {}
+
+
+def refused(message: str) -> UnrecordedRequestRefused:
+    """The connection error for an unanswerable request, of a type every patched client understands."""
+    aiohttp = sys.modules.get("aiohttp")
+    error_type = UnrecordedRequestRefused
+    if aiohttp is not None:
+        # vcrpy's aiohttp stub replaces the whole request, so aiohttp cannot wrap the error itself: the
+        # application's `except aiohttp.ClientError` must catch it as it would catch a refused connection.
+        error_type = _refused_types.get(id(aiohttp.ClientOSError)) or _refused_types.setdefault(
+            id(aiohttp.ClientOSError),
+            type("UnrecordedRequestRefused", (UnrecordedRequestRefused, aiohttp.ClientOSError), {}),
+        )
+    return error_type(errno.ECONNREFUSED, message)
 
 
 # -- httpx / httpx2 stubs -------------------------------------------------------------------------
@@ -363,7 +414,7 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
         return lambda capture: cassette.append(vcr_request, capture.response(real))
 
     def handle_request(self: Any, request: Any) -> Any:
-        if router.current is None:
+        if router.current_for(request.method, str(request.url)) is None:
             return real_sync(self, request)
         vcr_request, replayed = prepare(request, request.read())
         if replayed is not None:
@@ -374,7 +425,7 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
         return real
 
     async def handle_async_request(self: Any, request: Any) -> Any:
-        if router.current is None:
+        if router.current_for(request.method, str(request.url)) is None:
             return await real_async(self, request)
         vcr_request, replayed = prepare(request, await request.aread())
         if replayed is not None:
@@ -392,64 +443,11 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
     ]
 
 
-# -- network guard --------------------------------------------------------------------------------
-def _is_loopback(host: Any) -> bool:
-    if not isinstance(host, str):
-        return True  # AF_UNIX paths and the like never leave the machine
-    if host in ("localhost", "") or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def guard_patchers(router: Router) -> list[Any]:
-    """Refuse name lookups and connections to non-loopback hosts while a test replays."""
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def refuse(host: Any, port: Any) -> None:
-        item = router.item
-        if item is None or not item.replaying or _is_loopback(host):
-            return
-        message = (
-            f"{item.nodeid}: blocked a connection to {host}:{port} on provider {item.provider!r} while "
-            f"replaying (record mode: {item.record_mode}). Requests through httpx, requests, urllib3 "
-            f"and aiohttp are answered from {item.path}; this one bypassed them. "
-            f"Use --llmport-allow-network to let it through."
-        )
-        item.blocked.append(message)
-        raise NetworkBlockedError(message)
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if isinstance(address, tuple):
-            refuse(address[0], address[1])
-        real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        if isinstance(address, tuple):
-            refuse(address[0], address[1])
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        refuse(host.decode() if isinstance(host, bytes) else host, port)
-        return real_getaddrinfo(host, port, *args, **kwargs)
-
-    return [
-        mock.patch.object(socket.socket, "connect", connect),
-        mock.patch.object(socket.socket, "connect_ex", connect_ex),
-        mock.patch.object(socket, "getaddrinfo", getaddrinfo),
-    ]
-
-
 class Patches:
     """Installs every patcher once and keeps them until :meth:`stop`."""
 
-    def __init__(self, router: Router, block_network: bool) -> None:
+    def __init__(self, router: Router) -> None:
         self._router = router
-        self._block_network = block_network
         self._stack: contextlib.ExitStack | None = None
 
     @property
@@ -464,8 +462,6 @@ class Patches:
         for name in ("httpx", "httpx2"):
             with contextlib.suppress(ImportError):
                 patchers.extend(httpx_patchers(self._router, __import__(name)))
-        if self._block_network:
-            patchers.extend(guard_patchers(self._router))
         try:
             for patcher in patchers:
                 stack.enter_context(patcher)

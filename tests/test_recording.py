@@ -416,7 +416,8 @@ def test_raw(llm_provider):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*test_raw.py::test_raw[[]minimax[]]: blocked a connection to api.minimaxi.com:443 on provider 'minimax'*"
+            "*test_raw.py::test_raw[[]minimax[]]: blocked a name lookup of api.minimaxi.com (getaddrinfo) "
+            "on provider 'minimax'*"
         ]
     )
     allowed = pytester.runpytest("--providers=minimax", "--llmport-allow-network")
