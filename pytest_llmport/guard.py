@@ -126,6 +126,14 @@ def is_local_ip(text: str) -> bool:
     return address.is_loopback or address.is_unspecified
 
 
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
 def _numeric_loopback(family: int) -> str:
     return "::1" if family == socket.AF_INET6 else "127.0.0.1"
 
@@ -230,7 +238,13 @@ def _getaddrinfo(real: Callable[..., Any]) -> Callable[..., Any]:
         host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
     ) -> Any:
         guard = _top()
-        if guard is None or _lookup_host(guard, "getaddrinfo", host) is None:
+        if guard is None:
+            return real(host, port, family, type, proto, flags)
+        text = host_text(host)
+        if text is not None and not is_local_ip(text) and _is_ip(text):
+            # A literal address: the first step of connecting to it (create_connection, every client).
+            guard.refuse("connect", f"{text}:{port}", text, lookup=True)
+        if _lookup_host(guard, "getaddrinfo", host) is None:
             return real(host, port, family, type, proto, flags)
         numeric = flags | socket.AI_NUMERICHOST
         answers = []

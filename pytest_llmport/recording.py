@@ -86,6 +86,38 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
         self.dirty = False
         self.rewound = True
 
+    def play_response(self, request: VcrRequest) -> Any:
+        return without_retry_wait(super().play_response(request))
+
+
+# SDKs sleep as long as a recorded answer asked before retrying (the openai SDK up to 60 s); a replay
+# must not. Only delays an SDK would wait are shortened, so the retry decision itself stays the same.
+_RETRY_HEADERS = ("retry-after", "retry-after-ms")
+_MAX_HONOURED_WAIT = 60.0
+
+
+def without_retry_wait(response: dict[str, Any]) -> dict[str, Any]:
+    """The recorded response, with a numeric ``Retry-After`` of at most 60 s made "retry at once"."""
+    headers = response.get("headers") or {}
+    names = [name for name in headers if name.lower() in _RETRY_HEADERS]
+    if not names:
+        return response
+    for name in names:
+        values = headers[name]
+        try:
+            seconds = float(values[0] if isinstance(values, list) else values)
+        except (TypeError, ValueError, IndexError):
+            return response  # an HTTP date, or nothing an SDK reads as a delay
+        if name.lower() == "retry-after-ms":
+            seconds /= 1000
+        if not 0 < seconds <= _MAX_HONOURED_WAIT:
+            return response
+    kept = {name: value for name, value in headers.items() if name.lower() not in _RETRY_HEADERS}
+    # 0 for clients that read Retry-After (urllib3); 1 ms for the openai/anthropic SDKs, which treat 0 as
+    # "no hint" and back off for half a second instead.
+    kept.update({"Retry-After": ["0"], "retry-after-ms": ["1"]})
+    return {**response, "headers": kept}
+
 
 def open_cassette(
     path: Path, record_mode: str, scrubber: Scrubber, persister: AtomicPersister | None = None
@@ -259,10 +291,24 @@ def _decode_body(content: bytes, headers: dict[str, list[str]]) -> bytes:
     # Store what the application reads, not the wire encoding, so cassettes stay readable.
     encoding = ",".join(headers.get("content-encoding", headers.get("Content-Encoding", []))).strip().lower()
     if encoding in ("gzip", "deflate"):
-        content = zlib.decompress(content, zlib.MAX_WBITS | 32)
+        try:
+            content = _decompress(content, encoding)
+        except zlib.error:
+            # Not what the header says: keep the bytes and the header, so replay gives the client the
+            # same decoding error it had (and the application handled) while recording.
+            return content
         for name in ("content-encoding", "Content-Encoding"):
             headers.pop(name, None)
     return content
+
+
+def _decompress(content: bytes, encoding: str) -> bytes:
+    try:
+        return zlib.decompress(content, zlib.MAX_WBITS | 32)  # gzip or zlib-wrapped deflate
+    except zlib.error:
+        if encoding != "deflate":
+            raise
+        return zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate, which httpx accepts too
 
 
 @dataclass

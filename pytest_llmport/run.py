@@ -174,9 +174,7 @@ class LlmportRun:
             )
             item.blocked.append(message)
             return message
-        where = (
-            f"{scope.nodeid}: blocked" if scope is not None else "pytest-llmport: blocked outside any test"
-        )
+        where = f"{scope.nodeid}:" if scope is not None else "pytest-llmport, outside any test:"
         message = (
             f"{where} blocked {what}: the run replays (record mode: none), so the network guard holds "
             f"for every test, fixture and import, not only llm_portable tests; loopback (127.0.0.1, ::1, "
