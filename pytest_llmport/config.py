@@ -228,10 +228,8 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
             return bool(value)
         try:
             return bool(config.getini(ini))
-        except ValueError:  # pytest's own message names the value, not the key
-            raise ConfigError(
-                f"ini {ini}={config.inicfg.get(ini)!r} is not a boolean: use true or false"
-            ) from None
+        except (ValueError, pytest.UsageError) as exc:  # pytest's message names the value, not the key
+            raise ConfigError(f"ini {ini}: {exc}, not a boolean: use true or false") from None
 
     baseline = config.getoption("llmport_baseline") or str(config.getini("llmport_baseline")).strip()
     if baseline:

@@ -474,3 +474,100 @@ def test_background_requests_are_not_the_tests(
             "'cost-map-refresher'*"
         ]
     )
+
+
+# -- an unrecorded request gets the client's own connection error ---------------------------------------------
+UNRECORDED = """
+import asyncio
+import http.client
+import json
+import os
+import urllib.error
+import urllib.request
+from urllib.parse import urlsplit
+
+import aiohttp
+import pytest
+import requests
+import urllib3
+
+
+def request(llm_provider):
+    body = {"model": llm_provider.model, "messages": [{"role": "user", "content": os.environ["QUESTION"]}]}
+    headers = {**llm_provider.headers, "Content-Type": "application/json"}
+    return llm_provider.base_url + "/chat/completions", json.dumps(body).encode(), headers
+
+
+@pytest.mark.llm_portable
+def test_requests(llm_provider):
+    url, body, headers = request(llm_provider)
+    try:
+        requests.post(url, data=body, headers=headers, timeout=10).raise_for_status()
+    except requests.ConnectionError:
+        print("EXCEPT RAN: requests")
+
+
+@pytest.mark.llm_portable
+def test_urllib3(llm_provider):
+    url, body, headers = request(llm_provider)
+    try:
+        urllib3.PoolManager(retries=False).request("POST", url, body=body, headers=headers)
+    except urllib3.exceptions.ProtocolError:
+        print("EXCEPT RAN: urllib3")
+
+
+@pytest.mark.llm_portable
+def test_http_client(llm_provider):
+    url, body, headers = request(llm_provider)
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request("POST", parts.path, body=body, headers=headers)
+        connection.getresponse().read()
+    except ConnectionError:
+        print("EXCEPT RAN: http.client")
+    finally:
+        connection.close()
+
+
+@pytest.mark.llm_portable
+def test_urllib(llm_provider):
+    url, body, headers = request(llm_provider)
+    try:
+        urllib.request.urlopen(urllib.request.Request(url, data=body, headers=headers), timeout=10).read()
+    except urllib.error.URLError:
+        print("EXCEPT RAN: urllib")
+
+
+@pytest.mark.llm_portable
+def test_aiohttp(llm_provider):
+    url, body, headers = request(llm_provider)
+
+    async def main():
+        async with aiohttp.ClientSession(headers=headers) as session:
+            try:
+                async with session.post(url, data=body) as response:
+                    await response.read()
+            except aiohttp.ClientConnectionError:
+                print("EXCEPT RAN: aiohttp")
+
+    asyncio.run(main())
+"""
+
+
+def test_an_unrecorded_request_raises_the_clients_connection_error(
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_clients=UNRECORDED)
+    monkeypatch.setenv("QUESTION", "订单在哪")
+    pytester.runpytest("--providers=deepseek", "-p", "no:randomly").assert_outcomes(passed=5)
+    monkeypatch.setenv("QUESTION", "退款多久")  # not what was recorded
+    result = pytester.runpytest(
+        "--providers=deepseek", "--llmport-record-mode=none", "-s", "-p", "no:randomly"
+    )
+    result.assert_outcomes(failed=5)
+    text = result.stdout.str()
+    for client in ("requests", "urllib3", "http.client", "urllib", "aiohttp"):
+        assert f"EXCEPT RAN: {client}" in text, f"the app's except clause for {client} did not run"
+    assert "TypeError" not in text and "has no len()" not in text
+    assert text.count("no recorded response for POST http://127.0.0.1:") >= 5
