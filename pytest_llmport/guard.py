@@ -449,11 +449,18 @@ if _next is not None and _next.loader is not None:
 '''
 
 
+_GUARD_DIR_PREFIX = "llmport-guard-"
+
+
+def _is_guard_dir(path: str) -> bool:
+    return Path(path).name.startswith(_GUARD_DIR_PREFIX)
+
+
 class ChildGuard:
     """The environment that guards child processes, and what their guards refused."""
 
     def __init__(self) -> None:
-        self._dir = Path(tempfile.mkdtemp(prefix="llmport-guard-"))
+        self._dir = Path(tempfile.mkdtemp(prefix=_GUARD_DIR_PREFIX))
         self.log = self._dir / "refused.jsonl"
         self.log.touch()
         self._offset = 0
@@ -474,8 +481,9 @@ class ChildGuard:
 
     def environment(self, environ: Mapping[str, str], proxies: bool) -> dict[str, str]:
         """The variables to set: the child Python guard always, the closed proxy when ``proxies``."""
-        path = environ.get("PYTHONPATH", "")
-        values = {"PYTHONPATH": str(self._dir) + (os.pathsep + path if path else ""), LOG_ENV: str(self.log)}
+        # A parent's guard directory goes: one guard per child, reporting to this run.
+        kept = [p for p in environ.get("PYTHONPATH", "").split(os.pathsep) if p and not _is_guard_dir(p)]
+        values = {"PYTHONPATH": os.pathsep.join([str(self._dir), *kept]), LOG_ENV: str(self.log)}
         if proxies:
             proxy = f"http://127.0.0.1:{self.proxy_port}"
             values.update({name: proxy for name in PROXY_VARS})
@@ -484,6 +492,11 @@ class ChildGuard:
 
     def collect(self) -> list[dict[str, Any]]:
         """What child processes refused since the last call."""
+        try:
+            if self.log.stat().st_size <= self._offset:  # the usual case, checked after every test phase
+                return []
+        except OSError:
+            return []
         with self.log.open("rb") as handle:
             handle.seek(self._offset)
             data = handle.read()

@@ -261,8 +261,6 @@ def _coerce(provider: str, key: str, value: object) -> object:
                 f"known capabilities: {', '.join(CAPABILITIES)}"
             )
         return frozenset(value)
-    if key == "base_url" and isinstance(value, str):
-        check_base_url(value, f"[tool.llmport.providers.{provider}] base_url")
     if key == "dialect" and value not in DIALECTS:
         raise ConfigError(
             f"[tool.llmport.providers.{provider}] dialect = {value!r} is not one of {', '.join(DIALECTS)}"
