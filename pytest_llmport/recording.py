@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import re
 import sys
 import threading
 import time
@@ -37,6 +36,8 @@ from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, explai
 from .errors import NoRecordedResponseError, UnrecordedExampleError, UnrecordedRequestRefused
 from .guard import Threads, background_hint
 from .scrub import Scrubber
+from .transports import patchers as transport_patchers
+from .transports import replay_chunks
 
 
 @dataclass
@@ -152,7 +153,8 @@ def open_cassette(
 class Router:
     """Stands in for a vcrpy ``Cassette`` inside every patched client and forwards to the current one."""
 
-    skip_patchers = ("httpx", "httpx2")
+    # Our own stubs replace vcrpy's for these (see :mod:`pytest_llmport.transports`).
+    skip_patchers = ("httpx", "httpx2", "aiohttp", "requests", "urllib3")
     custom_patches = ()
 
     def __init__(self) -> None:
@@ -191,13 +193,20 @@ class Router:
         if cassette.can_play_response_for(request):
             return True
         if cassette.write_protected:
-            # Raised here, before vcrpy builds its own error (which needs a real cassette), as the
-            # connection error the client translates, so the application's except clauses run.
-            error = self.no_match(request)
-            if isinstance(error, UnrecordedExampleError):
-                raise error
-            raise refused(str(error))
+            # Raised here, before vcrpy builds its own error (which needs a real cassette).
+            raise self.refusal(request)
         return False
+
+    def refusal(self, request: VcrRequest) -> BaseException:
+        """What a client stub raises for a request the cassette cannot answer while replaying.
+
+        A connection error the client understands, so the application's ``except`` clauses run; the
+        test still fails with the :meth:`no_match` message (noted here) when it ends.
+        """
+        error = self.no_match(request)
+        if isinstance(error, UnrecordedExampleError):
+            return error  # stops hypothesis at once, see UnrecordedExampleError
+        return refused(str(error))
 
     def play_response(self, request: VcrRequest) -> Any:
         assert self.item is not None
@@ -248,38 +257,30 @@ class Router:
         return NoRecordedResponseError(message)
 
 
-_refused_types: dict[int, type[UnrecordedRequestRefused]] = {}
+_refused_types: dict[tuple[int, ...], type[UnrecordedRequestRefused]] = {}
 
 
 def refused(message: str) -> UnrecordedRequestRefused:
-    """The connection error for an unanswerable request, of a type every patched client understands."""
-    aiohttp = sys.modules.get("aiohttp")
-    error_type = UnrecordedRequestRefused
+    """The connection error for an unanswerable request, of a type every patched client understands.
+
+    The aiohttp and urllib3 stubs replace the whole request, so the library cannot wrap the error
+    itself: it is also the library's own connection error (aiohttp's ``ClientOSError``, urllib3's
+    ``ProtocolError``, which requests turns into ``ConnectionError``), for whichever are loaded.
+    """
+    bases: list[type] = [UnrecordedRequestRefused]
+    aiohttp, urllib3 = sys.modules.get("aiohttp"), sys.modules.get("urllib3.exceptions")
     if aiohttp is not None:
-        # vcrpy's aiohttp stub replaces the whole request, so aiohttp cannot wrap the error itself: the
-        # application's `except aiohttp.ClientError` must catch it as it would catch a refused connection.
-        error_type = _refused_types.get(id(aiohttp.ClientOSError)) or _refused_types.setdefault(
-            id(aiohttp.ClientOSError),
-            type("UnrecordedRequestRefused", (UnrecordedRequestRefused, aiohttp.ClientOSError), {}),
-        )
+        bases.append(aiohttp.ClientOSError)
+    if urllib3 is not None:
+        bases.append(urllib3.ProtocolError)
+    key = tuple(id(base) for base in bases)
+    error_type = _refused_types.get(key)
+    if error_type is None:
+        error_type = _refused_types[key] = type("UnrecordedRequestRefused", tuple(bases), {})
     return error_type(errno.ECONNREFUSED, message)
 
 
 # -- httpx / httpx2 stubs -------------------------------------------------------------------------
-_SSE_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-
-
-def split_sse(body: bytes) -> list[bytes]:
-    """Split a Server-Sent Events body into its events, delimiters kept, so replay streams event by event."""
-    chunks, start = [], 0
-    for match in _SSE_EVENT_END.finditer(body):
-        chunks.append(body[start : match.end()])
-        start = match.end()
-    if start < len(body):
-        chunks.append(body[start:])
-    return chunks
-
-
 def _headers_dict(items: Any) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     for name, value in items:
@@ -419,11 +420,7 @@ def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
 
 def _replay(httpx: ModuleType, replay_stream: type, recorded: dict[str, Any]) -> Any:
     headers = recorded.get("headers", {})
-    body = recorded["body"].get("string", b"")
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    content_type = ",".join(headers.get("content-type", headers.get("Content-Type", []))).lower()
-    chunks = split_sse(body) if "text/event-stream" in content_type else [body]
+    chunks = replay_chunks(recorded)  # llmport.chunks, else SSE events, else one piece
     message = recorded["status"].get("message") or ""
     return httpx.Response(
         recorded["status"]["code"],
@@ -508,6 +505,7 @@ class Patches:
         for name in ("httpx", "httpx2"):
             with contextlib.suppress(ImportError):
                 patchers.extend(httpx_patchers(self._router, __import__(name)))
+        patchers.extend(transport_patchers(self._router))
         try:
             for patcher in patchers:
                 stack.enter_context(patcher)
