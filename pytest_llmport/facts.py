@@ -449,6 +449,85 @@ def _negation_conflict(a: str, b: str) -> str | None:
     return None
 
 
+# ------------------------------------------------------------------------------------------- roles
+_CLAUSE: Final = re.compile(r"[,.;:!?()\[\]\"'\n，。；：！？、（）【】“”‘’]+")
+# Words whose two sides can change places without changing what is said (北京是首都 = 首都是北京).
+_SYMMETRIC: Final = re.compile(r"是|和|与|跟|及|或|又|以及|还是|\b(?:is|are|and|or)\b")
+_TOKEN: Final = re.compile(r"[\u4e00-\u9fff]|[a-z0-9]+")
+
+
+def _clauses(text: str) -> list[str]:
+    return [clause.strip() for clause in _CLAUSE.split(text) if clause.strip()]
+
+
+def _bag(clause: str) -> tuple[str, ...]:
+    return tuple(sorted(_TOKEN.findall(clause)))
+
+
+def _swap(first: list[str], second: list[str]) -> tuple[str, str] | None:
+    """(X, Y) when ``second`` is ``first`` with two parts exchanged around a middle: X M Y -> Y M X.
+
+    Prefix and suffix both share are ignored; the middle must not be empty (``全本未删节`` against
+    ``未删节全本`` moves a modifier, it does not exchange roles) nor hold a word whose two sides can
+    change places (``北京是首都`` = ``首都是北京``, ``A和B``).
+    """
+    start = 0
+    while start < len(first) and first[start] == second[start]:
+        start += 1
+    end = 0
+    while end < len(first) - start and first[-1 - end] == second[-1 - end]:
+        end += 1
+    a, b = first[start : len(first) - end], second[start : len(second) - end]
+    for x_len in range(1, len(a)):
+        for y_len in range(1, len(a) - x_len):
+            x, middle, y = a[:x_len], a[x_len : len(a) - y_len], a[len(a) - y_len :]
+            if b == y + middle + x and x != y:
+                if _SYMMETRIC.search(" ".join(middle)) or _SYMMETRIC.search("".join(middle)):
+                    return None
+                return "".join(x), "".join(y)
+    return None
+
+
+def _swaps(first: list[str], second: list[str]) -> tuple[str, str] | None:
+    """The first exchange when ``second`` is ``first`` cut into pieces, each kept or with two parts
+    exchanged (上海到北京的高铁比飞机 -> 北京到上海的飞机比高铁); None if any piece is reordered otherwise."""
+    found: tuple[str, str] | None = None
+    start = 0
+    counts: dict[str, int] = {}
+    for index, (x, y) in enumerate(zip(first, second, strict=True)):
+        counts[x] = counts.get(x, 0) + 1
+        counts[y] = counts.get(y, 0) - 1
+        if any(counts.values()):
+            continue
+        piece, other = first[start : index + 1], second[start : index + 1]
+        start = index + 1
+        if piece == other:
+            continue
+        swapped = _swap(piece, other)
+        if swapped is None:
+            return None
+        found = found or swapped
+    return found
+
+
+def _roles_conflict(a: str, b: str) -> str | None:
+    """A clause of ``a`` that ``b`` states with two of its parts exchanged (张伟卖给李娜 / 李娜卖给张伟)."""
+    by_bag: dict[tuple[str, ...], list[str]] = {}
+    for clause in _clauses(_fold(a)):
+        tokens = _TOKEN.findall(clause)
+        if len(tokens) >= 4:
+            by_bag.setdefault(tuple(sorted(tokens)), tokens)
+    for clause in _clauses(_fold(b)):
+        tokens = _TOKEN.findall(clause)
+        other = by_bag.get(tuple(sorted(tokens)))
+        if other is None or other == tokens:
+            continue
+        swapped = _swaps(other, tokens)
+        if swapped is not None:
+            return f"roles differ: {swapped[0]} and {swapped[1]} exchanged"
+    return None
+
+
 def conflicts(a: str, b: str) -> list[str]:
     """Reasons why ``a`` and ``b`` state different facts (empty when they agree as far as can be read).
 
@@ -462,4 +541,7 @@ def conflicts(a: str, b: str) -> list[str]:
     negation = _negation_conflict(a, b)
     if negation is not None:
         reasons.append(negation)
+    roles = _roles_conflict(a, b)
+    if roles is not None:
+        reasons.append(roles)
     return reasons
