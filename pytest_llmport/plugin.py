@@ -12,6 +12,7 @@ from . import hookspecs, providers
 from .equivalence import Equivalence, EquivalenceError, embedding_metric
 from .errors import ConfigError, LlmportError
 from .handle import LLMProvider
+from .metrics import MetricRegistry
 from .properties import falsifying_example
 from .report import PROPERTY
 from .run import PARAM, ItemState, LlmportRun, provider_of
@@ -43,9 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
         contributed = config.hook.pytest_llmport_add_providers(config=config)
         registry = providers.build_registry(contributed, table.get("providers", {}))
         settings = cfg.resolve(config, registry)
-        metrics: dict[str, Any] = {}
-        for batch in reversed(config.hook.pytest_llmport_add_metrics(config=config)):
-            metrics.update(batch)
+        metrics = MetricRegistry(lambda: config.hook.pytest_llmport_add_metrics(config=config))
         if settings.metric and settings.metric not in metrics:
             raise ConfigError(
                 f"ini llmport_metric={settings.metric!r} is not a known metric; "
