@@ -448,13 +448,13 @@ def test_app(llm_provider):
 
 
 def test_background_requests_are_not_the_tests(
-    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, xdist_args: list[str]
 ) -> None:
     pytester.makepyfile(test_bg=BACKGROUND)
     monkeypatch.setenv("BG_URL", llm_env.url)
     monkeypatch.setenv("EXPECT", "answered")
     report = pytester.path / "report.json"
-    result = pytester.runpytest("--providers=deepseek", f"--llmport-report={report}")
+    result = pytester.runpytest("--providers=deepseek", f"--llmport-report={report}", *xdist_args)
     result.assert_outcomes(passed=1)
     (text,) = cassettes(pytester.path).values()
     assert "chat/completions" in text and "model_prices" not in text, "background traffic was recorded"
@@ -472,7 +472,7 @@ def test_background_requests_are_not_the_tests(
     # Replay: the refresher gets its client's own connection error; the test is not failed by it.
     monkeypatch.setenv("BG_URL", "http://192.0.2.1:9")
     monkeypatch.setenv("EXPECT", "ConnectError")
-    result = pytester.runpytest("--providers=deepseek", "--llmport-record-mode=none")
+    result = pytester.runpytest("--providers=deepseek", "--llmport-record-mode=none", *xdist_args)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
         [
