@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,8 @@ from .providers import Provider
 from .sdks import litellm_route, split_version
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
     import openai
 
@@ -35,6 +36,8 @@ class ClientCache:
 
     def ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
+            import ssl  # deferred: a run without marked tests should not pay for it
+
             import certifi
 
             self._ssl = ssl.create_default_context(cafile=certifi.where())

@@ -33,6 +33,8 @@ class Cell:
     longrepr: str = ""
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     falsifying: str = ""
+    # Requests from threads that predate the test (SHARED.md: url, thread, hint); not the test's traffic.
+    background: list[dict[str, Any]] = field(default_factory=list)
 
     def word(self) -> str:
         """One short word or score for the terminal matrix."""
@@ -57,6 +59,8 @@ class Cell:
             return word
         for check in self.checks:
             if not check.get("passed", True):
+                if check["kind"] == "similar" and check.get("facts"):
+                    return str(check["facts"][0]).split(":")[0]  # "numbers differ", "negation differs"
                 if check["kind"] == "similar":
                     return f"{check['score']:.2f}<{check['threshold']:.2f}"
                 words = {"schema": "schema", "same": "differs", "relation": "broken"}
@@ -91,6 +95,7 @@ class Matrix:
             longrepr,
             list(data.get("exchanges", [])),
             str(data.get("falsifying") or ""),
+            background=list(data.get("background", [])),
         )
 
     def render(self) -> list[str]:

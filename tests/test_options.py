@@ -106,11 +106,11 @@ def test_bad_ini_record_mode(pytester: pytest.Pytester) -> None:
         ('providers=["nope"]', ": unknown provider(s) nope. Known providers:*"),
         (
             '"zhipu"',
-            " takes keyword arguments only (providers, baseline, threshold, metric, requires), got ('zhipu',)",
+            " takes keyword arguments only (providers, baseline, threshold, metric, requires, facts), got ('zhipu',)",
         ),
         (
             "threshold_typo=1",
-            " got unknown keyword(s) threshold_typo; accepted: providers, baseline, threshold, metric, requires",
+            " got unknown keyword(s) threshold_typo; accepted: providers, baseline, threshold, metric, requires, facts",
         ),
         ("threshold=1.5", "(threshold=1.5): threshold must be a number between 0 and 1"),
         ("threshold=True", "(threshold=True): threshold must be a number between 0 and 1"),
@@ -191,4 +191,13 @@ def test_it(llm_provider, ticket):
     chinese = f"/ticket=_-{zlib.crc32(repr('退款').encode()):08x}/zhipu.yaml"
     assert sorted(p.removeprefix(root) for p in paths) == sorted(
         ["/ticket=3/zhipu.yaml", "/ticket=refund/zhipu.yaml", chinese]
+    )
+
+
+def test_bad_boolean_ini_names_the_key(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nllmport_block_network = maybe\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*ini llmport_block_network: invalid truth value 'maybe', not a boolean: use true or false*"]
     )

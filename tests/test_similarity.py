@@ -5,8 +5,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
 
+import opencc
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -16,10 +19,12 @@ from pytest_llmport.similarity import (
     METRICS,
     Metric,
     UnknownMetricError,
+    answer_text,
     bigram_jaccard,
     chrf,
     chrf_lcs,
     chrf_score,
+    contained,
     edit_similarity,
     get_metric,
     lcs_length,
@@ -28,7 +33,9 @@ from pytest_llmport.similarity import (
     rouge_l,
     token_jaccard,
     tokenize,
+    verdict,
 )
+from pytest_llmport.textfold import CJK_PUNCTUATION, fold_width, to_half_width
 
 ALL = pytest.mark.parametrize("metric", list(METRICS.values()), ids=list(METRICS))
 
@@ -98,10 +105,32 @@ def test_normalize_folds_width_case_and_whitespace() -> None:
 
 
 @given(mixed_text)
-def test_normalize_equals_plain_nfkc_casefold_collapse(text: str) -> None:
-    # The fast path must not change the result of the documented definition.
-    expected = " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-    assert normalize(text) == expected
+def test_normalize_equals_its_documented_definition(text: str) -> None:
+    # The fast paths (full-width block first, ASCII skips OpenCC) must not change the documented result.
+    simplified = opencc.OpenCC("t2s").convert(text)
+    folded = unicodedata.normalize("NFKC", simplified).translate(str.maketrans(CJK_PUNCTUATION))
+    assert normalize(text) == " ".join(folded.casefold().split())
+
+
+def test_normalize_folds_chinese_punctuation_and_script() -> None:
+    assert normalize("“可以”。【注意】、") == '"可以".[注意],'
+    assert normalize("我們的退貨政策：七天內可以無理由退貨。") == "我们的退货政策:七天内可以无理由退货."
+    # OpenCC converts phrases before characters: the emperor's name keeps its character.
+    assert normalize("乾隆年間很乾燥") == "乾隆年间很干燥"
+
+
+@ALL
+def test_traditional_equals_simplified(metric: Metric) -> None:
+    assert metric("退款會在三個工作日內到賬。", "退款会在三个工作日内到账.") == 1.0
+
+
+def test_one_folding_table_for_the_package() -> None:
+    from pytest_llmport import compare, strategies
+
+    text = "「退貨」，３天內。【Ａ】"
+    assert compare.StringNormalization(width=True).apply(text) == fold_width(text) == '"退貨",3天內.[A]'
+    assert strategies.fold_width is fold_width
+    assert strategies.to_half_width is to_half_width
 
 
 @ALL
@@ -212,7 +241,7 @@ def reference_chrf_lcs(a: str, b: str) -> float:
     bigrams_b = [b[i : i + 2] for i in range(len(b) - 1)]
     shared_bigrams = sum(min(bigrams_a.count(g), bigrams_b.count(g)) for g in set(bigrams_a))
     displaced = shared_bigrams - naive_lcs(bigrams_a, bigrams_b)
-    return bag * (1 - bag**3 * displaced / (displaced + 8))
+    return bag * (1 - bag**3 * displaced / (displaced + max(8, 0.2 * shared_bigrams)))
 
 
 @given(small_text, small_text)
@@ -253,3 +282,52 @@ def test_unknown_metric_lists_known_names() -> None:
     for name in METRICS:
         assert name in message
     assert isinstance(excinfo.value, ValueError)
+
+
+# ------------------------------------------------------------------------------------ the default verdict
+
+ANSWER_PAIRS = yaml.safe_load((Path(__file__).parent / "fixtures" / "answer_pairs.yaml").read_text("utf-8"))
+
+
+def test_answer_pair_fixture_covers_every_kind() -> None:
+    kinds = {pair["kind"] for pair in ANSWER_PAIRS}
+    assert len(ANSWER_PAIRS) >= 40
+    assert kinds == {
+        "paraphrase", "reordering", "verbosity", "list-vs-prose", "zh-vs-en", "json-vs-prose", "script",
+        "negation", "numbers", "swapped-roles", "unrelated",
+    }  # fmt: skip
+    for pair in ANSWER_PAIRS:
+        assert isinstance(pair["equivalent"], bool) and pair["a"] and pair["b"]
+
+
+def test_default_verdict_on_typical_answer_pairs() -> None:
+    # The figures docs/similarity.md publishes (bench/similarity.py prints them per kind).
+    right = {kind: 0 for kind in {pair["kind"] for pair in ANSWER_PAIRS}}
+    for pair in ANSWER_PAIRS:
+        right[pair["kind"]] += verdict(pair["a"], pair["b"]).passed == pair["equivalent"]
+    assert sum(right.values()) == 38
+    # Every flip of a number or a negation is caught; script variants always pass.
+    assert right["numbers"] == 6 and right["negation"] == 6 and right["script"] == 4
+    assert right["zh-vs-en"] == 0  # needs the semantic option
+
+
+def test_answer_text_reads_json_by_its_values_and_drops_markup() -> None:
+    assert answer_text('{"city": "北京", "weather": "晴", "temperature": 25, "ok": true}') == "北京,晴,25"
+    assert answer_text('```json\n{"name": "张伟", "tags": ["a", "b"]}\n```') == "张伟,a,b"
+    assert answer_text("1. 身份证\n2. 户口本\n- **照片**") == "身份证\n户口本\n照片"
+    # JSON inside prose is prose: its words count as they are.
+    assert answer_text('结果是 {"a": 1}') == '结果是 {"a": 1}'
+
+
+def test_contained_answers_pass_the_verdict() -> None:
+    short, long = (
+        "可以退款。",
+        "您好！根据我们的退换货政策，这件商品是可以退款的。如果还有其他问题，欢迎联系客服。",
+    )
+    assert contained(short, long) and contained(long, short)
+    result = verdict(short, long)
+    assert result.score < DEFAULT_THRESHOLD and result.contained and result.passed
+    # Only twice as long and more: a similar-length text is judged by its score.
+    assert not contained("可以退款", "可以退款的")
+    # Contained, but negated: the facts still decide.
+    assert not verdict("可以退款", "很抱歉，这件商品不可以退款，请谅解").passed
