@@ -480,16 +480,174 @@ def verdict_report(dev: Sequence[Split], test: Sequence[Split]) -> None:
     speed_table({DEFAULT_METRIC: METRICS[DEFAULT_METRIC], "default verdict": default_verdict})
 
 
+# ---------------------------------------------------------------------------------------------------------
+# The semantic option (needs pytest-llmport[semantic]): fitted on dev subsamples, scored on test subsamples
+
+SEMANTIC_SAMPLE = 600  # pairs per set: encoding is ~10 ms per sentence on an idle core
+
+
+def subsample(split: Split, size: int = SEMANTIC_SAMPLE, seed: int = 7) -> Split:
+    """A fixed random subset of ``split`` (the same pairs on every run)."""
+    order = random.Random(seed).sample(range(len(split.pairs)), min(size, len(split.pairs)))
+    return Split(split.name, [split.pairs[i] for i in order], [split.labels[i] for i in order])
+
+
+class Encoded:
+    """Sentence vectors of every text seen, computed in batches and kept (texts repeat across uses)."""
+
+    def __init__(self) -> None:
+        self.vectors: dict[str, list[float]] = {}
+
+    def add(self, texts: Sequence[str]) -> None:
+        from pytest_llmport.semantic import embed
+
+        todo = [t for t in dict.fromkeys(texts) if t not in self.vectors]
+        for start in range(0, len(todo), 64):
+            batch = todo[start : start + 64]
+            self.vectors.update(zip(batch, embed(batch), strict=True))
+            print(f"  encoded {min(start + 64, len(todo))}/{len(todo)}", file=sys.stderr, end="\r")
+
+    def cosine(self, a: str, b: str) -> float:
+        return sum(x * y for x, y in zip(self.vectors[a], self.vectors[b], strict=True))
+
+
+def fit_logistic(
+    rows: Sequence[Sequence[float]], labels: Sequence[int], weights: Sequence[float]
+) -> list[float]:
+    """Weighted L2-regularised logistic regression by Newton's method: [intercept, coefficients...]."""
+    import numpy as np
+
+    x = np.hstack([np.ones((len(rows), 1)), np.asarray(rows, dtype=float)])
+    y = np.asarray(labels, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    beta = np.zeros(x.shape[1])
+    penalty = 1e-3 * np.eye(x.shape[1])
+    penalty[0, 0] = 0.0
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-x @ beta))
+        gradient = x.T @ (w * (p - y)) + penalty @ beta
+        hessian = (x * (w * p * (1 - p))[:, None]).T @ x + penalty
+        step = np.linalg.solve(hessian, gradient)
+        beta -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return [float(v) for v in beta]
+
+
+def semantic_parts(splits: Sequence[Split], encoded: Encoded) -> list[list[tuple[float, float]]]:
+    from pytest_llmport.semantic import features
+    from pytest_llmport.similarity import normalize
+
+    # As semantic() does: the encoder reads the normalised texts.
+    encoded.add([normalize(t) for split in splits for pair in split.pairs for t in pair])
+    return [
+        [features(a, b, encoded.cosine(normalize(a), normalize(b))) for a, b in split.pairs]
+        for split in splits
+    ]
+
+
+def fit_semantic(shared: Path) -> None:
+    """Fit the semantic model and its threshold on dev subsamples; print the constants to paste."""
+    from pytest_llmport import semantic
+
+    dev = [subsample(s) for s in load(shared, "dev")]
+    encoded = Encoded()
+    parts = semantic_parts(dev, encoded)
+    rows = [row for split_rows in parts for row in split_rows]
+    labels = [y for split in dev for y in split.binary()]
+    # Each set weighs the same, whatever its size and positive rate.
+    weights = [
+        0.5
+        / (
+            len(split.pairs)
+            * (sum(split.binary()) / len(split.pairs) if y else 1 - sum(split.binary()) / len(split.pairs))
+        )
+        for split in dev
+        for y in split.binary()
+    ]
+    cosine = fit_logistic([row[:1] for row in rows], labels, weights)
+    lexical = fit_logistic([row[1:] for row in rows], labels, weights)
+    semantic.COSINE_CALIBRATION = (cosine[0], cosine[1])
+    semantic.LEXICAL_CALIBRATION = (lexical[0], lexical[1])
+    scores = [[semantic.combine(row, False) for row in split_rows] for split_rows in parts]
+    threshold = default_threshold_rule(scores, [s.binary() for s in dev])
+    print()
+    print(f"COSINE_CALIBRATION: tuple[float, float] = ({cosine[0]:.4f}, {cosine[1]:.4f})")
+    print(f"LEXICAL_CALIBRATION: tuple[float, float] = ({lexical[0]:.4f}, {lexical[1]:.4f})")
+    print(f"SEMANTIC_THRESHOLD: float = {threshold:.2f}")
+    for split, split_scores in zip(dev, scores, strict=True):
+        print(f"dev {split.name}: figure {figure(split, split_scores):.4f}")
+
+
+def semantic_report(shared: Path, test: Sequence[Split]) -> None:
+    """Test-subsample figures, answer-pair fixture per kind and speed of the semantic option."""
+    from pytest_llmport.semantic import SEMANTIC_THRESHOLD, semantic
+
+    sample = [subsample(s) for s in test]
+    encoded = Encoded()
+    parts = semantic_parts(sample, encoded)
+    from pytest_llmport.semantic import combine
+
+    print()
+    print(f"Semantic option on test subsamples ({SEMANTIC_SAMPLE} pairs per set, seed 7), against chrf_lcs:")
+    print()
+    print("| metric | STS-B Spearman | LCQMC AUC | PAWS-X AUC |")
+    print("|---|---|---|---|")
+    for name, scorer in (
+        ("semantic", lambda rows: [combine(r, False) for r in rows]),
+        ("cosine alone", lambda rows: [r[0] for r in rows]),
+        ("chrf_lcs", lambda rows: [r[1] for r in rows]),
+    ):
+        cells = [
+            f"{figure(split, scorer(rows)):.3f}"
+            if split.name != "stsb"
+            else f"{figure(split, scorer(rows)):.2f}"
+            for split, rows in zip(sample, parts, strict=True)
+        ]
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+    def semantic_verdict(a: str, b: str) -> bool:
+        return verdict(a, b, semantic, SEMANTIC_THRESHOLD).passed
+
+    pairs = load_answer_pairs()
+    print()
+    print(
+        f"Typical answer pairs, semantic verdict (semantic >= {SEMANTIC_THRESHOLD} or contained, "
+        "facts checked):"
+    )
+    print()
+    kind_table({"default verdict": default_verdict, "**semantic verdict**": semantic_verdict}, pairs)
+    print()
+    print("| set (test subsample) | semantic verdict TPR | semantic verdict FPR |")
+    print("|---|---|---|")
+    for split in sample:
+        tpr, fpr = rates(semantic_verdict, split)
+        print(f"| {split.name} | {tpr:.3f} | {fpr:.3f} |")
+    print()
+    speed_table({"semantic": semantic, "semantic verdict": semantic_verdict})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="folder with the benchmark sets")
     parser.add_argument("--tune", action="store_true", help="choose the chrf_lcs parameters on dev only")
+    parser.add_argument(
+        "--fit-semantic",
+        action="store_true",
+        help="fit the semantic model on dev subsamples (needs the extra)",
+    )
+    parser.add_argument(
+        "--semantic", action="store_true", help="also measure the semantic option (needs the extra)"
+    )
     args = parser.parse_args(argv)
     shared: Path = args.shared
     if not (shared / "stsb_zh").is_dir():
         parser.error(f"benchmark sets not found under {shared}")
     if args.tune:
         tune(shared)
+        return 0
+    if args.fit_semantic:
+        fit_semantic(shared)
         return 0
 
     dev, test = load(shared, "dev"), load(shared, "test")
@@ -560,6 +718,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     )
     verdict_report(dev, test)
+    if args.semantic:
+        semantic_report(shared, test)
     return 0
 
 

@@ -88,7 +88,7 @@ class EquivalenceSettings:
     """What decides a comparison for one test: resolved from call > marker > ini > default."""
 
     baseline: str
-    threshold: float
+    threshold: float | None  # None: the metric's own default (similarity.default_threshold)
     metric: str
     facts: bool = True
 
@@ -236,7 +236,7 @@ class Equivalence:
         defaults chosen on the benchmark (facts checked).
         """
         __tracebackhide__ = True
-        from .similarity import verdict
+        from .similarity import default_threshold, verdict
 
         if not isinstance(text, str):
             raise ConfigError(
@@ -246,9 +246,12 @@ class Equivalence:
             raise ConfigError(
                 f"{self.nodeid}: llm_equiv.similar({key!r}, facts={facts!r}): facts must be True or False"
             )
-        limit = self.settings.threshold if threshold is None else check_threshold(threshold, self.nodeid)
         check_facts = self.settings.facts if facts is None else facts
         name = metric or self.settings.metric
+        if threshold is not None:
+            limit = check_threshold(threshold, self.nodeid)
+        else:
+            limit = default_threshold(name) if self.settings.threshold is None else self.settings.threshold
         function = self._metrics.get(name)
         if function is None:
             known = ", ".join(sorted(self._metrics))
@@ -335,8 +338,13 @@ class Equivalence:
         return original, transformed
 
     def _score(self, name: str, function: Callable[[str, str], float], a: str, b: str) -> float:
+        from .semantic import SemanticUnavailableError
+
         if name != "embedding":
-            return float(function(a, b))
+            try:
+                return float(function(a, b))
+            except SemanticUnavailableError as exc:
+                raise SemanticUnavailableError(f"{self.nodeid}: {exc}") from None
         if self._embed is None:
             raise ConfigError(
                 f"{self.nodeid}: metric 'embedding' needs ini llmport_embedding_provider (a provider name) "

@@ -70,10 +70,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_llmport_add_metrics(config: pytest.Config) -> dict[str, Any]:
+    from .semantic import semantic
     from .similarity import METRICS
 
-    # "embedding" is scored by the equivalence layer through the configured provider's embeddings endpoint.
-    return {**METRICS, "embedding": embedding_metric}
+    # "embedding" is scored by the equivalence layer through the configured provider's embeddings endpoint;
+    # "semantic" needs the optional extra and says how to install it when it is missing.
+    return {**METRICS, "embedding": embedding_metric, "semantic": semantic}
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

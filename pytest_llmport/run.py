@@ -388,7 +388,7 @@ class LlmportRun:
         """The ``llm_equiv`` object of one test on one provider (built on first use)."""
         from .config import marker_options
         from .equivalence import Equivalence, EquivalenceSettings, load_observations, observations_path
-        from .similarity import DEFAULT_METRIC, DEFAULT_THRESHOLD
+        from .similarity import DEFAULT_METRIC
 
         if state.equiv is not None:
             return state.equiv
@@ -400,7 +400,7 @@ class LlmportRun:
         threshold = options.threshold if options.threshold is not None else settings.threshold
         eq_settings = EquivalenceSettings(
             baseline=baseline,
-            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            threshold=threshold,
             metric=options.metric or settings.metric or DEFAULT_METRIC,
             facts=settings.check_facts if options.facts is None else options.facts,
         )

@@ -40,6 +40,7 @@ __all__ = [
     "chrf_lcs",
     "chrf_score",
     "contained",
+    "default_threshold",
     "edit_similarity",
     "get_metric",
     "lcs_length",
@@ -319,6 +320,16 @@ METRICS: dict[str, Metric] = {
 # the best cut-off moves a lot between domains.
 DEFAULT_METRIC: str = "chrf_lcs"
 DEFAULT_THRESHOLD: float = 0.61
+
+
+def default_threshold(metric: str) -> float:
+    """The threshold a metric is judged by when none is configured: its own calibrated one where it has
+    one (``semantic``), else :data:`DEFAULT_THRESHOLD`."""
+    if metric == "semantic":
+        from .semantic import SEMANTIC_THRESHOLD
+
+        return SEMANTIC_THRESHOLD
+    return DEFAULT_THRESHOLD
 
 
 def get_metric(name: str) -> Metric:
