@@ -61,7 +61,7 @@ def param_slug(
     for name in sorted(params):
         value = params[name]
         if isinstance(value, str) and is_secret(value):
-            parts.append(f"{name}{indices.get(name, 0)}")
+            safe = f"{name}{indices.get(name, 0)}"
         elif isinstance(value, (str, int, float, bool)) or value is None:
             text = f"{name}={value}"
             safe = _SAFE.sub("_", text)[:60]
