@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 
 from .normalize import NormalizedResult, ProviderError, ToolCall, Usage, normalize
 from .providers import Provider
+from .sse import complete_prefix
 
 if TYPE_CHECKING:
     import httpx
@@ -35,7 +36,6 @@ TokenCache = MutableMapping[tuple[str, str, str], str]
 
 _ERNIE_CHAT = "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/"
 _ERNIE_STALE_TOKEN = frozenset({"110", "111"})  # access token invalid / expired
-_EVENT_END = (b"\r\n\r\n", b"\n\n", b"\r\r")
 
 
 @dataclass(frozen=True)
@@ -460,10 +460,6 @@ def _has_content(result: NormalizedResult) -> bool:
     return bool(result.text or result.reasoning or result.tool_calls)
 
 
-def _last_event_end(data: bytes) -> int:
-    return max((data.rfind(sep) + len(sep) for sep in _EVENT_END if sep in data), default=-1)
-
-
 def _send(
     http: httpx.Client,
     spec: Provider,
@@ -486,8 +482,8 @@ def _send(
                 continue
             # Normalise each newly completed event alone: the first one with content fixes the TTFT.
             pending += chunk
-            end = _last_event_end(pending)
-            if end <= 0:
+            end = complete_prefix(pending)
+            if end == 0:
                 continue
             events, pending = pending[:end], pending[end:]
             partial = normalize(

@@ -26,9 +26,10 @@ import re
 import sys
 import types
 import typing
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final, Literal, Union
+
+from .textfold import fold_width, nfkc
 
 __all__ = [
     "MAX_DIFF_LINES",
@@ -867,36 +868,6 @@ def _to_jsonable(value: Any, path: list[PathElement], where: str, active: set[in
 # String normalisation
 # --------------------------------------------------------------------------------------------------
 
-# NFKC already folds full-width ASCII forms (，：；！？（）～ and letters/digits); these are the Chinese
-# marks it leaves alone, mapped to the ASCII punctuation a half-width answer would use.
-_CJK_PUNCTUATION: Final = str.maketrans(
-    {
-        "，": ",",
-        "、": ",",
-        "。": ".",
-        "：": ":",
-        "；": ";",
-        "！": "!",
-        "？": "?",
-        "（": "(",
-        "）": ")",
-        "【": "[",
-        "】": "]",
-        "〔": "[",
-        "〕": "]",
-        "〖": "[",
-        "〗": "]",
-        "“": '"',
-        "”": '"',
-        "„": '"',
-        "「": '"',
-        "」": '"',
-        "『": '"',
-        "』": '"',
-        "‘": "'",
-        "’": "'",
-    }
-)
 _WHITESPACE: Final = re.compile(r"\s+")
 
 
@@ -923,12 +894,12 @@ class StringNormalization:
                 raise TypeError(f"the custom normaliser returned {_type_label(type(converted))}, not str")
             text = converted
         if self.width:
-            text = unicodedata.normalize("NFKC", text).translate(_CJK_PUNCTUATION)
+            text = fold_width(text)
         if self.casefold:
             text = text.casefold()
             if self.width:
                 # Casefolding can produce sequences NFKC rewrites; renormalising keeps apply() idempotent.
-                text = unicodedata.normalize("NFKC", text)
+                text = nfkc(text)
         if self.whitespace:
             text = _WHITESPACE.sub(" ", text).strip()
         return text

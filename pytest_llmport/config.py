@@ -26,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires")
+MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts")
 DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers",)
 
@@ -103,6 +103,12 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmport_threshold", "default similarity threshold in [0, 1]", default="")
     parser.addini("llmport_metric", "default similarity metric", default="")
     parser.addini(
+        "llmport_check_facts",
+        "similar() also fails when the texts state different numbers or negations",
+        type="bool",
+        default=True,
+    )
+    parser.addini(
         "llmport_embedding_provider",
         "provider whose embeddings endpoint the embedding metric uses",
         default="",
@@ -144,6 +150,7 @@ class Settings:
     report_path: str | None = None
     max_examples: int = 10
     scan_paths: tuple[str, ...] = ()
+    check_facts: bool = True
 
 
 @dataclass(frozen=True)
@@ -155,6 +162,7 @@ class MarkerOptions:
     threshold: float | None = None
     metric: str | None = None
     requires: tuple[str, ...] = ()
+    facts: bool | None = None
 
 
 def read_tool_table(config: pytest.Config) -> dict[str, Any]:
@@ -270,6 +278,7 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         report_path=config.getoption("llmport_report"),
         max_examples=int(examples_text),
         scan_paths=tuple(config.getoption("llmport_scan") or ()),
+        check_facts=bool(config.getini("llmport_check_facts")),
     )
 
 
@@ -310,6 +319,9 @@ def marker_options(
         raise ConfigError(
             f"{usage}(metric={metric!r}): unknown similarity metric; known: {', '.join(known_metrics or [])}"
         )
+    facts = marker.kwargs.get("facts")
+    if facts is not None and not isinstance(facts, bool):
+        raise ConfigError(f"{usage}(facts={facts!r}): facts must be True or False")
     requires = marker.kwargs.get("requires", ())
     if not _is_name_list(requires):
         raise ConfigError(
@@ -329,6 +341,7 @@ def marker_options(
         "baseline": baseline,
         "threshold": None if threshold is None else float(threshold),
         "metric": metric,
+        "facts": facts,
     }
     providers = marker.kwargs.get("providers")
     if providers is None:

@@ -40,7 +40,6 @@ import string
 import sys
 import types
 import typing
-import unicodedata
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import PurePath
@@ -48,6 +47,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
+
+from .textfold import CJK_PUNCTUATION, FULL_WIDTH_OFFSET, IDEOGRAPHIC_SPACE, fold_width, to_half_width
 
 __all__ = [
     "CHINESE_PUNCTUATION",
@@ -86,8 +87,8 @@ COMMON_HANZI = (
 CHINESE_PUNCTUATION = "，。？！：；、“”‘’（）《》【】…—·"
 EMOJI = ("😊", "🙏", "👍")
 _ZERO_WIDTH_SPACE = "\u200b"
-_IDEOGRAPHIC_SPACE = "\u3000"
-_FULL_WIDTH_OFFSET = 0xFEE0  # U+FF01..U+FF5E are U+0021..U+007E shifted by this
+_IDEOGRAPHIC_SPACE = IDEOGRAPHIC_SPACE
+_FULL_WIDTH_OFFSET = FULL_WIDTH_OFFSET
 
 _ENGLISH_SENTENCES = (
     "my order has not arrived yet please help me check the status of refund "
@@ -237,44 +238,16 @@ def to_full_width(text: str, *, space: bool = True) -> str:
     return "".join(out)
 
 
-def to_half_width(text: str) -> str:
-    """Full-width ASCII forms (U+FF01..U+FF5E) and the ideographic space back to ASCII; the rest unchanged."""
-    out = []
-    for char in text:
-        code = ord(char)
-        if 0xFF01 <= code <= 0xFF5E:
-            out.append(chr(code - _FULL_WIDTH_OFFSET))
-        elif char == _IDEOGRAPHIC_SPACE:
-            out.append(" ")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-# CJK punctuation with an ASCII counterpart that NFKC does not map (it maps only the U+FFxx forms).
-_CJK_TO_ASCII = {"。": ".", "“": '"', "”": '"', "‘": "'", "’": "'", "【": "[", "】": "]"}
-_FOLD = str.maketrans(_CJK_TO_ASCII)
-
-
-def fold_width(text: str) -> str:
-    """A canonical form in which all width variants of a text agree: NFKC, then ``。“”‘’【】`` to ASCII.
-
-    ``fold_width(v) == fold_width(text)`` for every ``v`` drawn from ``punctuation_variants(text)``.
-    """
-    return unicodedata.normalize("NFKC", text).translate(_FOLD)
+# The Chinese marks the width variants switch with their ASCII counterparts (a subset of the package's
+# folding table: the ones an answer written in half width would really replace).
+_CJK_TO_ASCII = {mark: CJK_PUNCTUATION[mark] for mark in "。“”‘’【】"}
 
 
 # Half-width punctuation that :func:`swap_punctuation_width` widens next to Chinese text.
 _SWAP_TO_FULL = {",": "，", ".": "。", "?": "？", "!": "！", ":": "：", ";": "；", "(": "（", ")": "）"}
 _SWAP_TO_HALF = {
     **{chr(ord(c) + _FULL_WIDTH_OFFSET): c for c in ",.?!:;()[]\"'"},
-    "。": ".",
-    "“": '"',
-    "”": '"',
-    "‘": "'",
-    "’": "'",
-    "【": "[",
-    "】": "]",
+    **_CJK_TO_ASCII,
 }
 
 
