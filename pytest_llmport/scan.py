@@ -65,8 +65,11 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
             rf"(?i)(?:\bbearer\s+|\bark_?api_?key[\"']?\s*[:=]\s*[\"']?|api-key[\"']?\s*:\s*[\"']?){_UUID}"
         ),
     ),
-    ("Bearer token", re.compile(rf"(?i)\bbearer\s+{_VALUE}")),
-    ("Basic credentials", re.compile(r"(?i)\bbasic\s+([A-Za-z0-9+/]{12,}={0,2})")),
+    ("Bearer token", re.compile(rf"\b(?:Bearer|bearer|BEARER)\s+(?=[A-Za-z._~+/-]*[0-9]){_VALUE}")),
+    (
+        "Basic credentials",
+        re.compile(r"\b(?:Basic|basic|BASIC)\s+(?=[A-Za-z+/]*[0-9+/])([A-Za-z0-9+/]{12,}={0,2})"),
+    ),
     (
         "credential assignment (Qianfan AK/SK, client_secret, access_token, ...)",
         re.compile(rf"(?i)(?<![A-Za-z0-9]){_NAMES}[\"']?\s*[:=]\s*[\"']?{_VALUE}"),
@@ -132,8 +135,8 @@ class Allow:
         return allow
 
     def skips(self, path: Path) -> bool:
-        text = path.as_posix()
-        return any(fnmatch.fnmatch(text, glob) or fnmatch.fnmatch(path.name, glob) for glob in self.globs)
+        names = (path.as_posix(), path.absolute().as_posix(), path.name)
+        return any(fnmatch.fnmatch(name, glob) for glob in self.globs for name in names)
 
 
 class Scanner:

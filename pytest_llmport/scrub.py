@@ -162,7 +162,10 @@ def _base64_cores(value: bytes) -> set[str]:
 
 _B64 = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-")
 _JWT = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{8,}")
-_AUTH_TOKEN = re.compile(r"(?i)\b(bearer|basic)(\s+)(?!REDACTED\b)([a-z0-9._~+/-]{16,}=*)")
+# A token has a digit: "basic understanding" in an answer is prose.
+_AUTH_TOKEN = re.compile(
+    r"\b(Bearer|Basic|bearer|basic|BEARER|BASIC)(\s+)(?!REDACTED\b)(?=[A-Za-z._~+/-]*[0-9])([A-Za-z0-9._~+/-]{16,}=*)"
+)
 _FORM_FIELD = re.compile(rf"(?i)(?<![A-Za-z0-9_])((?:{_TEXT_FIELDS})=)([^&#\s\"'<>\\()\[\],;]+)")
 _JSON_FIELD = re.compile(rf'(?i)("(?:{_TEXT_FIELDS})"\s*:\s*)"(?!REDACTED")(?:[^"\\]|\\.)*"')
 _SSE_DATA = re.compile(r"(?m)^data:")
