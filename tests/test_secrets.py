@@ -312,3 +312,42 @@ def test_no_spelling_of_a_key_survives_a_hostile_server(
     assert any(".pytest_cache" in name and "llmport" in name for name in left), "the parsed-cassette cache"
     assert_clean(left, key, ZHIPU_KEY)
     env.delenv("CI")
+
+
+SDKS = """
+import pytest
+from zhipuai import ZhipuAI
+
+MESSAGES = [{"role": "user", "content": "我的订单还没发货"}]
+
+
+@pytest.mark.llm_portable
+@pytest.mark.parametrize("jwt_mode", [False, True])
+def test_zhipuai(llm_provider, jwt_mode):
+    client = ZhipuAI(api_key=llm_provider.api_key, base_url=llm_provider.base_url, disable_token_cache=not jwt_mode)
+    reply = client.chat.completions.create(model=llm_provider.model, messages=MESSAGES)
+    assert reply.choices[0].message.content
+
+
+@pytest.mark.llm_portable
+def test_openai(llm_provider):
+    reply = llm_provider.openai_client().chat.completions.create(model=llm_provider.model, messages=MESSAGES)
+    assert reply.choices[0].message.content
+"""
+
+
+def test_every_sdk_builds_and_replays_with_no_key(pytester: pytest.Pytester, env: pytest.MonkeyPatch) -> None:
+    """zhipuai in JWT mode signs a token from an ``id.secret`` key: the replay key has that shape."""
+    from pytest_llmport.testing import FakeProvider
+
+    pytester.makepyfile(test_app=SDKS)
+    with FakeProvider() as fake:  # accepts any key: the JWT the SDK signs is not the key itself
+        env.setenv("LLMPORT_ZHIPU_BASE_URL", fake.base_url)
+        env.setenv("ZHIPUAI_API_KEY", ZHIPU_KEY)
+        pytester.runpytest("--providers=zhipu").assert_outcomes(passed=3)
+        assert any(r.headers.get("authorization", "").startswith("Bearer eyJ") for r in fake.requests)
+    text = "\n".join(files_left(pytester.path / "cassettes").values())
+    assert "eyJ" not in text and "AbCdEfGhIjKlMnOp" not in text, "neither the JWT nor the key is recorded"
+    env.delenv("ZHIPUAI_API_KEY")
+    env.setenv("CI", "true")
+    pytester.runpytest("--providers=zhipu").assert_outcomes(passed=3)
