@@ -99,11 +99,17 @@ class ChatResult:
         return self.result.error is None
 
     def json(self) -> Any:
-        """The answer text parsed as JSON (for ``response_format`` tests); raises ``ValueError``."""
-        text = self.text.strip()
-        if text.startswith("```"):  # some models fence JSON even in JSON mode
-            text = text.strip("`").removeprefix("json").strip()
-        return json.loads(text)
+        """The answer parsed as JSON, also when fenced, after prose or a ``<think>`` block; ``ValueError``.
+
+        Some models fence JSON even in JSON mode; :func:`pytest_llmport.compare.extract_json` is the one
+        extractor, so this accepts exactly what ``llm_equiv.schema(..., lenient=True)`` accepts.
+        """
+        from .compare import SchemaError, extract_json
+
+        try:
+            return extract_json(self.text, lenient=True).value
+        except SchemaError as exc:
+            raise ValueError(f"{self.provider}: the answer holds no JSON value: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """Report-ready summary: provider, timings, finish reason, usage and the error category."""

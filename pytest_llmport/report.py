@@ -33,6 +33,8 @@ class Cell:
     longrepr: str = ""
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     falsifying: str = ""
+    # Requests from threads that predate the test (SHARED.md: url, thread, hint); not the test's traffic.
+    background: list[dict[str, Any]] = field(default_factory=list)
 
     def word(self) -> str:
         """One short word or score for the terminal matrix."""
@@ -93,6 +95,7 @@ class Matrix:
             longrepr,
             list(data.get("exchanges", [])),
             str(data.get("falsifying") or ""),
+            background=list(data.get("background", [])),
         )
 
     def render(self) -> list[str]:

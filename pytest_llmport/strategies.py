@@ -26,12 +26,9 @@ Every strategy here draws only through hypothesis, so a derandomised property te
 
 from __future__ import annotations
 
-import base64
 import collections.abc as cabc
 import dataclasses
 import datetime as _dt
-import decimal
-import enum
 import importlib
 import json
 import math
@@ -40,14 +37,13 @@ import string
 import sys
 import types
 import typing
-import uuid
 from collections.abc import Callable, Mapping
-from pathlib import PurePath
 from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
+from .jsonvalue import to_json
 from .textfold import CJK_PUNCTUATION, FULL_WIDTH_OFFSET, IDEOGRAPHIC_SPACE, fold_width, to_half_width
 
 __all__ = [
@@ -783,39 +779,3 @@ def _for_type(tp: Any) -> SearchStrategy[Any]:
 
 def _canonical_json(value: Any) -> str:
     return json.dumps(to_json(value), sort_keys=True)
-
-
-def to_json(value: Any) -> Any:
-    """``value`` as plain JSON data (see :func:`from_model` for the conversions); raises ``TypeError``."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, enum.Enum):
-        return to_json(value.value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise TypeError(f"{value!r} is not a JSON number")
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: to_json(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {_json_key(key): to_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(item) for item in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((to_json(item) for item in value), key=lambda item: json.dumps(item, sort_keys=True))
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, (uuid.UUID, decimal.Decimal, PurePath)):
-        return str(value)
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if callable(getattr(value, "model_dump", None)):
-        return to_json(value.model_dump(mode="json"))
-    raise TypeError(f"cannot turn {type(value).__name__} into JSON")
-
-
-def _json_key(key: Any) -> str:
-    converted = to_json(key)
-    return converted if isinstance(converted, str) else json.dumps(converted)
