@@ -6,7 +6,9 @@ import importlib
 import sys
 
 # command name -> (module, one-line help). Each module exposes ``main(argv: list[str]) -> int``.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": (".scan", "fail when a file holds a key or a credential-shaped string (run before committing)"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:

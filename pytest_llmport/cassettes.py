@@ -15,14 +15,16 @@ import os
 import re
 import tempfile
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
 from .errors import CorruptCassetteError
+from .placeholders import MARKER, REDACTED
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -45,12 +47,22 @@ _Dumper.add_representer(str, _represent_str)
 _SAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
-def param_slug(params: Mapping[str, object], indices: Mapping[str, int]) -> str:
-    """A file-name-safe name for a test's other parameters, independent of pytest's id formatting."""
+def param_slug(
+    params: Mapping[str, object],
+    indices: Mapping[str, int],
+    is_secret: Callable[[str], bool] = lambda text: False,
+) -> str:
+    """A file-name-safe name for a test's other parameters, independent of pytest's id formatting.
+
+    A parameter whose value ``is_secret`` (a key, whatever ``ids=`` says) is named by its position, as
+    values that are not scalars are: a key must not become a folder name.
+    """
     parts = []
     for name in sorted(params):
         value = params[name]
-        if isinstance(value, (str, int, float, bool)) or value is None:
+        if isinstance(value, str) and is_secret(value):
+            safe = f"{name}{indices.get(name, 0)}"
+        elif isinstance(value, (str, int, float, bool)) or value is None:
             text = f"{name}={value}"
             safe = _SAFE.sub("_", text)[:60]
             if safe != text:
@@ -317,18 +329,185 @@ def body_value(body: Any) -> Any:
     return body
 
 
+# -- placeholders match any value ------------------------------------------------------------------
+# Where a recorded request holds ``<REDACTED:...>`` (or a whole value ``REDACTED``), the application now
+# sends a key, a placeholder key or a token of this run: any value matches there. Which positions of a
+# recorded request hold one is worked out once per request, on first use; a request without any costs one
+# substring search of its URL and body.
+_ANYTHING = re.compile(".*", re.DOTALL)
+
+
+def string_pattern(text: str) -> re.Pattern[str] | None:
+    """A recorded string with placeholders as the pattern of the strings it matches; None without any."""
+    if text == REDACTED:
+        return _ANYTHING
+    if "<REDACTED" not in text:
+        return None
+    pieces = MARKER.split(text)
+    if len(pieces) == 1:
+        return None
+    return re.compile(".*?".join(re.escape(piece) for piece in pieces), re.DOTALL)
+
+
+def _fits_string(recorded: str, value: Any) -> bool:
+    pattern = string_pattern(recorded)
+    return pattern is not None and isinstance(value, str) and pattern.fullmatch(value) is not None
+
+
+@dataclass(frozen=True)
+class _Wild:
+    pattern: re.Pattern[str]
+
+
+@dataclass(frozen=True)
+class _WildObject:
+    exact: dict[str, Any]
+    wild: tuple[tuple[re.Pattern[str], Any], ...]
+
+
+@dataclass(frozen=True)
+class _Exact:
+    canonical: str
+
+
+def _template(value: Any) -> tuple[Any, bool]:
+    """(template, holds a placeholder) for a recorded JSON value."""
+    if isinstance(value, str):
+        pattern = string_pattern(value)
+        return (_Wild(pattern), True) if pattern is not None else (value, False)
+    if isinstance(value, dict):
+        exact: dict[str, Any] = {}
+        wild: list[tuple[re.Pattern[str], Any]] = []
+        found = False
+        for key, item in value.items():
+            template, held = _template(item)
+            pattern = string_pattern(key)
+            found = found or held or pattern is not None
+            if pattern is not None:
+                wild.append((pattern, template))
+            else:
+                exact[key] = template
+        return (_WildObject(exact, tuple(wild)) if found else value), found
+    if isinstance(value, list):
+        items = [_template(item) for item in value]
+        if any(held for _, held in items):
+            return [template for template, _ in items], True
+        return value, False
+    return value, False
+
+
+def _fits(template: Any, value: Any) -> bool:
+    if isinstance(template, _Wild):
+        return isinstance(value, str) and template.pattern.fullmatch(value) is not None
+    if isinstance(template, _WildObject):
+        if not isinstance(value, dict) or len(value) != len(template.exact) + len(template.wild):
+            return False
+        if any(key not in value or not _fits(item, value[key]) for key, item in template.exact.items()):
+            return False
+        rest = [key for key in value if key not in template.exact]
+        for pattern, item in template.wild:
+            key = next((k for k in rest if pattern.fullmatch(k) and _fits(item, value[k])), None)
+            if key is None:
+                return False
+            rest.remove(key)
+        return True
+    if isinstance(template, list) and any(isinstance(t, (_Wild, _WildObject, list)) for t in template):
+        return (
+            isinstance(value, list)
+            and len(value) == len(template)
+            and all(_fits(t, v) for t, v in zip(template, value, strict=True))
+        )
+    return bool(_canonical(template) == _canonical(value))
+
+
+_WILD_BYTES = re.compile(MARKER.pattern.encode("ascii") + rb"|(?<==)REDACTED(?=&|$)")
+
+
+def _bytes_pattern(body: bytes) -> re.Pattern[bytes]:
+    pieces = _WILD_BYTES.split(body)
+    return re.compile(b".*?".join(re.escape(piece) for piece in pieces), re.DOTALL)
+
+
+def _body_template(request: Any) -> Any:
+    """The recorded body as a template when it holds placeholders, else None (memoised)."""
+    body = request.body
+    memo = request.__dict__.get("_llmport_body_template")
+    if memo is not None and memo[0] is body:
+        return memo[1]
+    raw = body.encode("utf-8") if isinstance(body, str) else body
+    template: Any = None
+    if isinstance(raw, (bytes, bytearray)) and b"REDACTED" in raw:
+        value = body_value(raw)
+        if isinstance(value, bytes):
+            template = _bytes_pattern(value)
+        else:
+            template, held = _template(value)
+            template = template if held else None
+    request.__dict__["_llmport_body_template"] = (body, template)
+    return template
+
+
+@dataclass(frozen=True)
+class _UriTemplate:
+    location: tuple[str, str, int | None]
+    path: re.Pattern[str]
+    query: list[tuple[str, Any]]
+
+
+def _uri_template(request: Any) -> _UriTemplate | None:
+    uri = request.uri
+    memo = request.__dict__.get("_llmport_uri_template")
+    if memo is not None and memo[0] is uri:
+        return memo[1]  # type: ignore[no-any-return]
+    template = None
+    if "REDACTED" in uri:
+        scheme, host, port, _ = _location(uri)
+        path = unquote(urlsplit(uri).path).rstrip("/") or "/"
+        query = sorted(parse_qsl(urlsplit(uri).query, keep_blank_values=True), key=lambda pair: pair[0])
+        template = _UriTemplate(
+            (scheme, host, port),
+            string_pattern(path) or re.compile(re.escape(path)),
+            [(name, string_pattern(value) or value) for name, value in query],
+        )
+    request.__dict__["_llmport_uri_template"] = (uri, template)
+    return template
+
+
+def _fits_uri(template: _UriTemplate, uri: str) -> bool:
+    scheme, host, port, _ = _location(uri)
+    if (scheme, host, port) != template.location:
+        return False
+    if template.path.fullmatch(unquote(urlsplit(uri).path).rstrip("/") or "/") is None:
+        return False
+    query = sorted(parse_qsl(urlsplit(uri).query, keep_blank_values=True), key=lambda pair: pair[0])
+    return len(query) == len(template.query) and all(
+        name == expected_name
+        and (expected == value if isinstance(expected, str) else expected.fullmatch(value) is not None)
+        for (name, value), (expected_name, expected) in zip(query, template.query, strict=True)
+    )
+
+
 # vcrpy matchers signal a mismatch with AssertionError; raised explicitly, because pytest rewrites the
-# asserts of plugin modules and would bury the message under its own introspection.
+# asserts of plugin modules and would bury the message under its own introspection. vcrpy passes the
+# request being sent first and the recorded one second; messages say the recorded one first.
 def match_method(r1: Any, r2: Any) -> None:
     if r1.method.upper() != r2.method.upper():
-        raise AssertionError(f"method {r1.method} != {r2.method}")
+        raise AssertionError(f"method {r2.method} != {r1.method}")
 
 
 def match_uri(r1: Any, r2: Any) -> None:
+    template = _uri_template(r2)
+    if template is not None:
+        if not _fits_uri(template, r1.uri):
+            path = unquote(urlsplit(r1.uri).path).rstrip("/") or "/"
+            if _location(r1.uri)[:3] != template.location or not template.path.fullmatch(path):
+                raise AssertionError(f"URL {r2.uri} != {r1.uri}")
+            raise AssertionError(f"query {_query(r2.uri)} != {_query(r1.uri)}")
+        return
     if _location(r1.uri) != _location(r2.uri):
-        raise AssertionError(f"URL {r1.uri} != {r2.uri}")
+        raise AssertionError(f"URL {r2.uri} != {r1.uri}")
     if _query(r1.uri) != _query(r2.uri):
-        raise AssertionError(f"query {_query(r1.uri)} != {_query(r2.uri)}")
+        raise AssertionError(f"query {_query(r2.uri)} != {_query(r1.uri)}")
 
 
 def _canonical(value: Any) -> Any:
@@ -348,7 +527,17 @@ def _canonical_body(request: Any) -> Any:
 
 
 def match_body(r1: Any, r2: Any) -> None:
-    if _canonical_body(r1) != _canonical_body(r2):
+    template = _body_template(r2)
+    if template is None:
+        if _canonical_body(r1) != _canonical_body(r2):
+            raise AssertionError("body differs")
+        return
+    value = body_value(r1.body)
+    if isinstance(template, re.Pattern):
+        fits = isinstance(value, bytes) and template.fullmatch(value) is not None
+    else:
+        fits = not isinstance(value, bytes) and _fits(template, value)
+    if not fits:
         raise AssertionError("body differs")
 
 
@@ -376,7 +565,7 @@ def json_differences(expected: Any, actual: Any, path: str = "$", limit: int = 5
             for index, (x, y) in enumerate(zip(a, b, strict=False)):
                 walk(x, y, f"{where}[{index}]")
         elif isinstance(a, str) and isinstance(b, str):
-            if a != b:
+            if a != b and not _fits_string(a, b):
                 out.append(f"{where}: {_string_difference(a, b)}")
         elif a != b:
             out.append(f"{where}: recorded {_short(a)}, now {_short(b)}")
@@ -414,7 +603,7 @@ def explain_mismatch(request: Any, recorded: Sequence[Any]) -> str:
         fails = []
         for matcher in MATCHERS:
             try:
-                matcher(candidate, request)
+                matcher(request, candidate)
             except AssertionError as exc:
                 fails.append((matcher, str(exc)))
         scored.append((len(fails), index, candidate, fails))

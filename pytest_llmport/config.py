@@ -86,6 +86,15 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write every observation, score, threshold and diff as JSON to PATH",
     )
+    group.addoption(
+        "--llmport-scan",
+        dest="llmport_scan",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="at the end of the run, fail if a file under PATH holds a key or a credential-shaped string "
+        "(repeatable; as python -m pytest_llmport scan PATH)",
+    )
     parser.addini("llmport_providers", "default providers (comma or space separated)", default="")
     parser.addini("llmport_baseline", "default baseline provider", default="")
     parser.addini(
@@ -140,6 +149,7 @@ class Settings:
     embedding_model: str | None = None
     report_path: str | None = None
     max_examples: int = 10
+    scan_paths: tuple[str, ...] = ()
     check_facts: bool = True
 
 
@@ -272,6 +282,7 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         embedding_model=str(config.getini("llmport_embedding_model")).strip() or None,
         report_path=config.getoption("llmport_report"),
         max_examples=int(examples_text),
+        scan_paths=tuple(config.getoption("llmport_scan") or ()),
         check_facts=bool(config.getini("llmport_check_facts")),
     )
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .placeholders import REPLAY_KEY, replay_key
 from .providers import Provider
 from .sdks import litellm_route, split_version
 
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
 
     from .chat import ChatResult
 
-REPLAY_KEY = "llmport-replay-key"
+__all__ = ["REPLAY_KEY", "ClientCache", "LLMProvider"]
 
 
 class ClientCache:
@@ -282,7 +283,7 @@ class LLMProvider:
         env = self.spec.secret_key_env
         value = os.environ.get(env, "") if env else ""
         # While replaying the secret only reaches a scrubbed query parameter; any placeholder matches.
-        return value or (REPLAY_KEY if env and self.replaying else "")
+        return value or (replay_key(env) if env and self.replaying else "")
 
     def chat(
         self,

@@ -90,6 +90,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         run.matrix.write(run.settings.report_path)
     if run.matrix.cells:
         session.config.hook.pytest_llmport_report(config=session.config, report=run.matrix.as_dict())
+    if run.settings.scan_paths and run.scan() and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -225,6 +227,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if example:
             data["falsifying"] = example
         report.user_properties.append((PROPERTY, data))
+    if provider_of(item) is not None:
+        # Before any reporter sees it: pytest's terminal, JUnit XML, xdist's controller.
+        item.config.stash[RUN_KEY].scrub_report(report)
     return report
 
 
@@ -248,6 +253,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if run is not None and run.matrix.cells:
         terminalreporter.section("llmport: portability matrix")
         for line in run.matrix.render():
+            terminalreporter.write_line(line)
+    if run is not None and run.scan_findings:
+        terminalreporter.section("llmport: secrets found (--llmport-scan)", red=True)
+        for line in run.scan_findings:
             terminalreporter.write_line(line)
     if run is not None and run.background:
         terminalreporter.section("llmport: background traffic (not recorded; refused while replaying)")

@@ -54,6 +54,8 @@ class ItemRecording:
     property_based: bool = False
     unmatched: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    #: Scrubs a message the plugin builds before anyone sees it.
+    scrub: Callable[[str], str] = str
     # Threads running when the test started; requests from them are background traffic, not the test's.
     threads: Threads | None = None
     background: list[dict[str, str]] = field(default_factory=list)
@@ -66,11 +68,22 @@ class ItemRecording:
 
 
 class LlmportCassette(Cassette):  # type: ignore[misc]
-    """A vcrpy cassette that trusts what it loads.
+    """A vcrpy cassette that trusts what it loads and scrubs what it records, not what it matches.
 
     Cassettes on disk were scrubbed when they were recorded, so loading skips vcrpy's per-interaction
     ``append`` (a scrub and a deep copy each): at replay speed that was a fifth of the cost of a test.
+    Matching needs no scrubbing either: a recorded ``<REDACTED:...>`` matches any value (see
+    cassettes.py), so vcrpy's per-request filter is the identity and only :meth:`append` and
+    :meth:`filter_request` (what messages show) scrub.
     """
+
+    scrub_request: Callable[[VcrRequest], VcrRequest] = staticmethod(lambda request: request)
+
+    def append(self, request: VcrRequest, response: Any) -> None:
+        super().append(self.scrub_request(request), response)
+
+    def filter_request(self, request: VcrRequest) -> VcrRequest:
+        return self.scrub_request(request)
 
     def _load(self) -> None:
         from vcr.persisters.filesystem import CassetteNotFoundError
@@ -124,30 +137,25 @@ def open_cassette(
     path: Path, record_mode: str, scrubber: Scrubber, persister: AtomicPersister | None = None
 ) -> Cassette:
     """Load (or start) the cassette at ``path``; a corrupt file raises ``CorruptCassetteError``."""
-    # vcrpy scrubs the same incoming request up to three times while matching it; remember the last one.
-    last: list[Any] = [None, None]
 
     def scrub_request(request: VcrRequest) -> VcrRequest:
-        if last[0] is request:
-            return last[1]
-        scrubbed = VcrRequest(
+        return VcrRequest(
             request.method,
             scrubber.uri(request.uri),
             scrubber.body(request.body),
             scrubber.request_headers(request.headers),
         )
-        last[0], last[1] = request, scrubbed
-        return scrubbed
 
-    return LlmportCassette.load(
+    cassette = LlmportCassette.load(
         path=str(path),
         serializer=ReadableYamlSerializer,
         persister=persister or AtomicPersister(),
         record_mode=RecordMode(record_mode),
         match_on=MATCHERS,
-        before_record_request=scrub_request,
         before_record_response=scrubber.response,
     )
+    cassette.scrub_request = scrub_request
+    return cassette
 
 
 class Router:
@@ -245,6 +253,7 @@ class Router:
             + "\n".join("  " + line for line in explain_mismatch(scrubbed, cassette.requests).splitlines())
             + f"\n  {item.record_hint}"
         )
+        message = item.scrub(message)
         if item.property_based:
             message += (
                 "\n  This is a property-based test: hypothesis generated an input that was never recorded, "

@@ -15,7 +15,8 @@ import pytest
 from .config import MARKER, Settings
 from .errors import CorruptCassetteError, MissingCassetteError
 from .guard import Threads, background_hint
-from .handle import REPLAY_KEY, ClientCache, LLMProvider
+from .handle import ClientCache, LLMProvider
+from .placeholders import PLACEHOLDER_KEYS, replay_key
 from .providers import Provider
 
 if TYPE_CHECKING:
@@ -82,12 +83,16 @@ class LlmportRun:
         self.baselines: dict[Path, dict[str, Any]] = {}
         self.clients = ClientCache()
         self.discarded: list[str] = []
+        self.scan_findings: list[str] = []
         self._router: Router | None = None
         self._patches: Patches | None = None
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
         self._persister: AtomicPersister | None = None
         self._secret_names: list[str] | None = None
         self._restore_session_env: Callable[[], None] = lambda: None
+        # Every key value a scrubber of this run was built with (value -> variable).
+        self._seen: dict[str, str] = {}
+        self._output: tuple[int, Scrubber] | None = None
         self.guard: Guard | None = None
         self._children: ChildGuard | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -237,7 +242,7 @@ class LlmportRun:
         name = getattr(item, "originalname", item.name)
         cls = getattr(item, "cls", None)
         test_name = f"{cls.__name__}.{name}" if cls is not None else name
-        extra = param_slug(params, dict(callspec.indices)) if params else ""
+        extra = param_slug(params, dict(callspec.indices), self.is_secret) if params else ""
         return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, provider, extra)
 
     def _hint(self, item: pytest.Item, spec: Provider, mode: str) -> str:
@@ -260,10 +265,11 @@ class LlmportRun:
                     f"{item.nodeid}: no cassette for provider {name!r} at {path} (record mode: none).\n"
                     f"  {self._hint(item, spec, 'once')}"
                 )
-            return spec, path, mode, key or REPLAY_KEY, True
+            return spec, path, mode, key or replay_key(spec.api_key_env), True
         if not can_record:
             if exists and mode != "all":
-                return spec, path, "none", REPLAY_KEY, True  # nothing may go out without a key: pure replay
+                # Nothing may go out without a key: pure replay.
+                return spec, path, "none", replay_key(spec.api_key_env), True
             pytest.skip(
                 f"{spec.api_key_env} is not set: cannot record {name!r} "
                 f"({'no cassette at ' + str(path) if not exists else 'record mode all'})"
@@ -273,9 +279,10 @@ class LlmportRun:
                 f"{name}: set {spec.env_prefix}_BASE_URL (base URL {spec.base_url} has a placeholder)"
             )
         replaying = exists and mode == "once"
-        return spec, path, mode, key or REPLAY_KEY, replaying
+        return spec, path, mode, key or replay_key(spec.api_key_env), replaying
 
-    def scrubber(self, extra_key: str) -> Scrubber:
+    def scrubber(self, extra_key: str = "") -> Scrubber:
+        """The scrubber for what one test records: every key variable set now, and ``extra_key``."""
         from .scrub import Scrubber
 
         if self._secret_names is None:
@@ -284,13 +291,63 @@ class LlmportRun:
             self._secret_names = sorted(names | set(self.settings.secret_env))
         environ = os.environ
         secrets = {name: environ[name] for name in self._secret_names if environ.get(name)}
-        if extra_key and extra_key != REPLAY_KEY:
+        if extra_key and extra_key not in PLACEHOLDER_KEYS:
             secrets.setdefault("API_KEY", extra_key)
         cache_key = frozenset(secrets.items())
         scrubber = self._scrubbers.get(cache_key)
         if scrubber is None:
             scrubber = self._scrubbers[cache_key] = Scrubber(secrets)
+            for name, value in secrets.items():
+                self._seen.setdefault(value, name)
         return scrubber
+
+    def output_scrubber(self) -> Scrubber:
+        """The scrubber for what the plugin writes or prints: every key seen in this run, and those set now.
+
+        A key a test set and removed again (``monkeypatch.setenv``) still leaves its traces in the
+        failure text and report data that outlive the test.
+        """
+        from .scrub import Scrubber
+
+        self.scrubber()  # registers the keys set now
+        if self._output is None or self._output[0] != len(self._seen):
+            pairs = [(name, value) for value, name in self._seen.items()]
+            self._output = (len(self._seen), Scrubber(pairs))
+        return self._output[1]
+
+    def scan(self) -> bool:
+        """``--llmport-scan``: look for secrets under each path; True when something was found."""
+        from .scan import Allow, Scanner, known_secrets
+
+        secrets = [*known_secrets(self._secret_names or ()).items(), *((n, v) for v, n in self._seen.items())]
+        allow_file = self.config.rootpath / ".llmport-scan-allow"
+        allow = Allow.read([allow_file] if allow_file.is_file() else [])
+        roots = [Path(self.config.invocation_params.dir, path) for path in self.settings.scan_paths]
+        findings, _ = Scanner(secrets, allow).scan([root for root in roots if root.exists()])
+        self.scan_findings = [str(finding) for finding in findings]
+        return bool(findings)
+
+    def is_secret(self, text: str) -> bool:
+        """True when ``text`` holds a known key or has the shape of a provider's credential."""
+        from .scan import credential_shaped
+
+        return self.output_scrubber().text(text) != text or credential_shaped(text)
+
+    def scrub_report(self, report: pytest.TestReport) -> None:
+        """Take the secrets out of a marked test's report: failure text, captured output, properties."""
+        scrubber = self.output_scrubber()
+        longrepr = report.longrepr
+        if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+            report.longrepr = (longrepr[0], longrepr[1], scrubber.text(str(longrepr[2])))
+        elif longrepr is not None:
+            text = report.longreprtext
+            clean = scrubber.text(text)
+            if clean != text:
+                report.longrepr = clean  # pytest prints a text longrepr as it is; JUnit XML writes it
+        report.sections = [(title, scrubber.text(content)) for title, content in report.sections]
+        report.user_properties = [(name, scrubber.value(value)) for name, value in report.user_properties]
+        if isinstance(getattr(report, "wasxfail", None), str):
+            report.wasxfail = scrubber.text(report.wasxfail)
 
     def warm_up(self) -> None:
         """Import vcrpy, the HTTP client stubs and every module a marked test may use, before the first test.
@@ -339,6 +396,7 @@ class LlmportRun:
             replaying,
             cassette,
             property_based=is_property_test(getattr(item, "obj", None)),
+            scrub=self.output_scrubber().text,
         )
         scope = self.scope
         if scope is not None:
@@ -370,8 +428,10 @@ class LlmportRun:
             from .equivalence import observations_path, save_observations
 
             target = observations_path(state.recording.path)
-            self.baselines[target] = dict(equiv.observations)
-            save_observations(target, equiv.provider, equiv.observations)
+            # Scrubbed for this run's comparisons too, so they see what CI will read from the file.
+            observations = self.output_scrubber().value(dict(equiv.observations))
+            self.baselines[target] = observations
+            save_observations(target, equiv.provider, observations)
         cassette = state.recording.cassette
         # A recorded test that sent nothing still gets a (empty) cassette, so replay knows it was recorded.
         fresh = not state.recording.replaying and not state.recording.path.exists()
@@ -379,7 +439,7 @@ class LlmportRun:
             if passed or self.settings.record_on_failure:
                 cassette._save(force=True)
             else:
-                self.discarded.append(f"{item.nodeid}: {state.recording.path}")
+                self.discarded.append(self.output_scrubber().text(f"{item.nodeid}: {state.recording.path}"))
         if self._patches is not None and (nextitem is None or provider_of(nextitem) is None):
             self._patches.stop()
 
@@ -430,7 +490,7 @@ class LlmportRun:
         if not name or not model:
             return None
         spec = self.registry[name]
-        key = os.environ.get(spec.api_key_env) or REPLAY_KEY
+        key = os.environ.get(spec.api_key_env) or replay_key(spec.api_key_env)
         handle = LLMProvider(
             spec, key, state.handle.cassette_path, state.handle.record_mode, True, self.clients
         )
@@ -450,9 +510,12 @@ class LlmportRun:
         for name, data in report.user_properties:
             entries: Any = ()
             if name == PROPERTY and isinstance(data, dict):
-                longrepr = report.longreprtext if report.failed else ""
+                # Scrubbed again here: under xdist the report comes from a worker, which may know other keys.
+                scrubber = self.output_scrubber()
+                longrepr = scrubber.text(report.longreprtext) if report.failed else ""
                 outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
-                self.matrix.add(report.nodeid, report.when, outcome, data, longrepr)
+                nodeid = scrubber.text(report.nodeid)
+                self.matrix.add(nodeid, report.when, outcome, scrubber.value(data), longrepr)
                 entries = data.get("background", ())
             elif name == BACKGROUND_PROPERTY:
                 entries = data
@@ -473,7 +536,7 @@ class LlmportRun:
         from .observe import summarize_exchanges
 
         equiv = state.equiv
-        return {
+        data = {
             "provider": state.handle.name,
             # A property-based test adds checks per example and shrink step; the last ones say most.
             "checks": [check.to_dict() for check in equiv.checks[-50:]] if equiv else [],
@@ -482,6 +545,8 @@ class LlmportRun:
             "background": list(state.recording.background),
             "exchanges": summarize_exchanges(state.recording.cassette, state.handle.spec.dialect),
         }
+        scrubbed: dict[str, Any] = self.output_scrubber().value(data)
+        return scrubbed
 
     def start_session(self) -> None:
         """Environment for the whole session (see :func:`pytest_llmport.sdks.session_environment`)."""
@@ -490,7 +555,7 @@ class LlmportRun:
 
             specs = [self.registry[name] for name in self.settings.providers]
             replay_only = self.settings.record_mode == "none"
-            self._restore_session_env = sdks.session_environment(specs, REPLAY_KEY if replay_only else None)
+            self._restore_session_env = sdks.session_environment(specs, replay_key if replay_only else None)
 
     def close(self) -> None:
         if self._persister is not None:

@@ -189,16 +189,21 @@ def _set_attributes(target: Any, values: Mapping[str, str]) -> Callable[[], None
     return restore
 
 
-def session_environment(specs: Iterable[Provider], placeholder: str | None) -> Callable[[], None]:
+def session_environment(
+    specs: Iterable[Provider], placeholder: Callable[[str], str] | None
+) -> Callable[[], None]:
     """What holds from the start of the session; returns what undoes it.
 
-    With ``placeholder`` (a pure replay, where nothing is recorded, so no request carries it to a
-    provider), the key variables nobody set get it, so clients built at import time (a module-level
-    ``AsyncOpenAI()``) construct. (``LITELLM_LOCAL_MODEL_COST_MAP`` is set earlier still, by the plugin's
+    With ``placeholder`` (variable name -> placeholder key shaped as that SDK demands; given in a pure
+    replay, where nothing is recorded, so no request carries it to a provider), the key variables nobody
+    set get one, so clients built at import time (a module-level ``AsyncOpenAI()``) construct.
+    (``LITELLM_LOCAL_MODEL_COST_MAP`` is set earlier still, by the plugin's
     ``pytest_load_initial_conftests``.)
     """
     values: dict[str, str] = {}
     if placeholder is not None:
         for spec in specs:
-            values.update({name: placeholder for name in key_variables(spec) if not os.environ.get(name)})
+            values.update(
+                {name: placeholder(name) for name in key_variables(spec) if not os.environ.get(name)}
+            )
     return _set_environ(values)

@@ -400,3 +400,48 @@ def test_match_uri_location() -> None:
     assert _matches(match_uri, _req(uri=base), _req(uri="https://API.example.com:443/v1/chat/"))
     assert not _matches(match_uri, _req(uri=base), _req(uri="http://api.example.com/v1/chat"))
     assert not _matches(match_uri, _req(uri=base), _req(uri="https://api.example.com/v2/chat"))
+
+
+# -- placeholders match any value, and only where they stand ------------------------------------------
+placeholder_free = st.text(max_size=12).filter(lambda text: "REDACTED" not in text)
+
+
+@PROPERTY
+@given(
+    placeholder_free.filter(lambda text: text and text[0] != "\x00"),
+    placeholder_free,
+    placeholder_free,
+    placeholder_free,
+    json_documents,
+)
+def test_a_placeholder_matches_any_value_where_it_stands(
+    prefix: str, suffix: str, live: str, token: str, other: Any
+) -> None:
+    recorded = {"m": [{"c": prefix + MARKER + suffix}], "access_token": REDACTED, "o": other}
+    sent = {"o": other, "access_token": token, "m": [{"c": prefix + live + suffix}]}
+    assert _matches(match_body, _req(json.dumps(sent).encode()), _req(json.dumps(recorded)))
+    changed = {**sent, "m": [{"c": "\x00" + live + suffix}]}
+    assert not _matches(match_body, _req(json.dumps(changed).encode()), _req(json.dumps(recorded)))
+    assert not _matches(match_body, _req(json.dumps({**sent, "o": [other]})), _req(json.dumps(recorded)))
+    form = f"client_secret={REDACTED}&note=k%3D{MARKER}&n=1"
+    assert _matches(match_body, _req(f"client_secret={quote(token)}&note=k%3D{quote(live)}&n=1"), _req(form))
+    assert not _matches(
+        match_body, _req(f"client_secret={quote(token)}&note=k%3D{quote(live)}&n=2"), _req(form)
+    )
+
+
+@PROPERTY
+@given(api_keys, api_keys)
+def test_a_placeholder_in_a_url_matches_any_value(live: str, token: str) -> None:
+    import httpx
+
+    recorded = f"https://h/v1/keys/{MARKER}/usage?unlisted={MARKER}&access_token={REDACTED}&page=1"
+    sent = str(
+        httpx.URL(
+            f"https://h/v1/keys/{live}/usage", params={"page": "1", "unlisted": live, "access_token": token}
+        )
+    )
+    assert _matches(match_uri, _req(uri=sent), _req(uri=recorded))
+    assert not _matches(match_uri, _req(uri=sent.replace("page=1", "page=2")), _req(uri=recorded))
+    assert not _matches(match_uri, _req(uri=sent.replace("/usage", "/other")), _req(uri=recorded))
+    assert not _matches(match_uri, _req(uri=sent.replace("https://h/", "https://x/")), _req(uri=recorded))

@@ -109,3 +109,95 @@ def test_scrubber_unit_cases() -> None:
     )
     assert response["headers"] == {"x-request-id": ["r1"]}
     assert scrubber.body({"content": "abcdef.0123456789"}) == b'{"content":"<REDACTED:ZHIPUAI_API_KEY>"}'
+
+
+# -- every spelling, every shape (units; tests/test_secrets.py records the same through real sockets) ----
+def test_known_values_in_every_spelling() -> None:
+    import base64
+
+    from tests.hostile import SPELLINGS, jwt
+
+    key = 'sk-ev/il"KEY+0123=456'
+    zhipu = "0123456789abcdef0123456789abcdef.AbCdEfGhIjKlMnOp"
+    scrubber = Scrubber({"OPENAI_API_KEY": key, "ZHIPUAI_API_KEY": zhipu})
+    for name, spell in SPELLINGS.items():
+        for prefix in ("", "x", "ab", "user:"):
+            text = (
+                "before "
+                + (spell(prefix + key) if name.startswith("base64") else prefix + spell(key))
+                + " after"
+            )
+            assert scrubber.text(text).startswith("before "), name
+            assert "<REDACTED:OPENAI_API_KEY>" in scrubber.text(text), (name, prefix, text)
+    assert scrubber.text("t=" + jwt(zhipu)) == "t=<REDACTED:ZHIPUAI_API_KEY>"
+    other = jwt("fedcba9876543210fedcba9876543210.ZzZzZzZzZzZzZzZz")
+    assert scrubber.text("t=" + other) == "t=" + other, "a JWT of another key is not this key's"
+    assert scrubber.text("Authorization: Bearer " + other) == "Authorization: Bearer <REDACTED>"
+    urlsafe = base64.urlsafe_b64encode(b"\xff\xfe" + key.encode()).decode()
+    assert "REDACTED" in scrubber.text(urlsafe)
+
+
+def test_shapes_and_names_in_text() -> None:
+    scrubber = Scrubber({})
+    assert scrubber.text("Basic dXNlcjpwYXNzd29yZDEyMw==") == "Basic <REDACTED>"
+    assert scrubber.text("the most basic representations") == "the most basic representations"
+    assert scrubber.text('{"access_token": "24.abc123def456", "x": 1} <junk>') == (
+        '{"access_token": "REDACTED", "x": 1} <junk>'
+    )
+    assert scrubber.text("client = OpenAI(api_key=llm_provider.api_key)") == (
+        "client = OpenAI(api_key=llm_provider.api_key)"
+    ), "code in a traceback is not a token"
+    assert scrubber.text("err: client_secret=9f8e7d6c5b&x=1") == "err: client_secret=REDACTED&x=1"
+    headers = scrubber.response_headers({"Location": ["https://app/cb?access_token=tok123&state=1"]})
+    assert headers == {"Location": ["https://app/cb?access_token=REDACTED&state=1"]}
+
+
+def test_bodies_by_kind() -> None:
+    key = "sk-split-0123456789"
+    scrubber = Scrubber({"K": key})
+    form = scrubber.body(b"grant_type=x&client_secret=s3cr3t&note=a+b&k=" + key.encode())
+    assert form == b"grant_type=x&client_secret=REDACTED&note=a+b&k=<REDACTED:K>", (
+        "other pairs keep their spelling"
+    )
+    assert scrubber.body(b'{"k": "sk-split-0123456789"}') == b'{"k":"<REDACTED:K>"}'
+    clean = b'{"a": 1,  "b": "x"}'
+    assert scrubber.body(clean) is clean, "a clean body is kept byte for byte"
+    events = [
+        {"choices": [{"delta": {"content": piece}}]} for piece in ("my key: sk-spl", "it-0123", "456789 ok")
+    ]
+    stream = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+    response = scrubber.response(
+        {
+            "status": {"code": 200},
+            "headers": {"content-type": ["text/event-stream"]},
+            "body": {"string": stream.encode()},
+            "llmport": {"chunks": [len(stream)], "sha256": "x", "length": 1},
+        }
+    )
+    out = response["body"]["string"].decode()
+    contents = [
+        json.loads(line[6:])["choices"][0]["delta"]["content"] for line in out.splitlines() if "{" in line
+    ]
+    assert contents == ["my key: <REDACTED:K>", "", " ok"]
+    assert out.endswith("data: [DONE]\n\n")
+    meta = response["llmport"]
+    assert "chunks" not in meta and meta["length"] == len(out.encode())
+
+
+def test_placeholder_keys_are_never_secrets() -> None:
+    from pytest_llmport.placeholders import PLACEHOLDER_KEYS
+
+    scrubber = Scrubber({f"K{i}": key for i, key in enumerate(PLACEHOLDER_KEYS)})
+    for key in PLACEHOLDER_KEYS:
+        assert scrubber.known(key) == key
+
+
+def test_replay_keys_have_the_shape_each_sdk_demands() -> None:
+    from zhipuai.core._jwt_token import generate_token
+
+    from pytest_llmport.placeholders import replay_key
+
+    assert generate_token(replay_key("ZHIPUAI_API_KEY")).count(".") == 2, "zhipuai signs a JWT from id.secret"
+    assert re.fullmatch(r"bce-v3/ALTAK-[A-Za-z0-9]+/[A-Za-z0-9]+", replay_key("QIANFAN_API_KEY"))
+    assert len(replay_key("QIANFAN_AK")) == 24 and len(replay_key("QIANFAN_SK")) == 32
+    assert replay_key("OPENAI_API_KEY") == "llmport-replay-key"

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from pytest_llmport.handle import LLMProvider
+from pytest_llmport.placeholders import REPLAY_KEY, replay_key
 from pytest_llmport.providers import BUILTIN_PROVIDERS, Provider
 from pytest_llmport.sdks import apply, environment, key_variables, session_environment, split_version
 from pytest_llmport.testing import FakeProvider
@@ -117,10 +118,15 @@ def test_session_placeholders_fill_only_unset_key_variables(monkeypatch: pytest.
     for name in key_variables(SPECS["deepseek"]) + key_variables(SPECS["anthropic"]):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("DEEPSEEK_API_KEY", "set-by-the-user")
-    restore = session_environment([SPECS["deepseek"], SPECS["anthropic"]], "placeholder")
+    monkeypatch.delenv("ZHIPUAI_API_KEY", raising=False)
+    restore = session_environment([SPECS["deepseek"], SPECS["anthropic"], SPECS["zhipu"]], replay_key)
     try:
         assert os.environ["DEEPSEEK_API_KEY"] == "set-by-the-user"
-        assert os.environ["OPENAI_API_KEY"] == os.environ["ANTHROPIC_API_KEY"] == "placeholder"
+        assert os.environ["OPENAI_API_KEY"] == os.environ["ANTHROPIC_API_KEY"] == REPLAY_KEY
+        # zhipuai signs a JWT from an id.secret key before it sends anything: the placeholder has that shape.
+        assert os.environ["ZHIPUAI_API_KEY"] == replay_key("ZHIPUAI_API_KEY") and "." in replay_key(
+            "ZHIPUAI_API_KEY"
+        )
         assert "OPENAI_BASE_URL" not in os.environ, "only keys: a module-level client keeps its own host"
     finally:
         restore()

@@ -26,7 +26,7 @@ from pytest_llmport.testing import FakeProvider, Replies
 
 HERE = Path(__file__).resolve().parent
 # Not a secret; the plugin scrubs it from the cassettes anyway.
-DUMMY_KEY = "sk-llmport-fake-recording"
+DUMMY_KEY = "sk-llmport-fake-recording"  # llmport-scan: allow (a dummy key)
 
 
 def rewrite_uris(path: Path, fake_base: str, real_base: str) -> int:

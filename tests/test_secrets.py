@@ -1,0 +1,353 @@
+"""A secret never reaches disk or a log: every leak an attack on the plugin found, through real sockets.
+
+Each recording goes through :class:`tests.hostile.HostileServer`, a loopback server that echoes the key
+back in every way a server can; every file the run leaves (cassettes, pytest's cache, the JSON report,
+observation files, JUnit XML) and its terminal output are then read with decoders of their own
+(:func:`tests.hostile.leaks`), not with the plugin's scrubber.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from . import hostile
+from .hostile import SPELLINGS, HostileServer, files_left, leaks
+
+KEY = "sk-hostile/0123+456789=abcdefXYZ"
+ZHIPU_KEY = "0123456789abcdef0123456789abcdef.AbCdEfGhIjKlMnOp"
+PLUGIN_FILES = ("test_app.py", "hostile.py", "conftest.py", "pytest.ini")
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, pytester: pytest.Pytester) -> pytest.MonkeyPatch:
+    monkeypatch.delenv("CI", raising=False)
+    pytester.makepyfile(hostile=Path(hostile.__file__).read_text(encoding="utf-8"))
+    return monkeypatch
+
+
+def record(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, key: str, source: str, *args: str
+) -> tuple[pytest.RunResult, dict[str, str]]:
+    """Record ``source`` on provider openai against a hostile server echoing ``key``; what the run left."""
+    with HostileServer(key, ZHIPU_KEY) as server:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+        monkeypatch.setenv("ZHIPUAI_API_KEY", ZHIPU_KEY)
+        monkeypatch.setenv("LLMPORT_OPENAI_BASE_URL", server.base_url)
+        pytester.makepyfile(test_app=source)
+        result = pytester.runpytest(
+            "--providers=openai", "--llmport-report=report.json", "--junitxml=junit.xml", *args
+        )
+    left = {name: text for name, text in files_left(pytester.path).items() if name not in PLUGIN_FILES}
+    left["<terminal output>"] = "\n".join(result.outlines + result.errlines)
+    return result, left
+
+
+def assert_clean(left: dict[str, str], *keys: str) -> None:
+    found = {(name, key): found for name, text in left.items() for key in keys if (found := leaks(text, key))}
+    assert not found, f"a key is left in: {found}"
+
+
+def cassette(left: dict[str, str]) -> str:
+    texts = [text for name, text in left.items() if name.endswith("openai.yaml")]
+    assert len(texts) == 1, sorted(left)
+    return texts[0]
+
+
+# -- each leak the attack found ---------------------------------------------------------------------
+ECHO = """
+import pytest
+
+@pytest.mark.llm_portable
+def test_echo(llm_provider, llm_equiv):
+    response = llm_provider.httpx_client().post("{route}", params={{"s": "{spelling}"}}, json={{"hello": 1}})
+    llm_equiv.observe("echo", response.text)
+    {check}
+"""
+
+
+@pytest.mark.parametrize(
+    ("leak", "route", "spelling", "key", "check"),
+    [
+        ("a key with / echoed as \\/ in JSON", "json", "json-slash", KEY, "assert response.json()['echo']"),
+        (
+            "a key with a quote, echoed JSON-escaped twice",
+            "json",
+            "json-twice",
+            'sk-quote"d-0123456789',
+            "pass",
+        ),
+        ("a key in \\uXXXX escapes", "json", "json-u", KEY, "assert response.json()['echo']"),
+        ("a key split across two stream events", "sse", "raw", KEY, "assert 'ok' in response.text"),
+        (
+            "an OAuth form answer (access_token=)",
+            "form",
+            "raw",
+            KEY,
+            "assert 'access_token=' in response.text",
+        ),
+        ("access_token in a body that is not JSON", "junk", "raw", KEY, "assert '<html>' in response.text"),
+        (
+            "a Zhipu JWT made from id.secret, echoed back",
+            "jwt",
+            "raw",
+            KEY,
+            "assert response.json()['token']",
+        ),
+        (
+            "a Location header and a Basic user:key header",
+            "json",
+            "raw",
+            KEY,
+            "assert response.headers['location']",
+        ),
+    ],
+    ids=lambda value: value if " " in str(value) else "",
+)
+def test_leak_is_closed(
+    pytester: pytest.Pytester,
+    env: pytest.MonkeyPatch,
+    leak: str,
+    route: str,
+    spelling: str,
+    key: str,
+    check: str,
+) -> None:
+    result, left = record(pytester, env, key, ECHO.format(route=route, spelling=spelling, check=check))
+    result.assert_outcomes(passed=1)
+    assert_clean(left, key, ZHIPU_KEY)
+    text = cassette(left)
+    assert "<REDACTED" in text or "REDACTED" in text
+    assert "observations.json" in " ".join(left), "the baseline's observations were written (and scanned)"
+
+
+def test_form_request_and_answer_lose_their_credentials(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+) -> None:
+    source = """
+import pytest
+
+@pytest.mark.llm_portable
+def test_token(llm_provider):
+    client = llm_provider.httpx_client()
+    answer = client.post("form", data={"grant_type": "client_credentials", "client_secret": "cs-7f3a9c2e51d4", "id": "7"})
+    assert answer.text.startswith("access_token=tok")
+"""
+    result, left = record(pytester, env, KEY, source)
+    result.assert_outcomes(passed=1)
+    text = cassette(left)
+    assert "cs-7f3a9c2e51d4" not in text and "client_secret=REDACTED" in text and "id=7" in text
+    assert "access_token=REDACTED&expires_in=3600" in text
+    assert_clean(left, KEY)
+
+
+def test_failure_text_observations_report_and_junit_hold_no_key(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch, xdist_args: list[str]
+) -> None:
+    """The server answers "Incorrect API key provided: sk-..."; the app prints it and fails with it."""
+    source = """
+import pytest
+
+@pytest.mark.llm_portable
+def test_reports_the_key(llm_provider, llm_equiv):
+    response = llm_provider.httpx_client().post("error", json={})
+    llm_equiv.observe("error", response.json())
+    print("server said:", response.text)
+    assert response.status_code == 200, response.text
+
+@pytest.mark.llm_portable
+def test_observes_the_key(llm_provider, llm_equiv):
+    llm_equiv.observe("error", llm_provider.httpx_client().post("error", json={}).json())
+"""
+    result, left = record(pytester, env, KEY, source, "-rA", *xdist_args)
+    result.assert_outcomes(passed=1, failed=1)
+    assert_clean(left, KEY)
+    junit = left["junit.xml"]
+    assert "Incorrect API key provided: &lt;REDACTED:OPENAI_API_KEY&gt;" in junit or (
+        "Incorrect API key provided: <REDACTED:OPENAI_API_KEY>" in junit
+    )
+    assert "server said:" in left["<terminal output>"]
+    report = left["report.json"]
+    assert "Incorrect API key provided: <REDACTED:OPENAI_API_KEY>" in report
+    observations = next(text for name, text in left.items() if name.endswith("openai.observations.json"))
+    assert "<REDACTED:OPENAI_API_KEY>" in observations
+
+
+def test_a_key_as_a_parameter_never_names_a_folder(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+) -> None:
+    env.setenv("TENANT_TOKEN", "tenant-7f3a9c2e51d4")
+    pytester.makeini("[pytest]\nllmport_secret_env =\n    TENANT_TOKEN\n")
+    source = """
+import os
+import pytest
+
+@pytest.mark.llm_portable
+@pytest.mark.parametrize("tenant", [os.environ["TENANT_TOKEN"], "sk-" + "a1b2c3d4e5" * 3, "plain"], ids=["t", "k", "p"])
+def test_tenant(llm_provider, tenant):
+    pass
+"""
+    result, left = record(pytester, env, KEY, source)
+    result.assert_outcomes(passed=3)
+    folders = sorted(name.split("/")[-2] for name in left if name.endswith("openai.yaml"))
+    assert folders == ["tenant0", "tenant1", "tenant=plain"]
+    assert_clean(left, "tenant-7f3a9c2e51d4", "sk-" + "a1b2c3d4e5" * 3)
+
+
+# -- replay needs no key ------------------------------------------------------------------------------
+LEAKY = """
+import pytest
+
+@pytest.mark.llm_portable
+def test_leaky(llm_provider):
+    key = llm_provider.api_key
+    client = llm_provider.httpx_client()
+    response = client.post(
+        f"echo/{key}/json",
+        params={"unlisted": key, "access_token": key},
+        json={"messages": [{"role": "user", "content": "my key is " + key}], "key_field": key},
+    )
+    assert response.status_code == 200
+    form = client.post("form", data={"client_secret": key, "note": "key=" + key})
+    assert form.status_code == 200
+"""
+
+
+def test_a_key_recorded_in_body_query_and_path_replays_with_no_key(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+) -> None:
+    result, left = record(pytester, env, KEY, LEAKY)
+    result.assert_outcomes(passed=1)
+    text = cassette(left)
+    assert "/echo/<REDACTED:OPENAI_API_KEY>/json" in text and "unlisted=<REDACTED:OPENAI_API_KEY>" in text
+    env.delenv("OPENAI_API_KEY")
+    env.delenv("ZHIPUAI_API_KEY")
+    env.setenv("CI", "true")
+    replay = pytester.runpytest("--providers=openai")  # the server is gone: offline
+    replay.assert_outcomes(passed=1)
+
+
+def test_a_placeholder_matches_only_where_it_stands(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+) -> None:
+    """Everything around a placeholder must still match: a changed prompt fails the replay."""
+    result, _ = record(pytester, env, KEY, LEAKY)
+    result.assert_outcomes(passed=1)
+    pytester.makepyfile(test_app=LEAKY.replace('"my key is "', '"my key was "'))
+    env.delenv("OPENAI_API_KEY")
+    env.setenv("CI", "true")
+    replay = pytester.runpytest("--providers=openai")
+    replay.assert_outcomes(failed=1)
+    replay.stdout.fnmatch_lines(
+        ["*$.messages?0?.content: recorded 'my key is <REDACTED:OPENAI_API_KEY>', now 'my key was *"]
+    )
+
+
+# -- the proof: every position, every spelling --------------------------------------------------------
+EVERYWHERE = """
+import base64
+import json
+import os
+
+import pytest
+from hostile import SPELLINGS
+
+AT = os.environ["HOSTILE_AT"]
+
+
+@pytest.mark.llm_portable
+@pytest.mark.parametrize("spelling", sorted(SPELLINGS))
+def test_everywhere(llm_provider, llm_equiv, spelling):
+    key = llm_provider.api_key
+    spelled = SPELLINGS[spelling](key)
+    client = llm_provider.httpx_client()
+    basic = "Basic " + base64.b64encode(("user:" + key).encode()).decode()
+    seen = []
+    for route in ("json", "sse", "junk", "jwt", "form"):
+        response = client.post(
+            f"echo/{spelled}/{route}",
+            params={"s": spelling, "at": AT, "q": spelled},
+            headers={"X-Debug": spelled, "X-Auth": basic},
+            json={"messages": [{"role": "user", "content": "key " + spelled}], "k": spelled},
+        )
+        seen.append([response.text, dict(response.headers)])
+    form = client.post("form", params={"s": spelling}, data={"client_secret": key, "note": spelled})
+    seen.append(form.text)
+    llm_equiv.observe("echo", seen)
+
+
+@pytest.mark.llm_portable
+def test_fails_with_the_key(llm_provider):
+    response = llm_provider.httpx_client().post("error", json={})
+    print("server said:", response.text)
+    assert response.status_code == 200, response.text
+"""
+keys = st.text(alphabet='abcdefXYZ0123456789-_./+="', min_size=14, max_size=30).map(lambda s: "sk-" + s)
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=list(HealthCheck))
+@given(key=keys, at=st.integers(1, 40))
+@example(key='sk-ev/il"KEY+0123=456/789', at=5)
+def test_no_spelling_of_a_key_survives_a_hostile_server(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch, key: str, at: int
+) -> None:
+    for old in ("cassettes", ".pytest_cache", "report.json", "junit.xml"):
+        path = pytester.path / old
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    env.setenv("HOSTILE_AT", str(at))
+    result, left = record(pytester, env, key, EVERYWHERE, "-rA")
+    result.assert_outcomes(passed=len(SPELLINGS), failed=1)
+    assert_clean(left, key, ZHIPU_KEY)
+    # Replayed offline with no key: every placeholder matches what the app now sends.
+    env.delenv("OPENAI_API_KEY")
+    env.delenv("ZHIPUAI_API_KEY")
+    env.setenv("CI", "true")
+    replay = pytester.runpytest("--providers=openai", "-k", "everywhere", "--llmport-report=report.json")
+    replay.assert_outcomes(passed=len(SPELLINGS))
+    left = {name: text for name, text in files_left(pytester.path).items() if name not in PLUGIN_FILES}
+    assert any(".pytest_cache" in name and "llmport" in name for name in left), "the parsed-cassette cache"
+    assert_clean(left, key, ZHIPU_KEY)
+    env.delenv("CI")
+
+
+SDKS = """
+import pytest
+from zhipuai import ZhipuAI
+
+MESSAGES = [{"role": "user", "content": "我的订单还没发货"}]
+
+
+@pytest.mark.llm_portable
+@pytest.mark.parametrize("jwt_mode", [False, True])
+def test_zhipuai(llm_provider, jwt_mode):
+    client = ZhipuAI(api_key=llm_provider.api_key, base_url=llm_provider.base_url, disable_token_cache=not jwt_mode)
+    reply = client.chat.completions.create(model=llm_provider.model, messages=MESSAGES)
+    assert reply.choices[0].message.content
+
+
+@pytest.mark.llm_portable
+def test_openai(llm_provider):
+    reply = llm_provider.openai_client().chat.completions.create(model=llm_provider.model, messages=MESSAGES)
+    assert reply.choices[0].message.content
+"""
+
+
+def test_every_sdk_builds_and_replays_with_no_key(pytester: pytest.Pytester, env: pytest.MonkeyPatch) -> None:
+    """zhipuai in JWT mode signs a token from an ``id.secret`` key: the replay key has that shape."""
+    from pytest_llmport.testing import FakeProvider
+
+    pytester.makepyfile(test_app=SDKS)
+    with FakeProvider() as fake:  # accepts any key: the JWT the SDK signs is not the key itself
+        env.setenv("LLMPORT_ZHIPU_BASE_URL", fake.base_url)
+        env.setenv("ZHIPUAI_API_KEY", ZHIPU_KEY)
+        pytester.runpytest("--providers=zhipu").assert_outcomes(passed=3)
+        assert any(r.headers.get("authorization", "").startswith("Bearer eyJ") for r in fake.requests)
+    text = "\n".join(files_left(pytester.path / "cassettes").values())
+    assert "eyJ" not in text and "AbCdEfGhIjKlMnOp" not in text, "neither the JWT nor the key is recorded"
+    env.delenv("ZHIPUAI_API_KEY")
+    env.setenv("CI", "true")
+    pytester.runpytest("--providers=zhipu").assert_outcomes(passed=3)
