@@ -77,9 +77,11 @@ def test_zhipuai_and_module_level_client_from_the_environment(llm_provider):
     assert reply.choices[0].message.content.endswith("还没发货")
 
     async def main():
-        return await MODULE_CLIENT.with_options(base_url=llm_provider.base_url).chat.completions.create(
-            model=llm_provider.model, messages=PROMPT
-        )
+        # A fresh connection pool per event loop: a pooled connection of an earlier asyncio.run() is bound
+        # to a closed loop (the trap docs/clients.md describes for langchain's cached async client).
+        async with openai.DefaultAsyncHttpxClient() as http_client:
+            client = MODULE_CLIENT.with_options(base_url=llm_provider.base_url, http_client=http_client)
+            return await client.chat.completions.create(model=llm_provider.model, messages=PROMPT)
 
     assert asyncio.run(main()).choices[0].message.content.endswith("还没发货")
 
