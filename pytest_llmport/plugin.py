@@ -225,7 +225,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         data = item.config.stash[RUN_KEY].report_data(state) if state else {"provider": provider_of(item)}
         example = falsifying_example(call.excinfo.value if call.excinfo else None)
         if example:
-            data["falsifying"] = example
+            data["falsifying"] = item.config.stash[RUN_KEY].output_scrubber().text(example)
         report.user_properties.append((PROPERTY, data))
     if provider_of(item) is not None:
         # Before any reporter sees it: pytest's terminal, JUnit XML, xdist's controller.

@@ -301,15 +301,17 @@ class LlmportRun:
                 self._seen.setdefault(value, name)
         return scrubber
 
-    def output_scrubber(self) -> Scrubber:
+    def output_scrubber(self, refresh: bool = True) -> Scrubber:
         """The scrubber for what the plugin writes or prints: every key seen in this run, and those set now.
 
         A key a test set and removed again (``monkeypatch.setenv``) still leaves its traces in the
-        failure text and report data that outlive the test.
+        failure text and report data that outlive the test. ``refresh=False`` skips reading the
+        environment again (it costs more than the scrubbing of a passed test's report).
         """
         from .scrub import Scrubber
 
-        self.scrubber()  # registers the keys set now
+        if refresh or self._output is None:
+            self.scrubber()  # registers the keys set now
         if self._output is None or self._output[0] != len(self._seen):
             pairs = [(name, value) for value, name in self._seen.items()]
             self._output = (len(self._seen), Scrubber(pairs))
@@ -334,7 +336,16 @@ class LlmportRun:
         return self.output_scrubber().text(text) != text or credential_shaped(text)
 
     def scrub_report(self, report: pytest.TestReport) -> None:
-        """Take the secrets out of a marked test's report: failure text, captured output, properties."""
+        """Take the secrets out of a marked test's report: failure text, captured output, properties.
+
+        The plugin's own report data was scrubbed when it was built (:meth:`report_data`).
+        """
+        from .report import PROPERTY
+
+        properties = [(name, value) for name, value in report.user_properties if name != PROPERTY]
+        wasxfail = getattr(report, "wasxfail", None)
+        if report.longrepr is None and not report.sections and not properties and not wasxfail:
+            return  # a passed phase with no output: nothing to read
         scrubber = self.output_scrubber()
         longrepr = report.longrepr
         if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
@@ -345,9 +356,12 @@ class LlmportRun:
             if clean != text:
                 report.longrepr = clean  # pytest prints a text longrepr as it is; JUnit XML writes it
         report.sections = [(title, scrubber.text(content)) for title, content in report.sections]
-        report.user_properties = [(name, scrubber.value(value)) for name, value in report.user_properties]
-        if isinstance(getattr(report, "wasxfail", None), str):
-            report.wasxfail = scrubber.text(report.wasxfail)
+        report.user_properties = [
+            (name, value if name == PROPERTY else scrubber.value(value))
+            for name, value in report.user_properties
+        ]
+        if isinstance(wasxfail, str):
+            report.wasxfail = scrubber.text(wasxfail)
 
     def warm_up(self) -> None:
         """Import vcrpy, the HTTP client stubs and every module a marked test may use, before the first test.
@@ -396,7 +410,7 @@ class LlmportRun:
             replaying,
             cassette,
             property_based=is_property_test(getattr(item, "obj", None)),
-            scrub=self.output_scrubber().text,
+            scrub=lambda text: self.output_scrubber().text(text),
         )
         scope = self.scope
         if scope is not None:
@@ -510,12 +524,12 @@ class LlmportRun:
         for name, data in report.user_properties:
             entries: Any = ()
             if name == PROPERTY and isinstance(data, dict):
-                # Scrubbed again here: under xdist the report comes from a worker, which may know other keys.
-                scrubber = self.output_scrubber()
-                longrepr = scrubber.text(report.longreprtext) if report.failed else ""
+                # The data and failure text were scrubbed where the test ran (an xdist worker has the same
+                # environment); the test id is pytest's, built from parameter values.
+                scrubber = self.output_scrubber(refresh=False)
+                longrepr = report.longreprtext if report.failed else ""
                 outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
-                nodeid = scrubber.text(report.nodeid)
-                self.matrix.add(nodeid, report.when, outcome, scrubber.value(data), longrepr)
+                self.matrix.add(scrubber.text(report.nodeid), report.when, outcome, data, longrepr)
                 entries = data.get("background", ())
             elif name == BACKGROUND_PROPERTY:
                 entries = data

@@ -190,11 +190,20 @@ import pytest
 @pytest.mark.parametrize("tenant", [os.environ["TENANT_TOKEN"], "sk-" + "a1b2c3d4e5" * 3, "plain"], ids=["t", "k", "p"])
 def test_tenant(llm_provider, tenant):
     pass
+
+@pytest.mark.llm_portable
+@pytest.mark.parametrize("token", [os.environ["TENANT_TOKEN"]])
+def test_no_ids(llm_provider, token):
+    pass
 """
     result, left = record(pytester, env, KEY, source)
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)
     folders = sorted(name.split("/")[-2] for name in left if name.endswith("openai.yaml"))
-    assert folders == ["tenant0", "tenant1", "tenant=plain"]
+    assert folders == ["tenant0", "tenant1", "tenant=plain", "token0"]
+    # Without ids= pytest names the test after the value; the matrix and the report scrub that id.
+    assert "test_no_ids[<REDACTED:TENANT_TOKEN>]" in left["report.json"]
+    # pytest's own records of test ids (JUnit XML, its last-failed and node id caches) are not the plugin's.
+    left = {name: text for name, text in left.items() if name != "junit.xml" and "/v/cache/" not in name}
     assert_clean(left, "tenant-7f3a9c2e51d4", "sk-" + "a1b2c3d4e5" * 3)
 
 
