@@ -39,7 +39,9 @@ class Quantity:
     def matches(self, other: Quantity) -> bool:
         """Same value on the same scale, or the same number where one side gives no unit."""
         if not self.unit or not other.unit:
-            return (self.amount or self.value) == (other.amount or other.value)
+            mine = self.value if self.amount is None else self.amount
+            theirs = other.value if other.amount is None else other.amount
+            return mine == theirs
         return self.value == other.value and self.unit == other.unit
 
 
@@ -94,7 +96,7 @@ _CN_CHARS: Final = "".join(_CN_DIGITS) + "".join(_CN_SMALL) + "".join(_CN_LARGE)
 _EN_NUMBERS: Final = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "twenty": 20, "thirty": 30,
-    "forty": 40, "fifty": 50, "sixty": 60, "hundred": 100, "thousand": 1000, "half": 0,
+    "forty": 40, "fifty": 50, "sixty": 60, "hundred": 100, "thousand": 1000,
 }  # fmt: skip
 
 # Words that contain numerals but state no number.
@@ -235,8 +237,6 @@ def quantities(text: str) -> list[Quantity]:
             value = parsed
         else:
             value = Decimal(_EN_NUMBERS[match["en"]])
-            if match["en"] == "half":
-                continue
         unit_match = _UNIT_AFTER.match(text, position)
         unit = ""
         factor = Decimal(1)
@@ -454,10 +454,6 @@ _TOKEN: Final = re.compile(r"[\u4e00-\u9fff]|[a-z0-9]+")
 
 def _clauses(text: str) -> list[str]:
     return [clause.strip() for clause in _CLAUSE.split(text) if clause.strip()]
-
-
-def _bag(clause: str) -> tuple[str, ...]:
-    return tuple(sorted(_TOKEN.findall(clause)))
 
 
 def _swap(first: list[str], second: list[str]) -> tuple[str, str] | None:
