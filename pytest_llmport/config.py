@@ -223,6 +223,19 @@ def default_record_mode(environ: Mapping[str, str]) -> str:
     return "none" if ci and ci not in ("0", "false", "no") else "once"
 
 
+def replays_from_start(config: pytest.Config) -> bool:
+    """Before ``pytest_configure``: does this run only replay, with the network guard on?"""
+    namespace = config.known_args_namespace
+    try:
+        block = getattr(namespace, "llmport_block_network", None)
+        if block is None:
+            block = bool(config.getini("llmport_block_network"))
+        mode = getattr(namespace, "llmport_record_mode", None) or str(config.getini("llmport_record_mode"))
+    except (ValueError, pytest.UsageError):
+        return False  # resolve() reports the bad value at configure
+    return bool(block) and (mode.strip() or default_record_mode(os.environ)) == "none"
+
+
 def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
     """Resolve the command line and ini keys into :class:`Settings`, validating as it goes."""
     known = tuple(known)

@@ -17,12 +17,22 @@ from .handle import LLMProvider
 from .metrics import MetricRegistry
 from .properties import falsifying_example
 from .report import PROPERTY
-from .run import BACKGROUND_PROPERTY, PARAM, ItemState, LlmportRun, Scope, provider_of
+from .run import (
+    BACKGROUND_PROPERTY,
+    PARAM,
+    ItemState,
+    LlmportRun,
+    Outside,
+    Scope,
+    guarded_conftest_imports,
+    provider_of,
+)
 
 RUN_KEY = pytest.StashKey[LlmportRun]()
 ITEM_KEY = pytest.StashKey[ItemState]()
 PASSED_KEY = pytest.StashKey[bool]()
 SCOPE_KEY = pytest.StashKey[Scope]()
+EARLY_KEY = pytest.StashKey[Outside]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -35,10 +45,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     cfg.add_options(parser)
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Generator[None, None, None]:
     # Before any conftest imports litellm, which would fetch its cost map from a background thread.
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # conftest.py files (and the app they import) load before pytest_configure, in a run that only
+    # replays too: guard that window, and hand what it refused to the run.
+    with guarded_conftest_imports(early_config) as outside:
+        yield
+    if outside is not None:
+        early_config.stash[EARLY_KEY] = outside
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,6 +81,7 @@ def pytest_configure(config: pytest.Config) -> None:
     run.start_session()
     # Registered as a plugin for its pytest_runtest_logreport, which merges xdist workers' results.
     config.pluginmanager.register(run, "llmport-run")
+    run.adopt(config.stash.get(EARLY_KEY, None))
     if run.replays_all:
         run.start_guard()  # from here on: imports, session fixtures and unmarked tests are guarded too
 

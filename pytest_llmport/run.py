@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,65 @@ PARAM = "llm_provider_name"
 # Background traffic seen during a test without the marker (marked tests carry it in their report data).
 BACKGROUND_PROPERTY = "llmport_background"
 RECORDING_MODES = ("once", "new_episodes", "all")
+
+
+ALLOW = "Use --llmport-allow-network to let it through."
+
+
+def replay_message(where: str, what: str) -> str:
+    return (
+        f"{where} blocked {what}: the run replays (record mode: none), so the network guard holds "
+        f"for every test, fixture and import, not only llm_portable tests; loopback (127.0.0.1, ::1, "
+        f"localhost) is allowed. {ALLOW}"
+    )
+
+
+def background_entry(attempt: Attempt) -> dict[str, str]:
+    return {"url": attempt.target, "thread": attempt.thread.name, "hint": background_hint(attempt.target)}
+
+
+def background_message(attempt: Attempt, where: str) -> str:
+    return (
+        f"pytest-llmport: blocked {attempt.describe()} from thread {attempt.thread.name!r} while replaying: "
+        f"background traffic during {where} (not failing it). {ALLOW}"
+    )
+
+
+@dataclass
+class Outside:
+    """What the guard refused outside any test: conftest imports, between tests, around the session."""
+
+    blocked: list[str] = field(default_factory=list)
+    background: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+
+    def refuse(self, attempt: Attempt, where: str = "outside any test") -> str:
+        if attempt.thread is not threading.main_thread():
+            self.background.append((where, background_entry(attempt)))
+            return background_message(attempt, where)
+        message = replay_message(f"pytest-llmport, {where}:", attempt.describe())
+        self.blocked.append(message)
+        return message
+
+
+@contextlib.contextmanager
+def guarded_conftest_imports(config: pytest.Config) -> Iterator[Outside | None]:
+    """Guard the import of conftest files, which comes before ``pytest_configure`` and this run.
+
+    Only for that window: a usage error found right after it would end pytest without unconfiguring.
+    """
+    from .config import replays_from_start
+    from .guard import Guard
+
+    if not replays_from_start(config):
+        yield None
+        return
+    outside = Outside()
+    guard = Guard(lambda attempt: outside.refuse(attempt, "while importing conftest.py"))
+    guard.install()
+    try:
+        yield outside
+    finally:
+        guard.uninstall()
 
 
 @dataclass
@@ -97,8 +157,8 @@ class LlmportRun:
         self._children: ChildGuard | None = None
         self._saved_env: dict[str, str | None] = {}
         self.scope: Scope | None = None
-        self.blocked_outside: list[str] = []
         self.background: list[tuple[str, dict[str, str]]] = []
+        self.outside = Outside(background=self.background)
 
     # -- the network guard -----------------------------------------------------------------------
     @property
@@ -159,50 +219,38 @@ class LlmportRun:
 
     def _refused(self, attempt: Attempt) -> str:
         scope = self.scope
+        if scope is None:
+            return self.outside.refuse(attempt)
         what = attempt.describe()
-        off = "Use --llmport-allow-network to let it through."
-        if scope is not None:
-            background = scope.threads.is_background(attempt.thread)
-        else:
-            background = attempt.thread is not threading.main_thread()
-        if background:
-            where = scope.nodeid if scope is not None else "outside any test"
-            self._note_background(scope, attempt)
-            return (
-                f"pytest-llmport: blocked {what} from thread {attempt.thread.name!r} while replaying: "
-                f"background traffic during {where} (not failing it). {off}"
-            )
-        if scope is not None and scope.recording is not None:
+        if scope.threads.is_background(attempt.thread):
+            entry = background_entry(attempt)
+            entries = scope.recording.background if scope.recording is not None else scope.background
+            # The request itself may already be listed (by URL) by the recording layer.
+            if not any(e["thread"] == entry["thread"] and attempt.host in e["url"] for e in entries):
+                entries.append(entry)
+            return background_message(attempt, scope.nodeid)
+        if scope.recording is not None:
             item = scope.recording
             message = (
                 f"{item.nodeid}: blocked {what} on provider {item.provider!r} while replaying "
                 f"(record mode: {item.record_mode}). Requests through httpx, requests, urllib3 and aiohttp "
-                f"are answered from {item.path}; this one bypassed them. {off}"
+                f"are answered from {item.path}; this one bypassed them. {ALLOW}"
             )
             item.blocked.append(message)
             return message
-        where = f"{scope.nodeid}:" if scope is not None else "pytest-llmport, outside any test:"
-        message = (
-            f"{where} blocked {what}: the run replays (record mode: none), so the network guard holds "
-            f"for every test, fixture and import, not only llm_portable tests; loopback (127.0.0.1, ::1, "
-            f"localhost) is allowed. {off}"
-        )
-        (scope.blocked if scope is not None else self.blocked_outside).append(message)
+        message = replay_message(f"{scope.nodeid}:", what)
+        scope.blocked.append(message)
         return message
 
-    def _note_background(self, scope: Scope | None, attempt: Attempt) -> None:
-        entry = {
-            "url": attempt.target,
-            "thread": attempt.thread.name,
-            "hint": background_hint(attempt.target),
-        }
-        if scope is None:
-            self.background.append(("outside any test", entry))
-            return
-        entries = scope.recording.background if scope.recording is not None else scope.background
-        # The request itself may already be listed (by URL) by the recording layer.
-        if not any(e["thread"] == entry["thread"] and attempt.host in e["url"] for e in entries):
-            entries.append(entry)
+    @property
+    def blocked_outside(self) -> list[str]:
+        return self.outside.blocked
+
+    def adopt(self, early: Outside | None) -> None:
+        """Take over what the guard refused while conftest files were imported (before this run existed)."""
+        if early is not None:
+            self.outside.blocked.extend(early.blocked)
+            self.outside.background.extend(early.background)
 
     def collect_children(self) -> None:
         """Turn what child processes' guards refused into failures of the test that was running."""

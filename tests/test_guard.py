@@ -577,3 +577,27 @@ def test_an_unrecorded_request_raises_the_clients_connection_error(
         assert f"EXCEPT RAN: {client}" in text, f"the app's except clause for {client} did not run"
     assert "TypeError" not in text and "has no len()" not in text
     assert text.count("no recorded response for POST http://127.0.0.1:") >= 5
+
+
+def test_conftest_imports_are_guarded_before_the_run_starts(pytester: pytest.Pytester) -> None:
+    # The root conftest.py is imported before pytest_configure (an app, a litellm import, a warm-up).
+    pytester.makeconftest(
+        """
+import socket
+try:
+    socket.getaddrinfo("api.deepseek.com", 443)
+except OSError:
+    pass
+"""
+    )
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest("--llmport-record-mode=none")
+    result.assert_outcomes(passed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*llmport: network blocked outside tests*",
+            "pytest-llmport, while importing conftest.py: blocked a name lookup of api.deepseek.com "
+            "(getaddrinfo): the run replays (record mode: none)*",
+        ]
+    )
