@@ -6,7 +6,9 @@ import importlib
 import sys
 
 # command name -> (module, one-line help). Each module exposes ``main(argv: list[str]) -> int``.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "reseal": (".reseal", "seal cassettes again after a deliberate hand edit"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,10 +51,12 @@ class ItemRecording:
     property_based: bool = False
     unmatched: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    # Requests sent to the provider whose exchange is not in the cassette yet (by id of the request).
+    pending: dict[int, VcrRequest] = field(default_factory=dict)
 
 
 class LlmportCassette(Cassette):  # type: ignore[misc]
-    """A vcrpy cassette that trusts what it loads.
+    """A vcrpy cassette that trusts what it loads (the persister verified each body against its seal).
 
     Cassettes on disk were scrubbed when they were recorded, so loading skips vcrpy's per-interaction
     ``append`` (a scrub and a deep copy each): at replay speed that was a fifth of the cost of a test.
@@ -63,6 +65,8 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
     def _load(self) -> None:
         from vcr.persisters.filesystem import CassetteNotFoundError
 
+        if self.record_mode == RecordMode.ALL:
+            return  # recorded again whole: the old file is replaced unread, even when it is damaged
         try:
             loaded = self._persister.load_cassette(self._path, serializer=self._serializer)
             requests, responses, *metadata = loaded
@@ -131,6 +135,9 @@ class Router:
             return True
         if cassette.write_protected:
             self.no_match(request)
+        elif self.item is not None:
+            # vcrpy's stubs now send it; append() takes it off once its response is recorded.
+            self.item.pending[id(request)] = request
         return False
 
     def play_response(self, request: VcrRequest) -> Any:
@@ -147,9 +154,10 @@ class Router:
         return cassette.filter_request(request) if cassette is not None else request
 
     def append(self, request: VcrRequest, response: Any) -> None:
-        cassette = self.current
-        if cassette is not None:
-            cassette.append(request, response)
+        item = self.item
+        if item is not None:
+            item.pending.pop(id(request), None)
+            item.cassette.append(request, response)
 
     def __getattr__(self, name: str) -> Any:
         # find_requests_with_most_matches, record_mode ... as vcrpy's own stubs and errors ask for them.
@@ -214,25 +222,90 @@ def _decode_body(content: bytes, headers: dict[str, list[str]]) -> bytes:
     return content
 
 
+def _decode_partial(content: bytes, headers: dict[str, list[str]]) -> bytes:
+    """What a client would have decoded of a compressed body cut short: everything that arrived."""
+    encoding = ",".join(headers.get("content-encoding", headers.get("Content-Encoding", []))).strip().lower()
+    if encoding in ("gzip", "deflate"):
+        content = zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(content)
+        for name in ("content-encoding", "Content-Encoding"):
+            headers.pop(name, None)
+    return content
+
+
+# Cut-short kinds (SHARED cassette field ``llmport.incomplete.error``) and, per kind, the httpx exception.
+INCOMPLETE_ERRORS = {
+    "remote-protocol": "RemoteProtocolError",
+    "read-timeout": "ReadTimeout",
+    "connection-reset": "ReadError",
+    "connect-error": "ConnectError",
+    "connect-timeout": "ConnectTimeout",
+}
+
+
+def incomplete_kind(httpx: ModuleType, exc: BaseException) -> str:
+    """The cassette's name for the way a transfer broke off."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect-timeout"
+    if isinstance(exc, httpx.TimeoutException):
+        return "read-timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect-error"
+    if isinstance(exc, httpx.NetworkError):
+        return "connection-reset"
+    return "remote-protocol"
+
+
+def incomplete_error(httpx: ModuleType, incomplete: Any) -> Exception:
+    """The exception the client raised while recording, rebuilt from the cassette's ``incomplete``."""
+    kind = incomplete.get("error") if isinstance(incomplete, dict) else None
+    name = INCOMPLETE_ERRORS.get(str(kind), "RemoteProtocolError")
+    error: Exception = getattr(httpx, name)(str(incomplete.get("message") or kind))
+    return error
+
+
+def default_chunks(body: bytes, headers: Any) -> list[bytes]:
+    """How replay delivers a body that has no recorded ``chunks``: SSE event by event, else whole."""
+    content_type = ",".join(headers.get("content-type", headers.get("Content-Type", []))).lower()
+    return split_sse(body) if "text/event-stream" in content_type else [body]
+
+
 @dataclass
 class _Capture:
     started: float
+    on_done: Callable[[_Capture], None]
     chunks: list[bytes] = field(default_factory=list)
     first: float | None = None
     done: bool = False
+    error: BaseException | None = None
+    real: Any = None  # the response, once its headers arrived
+
+    def complete(self, error: BaseException | None = None) -> None:
+        """The transfer ended (cut short by ``error``): record it, once."""
+        if not self.done:
+            self.done, self.error = True, error
+            self.on_done(self)
 
     def add(self, chunk: bytes) -> None:
         if self.first is None:
             self.first = time.perf_counter()
         self.chunks.append(chunk)
 
-    def response(self, real: Any) -> dict[str, Any]:
-        headers = _headers_dict(real.headers.multi_items())
-        body = _decode_body(b"".join(self.chunks), headers)
+    def response(self, httpx: ModuleType) -> dict[str, Any]:
+        real = self.real
+        headers = _headers_dict(real.headers.multi_items()) if real is not None else {}
+        wire = b"".join(self.chunks)
+        decode = _decode_body if self.error is None else _decode_partial
+        body = decode(wire, headers)
         now = time.perf_counter()
         first = self.first if self.first is not None else now
-        return {
-            "status": {"code": real.status_code, "message": real.reason_phrase},
+        response: dict[str, Any] = {
+            # Status 0: the request got no answer at all (refused, reset or timed out before the headers).
+            "status": {"code": real.status_code, "message": real.reason_phrase}
+            if real is not None
+            else {
+                "code": 0,
+                "message": "",
+            },
             "headers": headers,
             "body": {"string": body},
             "timing": {
@@ -240,14 +313,23 @@ class _Capture:
                 "total_ms": round((now - self.started) * 1000, 1),
             },
         }
+        meta: dict[str, Any] = {}
+        lengths = [len(chunk) for chunk in self.chunks if chunk]
+        if body is wire and len(lengths) > 1 and lengths != [len(c) for c in default_chunks(body, headers)]:
+            meta["chunks"] = lengths  # compressed bodies are stored decoded: their wire chunks do not apply
+        if self.error is not None:
+            meta["incomplete"] = {"error": incomplete_kind(httpx, self.error), "message": str(self.error)}
+        if meta:
+            response["llmport"] = meta
+        return response
 
 
 def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
     """Stream classes for one httpx flavour (httpx or httpx2 each check their own base classes)."""
 
     class RecordingStream(httpx.SyncByteStream):  # type: ignore[misc, name-defined]
-        def __init__(self, inner: Any, capture: _Capture, finish: Callable[[_Capture], None]) -> None:
-            self._inner, self._capture, self._finish = inner, capture, finish
+        def __init__(self, inner: Any, capture: _Capture) -> None:
+            self._inner, self._capture = inner, capture
             self._iterator: Iterator[bytes] | None = None
 
         def _source(self) -> Iterator[bytes]:
@@ -256,29 +338,32 @@ def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
             return self._iterator
 
         def __iter__(self) -> Iterator[bytes]:
-            for chunk in self._source():
-                self._capture.add(chunk)
-                yield chunk
-            self._complete()
-
-        def _complete(self) -> None:
-            if not self._capture.done:
-                self._capture.done = True
-                self._finish(self._capture)
+            try:
+                for chunk in self._source():
+                    self._capture.add(chunk)
+                    yield chunk
+            except httpx.TransportError as exc:
+                # Cut short: the cassette keeps what arrived and how it broke off, so replay raises too.
+                self._capture.complete(exc)
+                raise
+            self._capture.complete()
 
         def close(self) -> None:
             try:
                 if not self._capture.done:
                     # The app stopped reading early; the cassette still needs the whole response.
-                    for chunk in self._source():
-                        self._capture.add(chunk)
-                    self._complete()
+                    try:
+                        for chunk in self._source():
+                            self._capture.add(chunk)
+                    except httpx.TransportError as exc:
+                        self._capture.complete(exc)  # the app never saw it: closing early raises nothing
+                    self._capture.complete()
             finally:
                 self._inner.close()
 
     class AsyncRecordingStream(httpx.AsyncByteStream):  # type: ignore[misc, name-defined]
-        def __init__(self, inner: Any, capture: _Capture, finish: Callable[[_Capture], None]) -> None:
-            self._inner, self._capture, self._finish = inner, capture, finish
+        def __init__(self, inner: Any, capture: _Capture) -> None:
+            self._inner, self._capture = inner, capture
             self._iterator: AsyncIterator[bytes] | None = None
 
         def _source(self) -> AsyncIterator[bytes]:
@@ -287,35 +372,41 @@ def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
             return self._iterator
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            async for chunk in self._source():
-                self._capture.add(chunk)
-                yield chunk
-            self._complete()
-
-        def _complete(self) -> None:
-            if not self._capture.done:
-                self._capture.done = True
-                self._finish(self._capture)
+            try:
+                async for chunk in self._source():
+                    self._capture.add(chunk)
+                    yield chunk
+            except httpx.TransportError as exc:
+                self._capture.complete(exc)
+                raise
+            self._capture.complete()
 
         async def aclose(self) -> None:
             try:
                 if not self._capture.done:
-                    async for chunk in self._source():
-                        self._capture.add(chunk)
-                    self._complete()
+                    try:
+                        async for chunk in self._source():
+                            self._capture.add(chunk)
+                    except httpx.TransportError as exc:
+                        self._capture.complete(exc)
+                    self._capture.complete()
             finally:
                 await self._inner.aclose()
 
     class ReplayStream(httpx.SyncByteStream, httpx.AsyncByteStream):  # type: ignore[misc, name-defined]
-        def __init__(self, chunks: list[bytes]) -> None:
-            self._chunks = chunks
+        def __init__(self, chunks: list[bytes], error: Exception | None = None) -> None:
+            self._chunks, self._error = chunks, error
 
         def __iter__(self) -> Iterator[bytes]:
             yield from self._chunks
+            if self._error is not None:
+                raise self._error
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             for chunk in self._chunks:
                 yield chunk
+            if self._error is not None:
+                raise self._error
 
     return RecordingStream, AsyncRecordingStream, ReplayStream
 
@@ -325,13 +416,24 @@ def _replay(httpx: ModuleType, replay_stream: type, recorded: dict[str, Any]) ->
     body = recorded["body"].get("string", b"")
     if isinstance(body, str):
         body = body.encode("utf-8")
-    content_type = ",".join(headers.get("content-type", headers.get("Content-Type", []))).lower()
-    chunks = split_sse(body) if "text/event-stream" in content_type else [body]
+    meta = recorded.get("llmport") or {}
+    incomplete = meta.get("incomplete")
+    if incomplete is not None and recorded["status"]["code"] == 0:
+        raise incomplete_error(httpx, incomplete)  # no answer at all: the request itself failed
+    lengths = meta.get("chunks")
+    if isinstance(lengths, list) and sum(lengths) == len(body):
+        chunks, start = [], 0
+        for length in lengths:
+            chunks.append(body[start : start + length])
+            start += length
+    else:
+        chunks = default_chunks(body, headers)
+    error = incomplete_error(httpx, incomplete) if incomplete is not None else None
     message = recorded["status"].get("message") or ""
     return httpx.Response(
         recorded["status"]["code"],
         headers=[(name, value) for name, values in headers.items() for value in values],
-        stream=replay_stream(chunks),
+        stream=replay_stream(chunks, error),
         extensions={"reason_phrase": message.encode("ascii", "replace")} if message else {},
     )
 
@@ -342,25 +444,35 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
     real_sync = httpx.HTTPTransport.handle_request
     real_async = httpx.AsyncHTTPTransport.handle_async_request
 
-    def prepare(request: Any, body: bytes) -> tuple[VcrRequest | None, Any]:
+    def prepare(request: Any, body: bytes) -> tuple[VcrRequest, Any]:
         cassette = router.current
         assert cassette is not None
         if cassette.rewound and cassette.record_mode != RecordMode.ALL:
             # A loaded cassette: one lookup that plays or fails, instead of vcrpy's check-then-play;
             # matching ignores headers, so they are only copied when the request may be recorded.
             try:
-                found = cassette.play_response(VcrRequest(request.method, str(request.url), body, {}))
-                return None, _replay(httpx, replay_stream, found)
+                played = VcrRequest(request.method, str(request.url), body, {})
+                return played, _replay(httpx, replay_stream, cassette.play_response(played))
             except UnhandledHTTPRequestError:
                 pass
         # vcrpy plays only from a loaded ("rewound") cassette, so a fresh one goes straight to recording.
         vcr_request = VcrRequest(request.method, str(request.url), body, dict(request.headers))
         if cassette.write_protected:
             raise router.no_match(vcr_request)
+        assert router.item is not None
+        router.item.pending[id(vcr_request)] = vcr_request
         return vcr_request, None
 
-    def finisher(cassette: Cassette, vcr_request: VcrRequest, real: Any) -> Callable[[_Capture], None]:
-        return lambda capture: cassette.append(vcr_request, capture.response(real))
+    def capture(vcr_request: VcrRequest) -> _Capture:
+        item = router.item
+        assert item is not None
+
+        def finish(capture: _Capture) -> None:
+            # The test's own recording, even when the stream is read to its end after the test.
+            item.pending.pop(id(vcr_request), None)
+            item.cassette.append(vcr_request, capture.response(httpx))
+
+        return _Capture(time.perf_counter(), finish)
 
     def handle_request(self: Any, request: Any) -> Any:
         if router.current is None:
@@ -368,9 +480,14 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
         vcr_request, replayed = prepare(request, request.read())
         if replayed is not None:
             return replayed
-        capture = _Capture(time.perf_counter())
-        real = real_sync(self, request)
-        real.stream = recording_stream(real.stream, capture, finisher(router.current, vcr_request, real))
+        recording = capture(vcr_request)
+        try:
+            real = real_sync(self, request)
+        except httpx.TransportError as exc:
+            recording.complete(exc)  # no answer at all
+            raise
+        recording.real = real
+        real.stream = recording_stream(real.stream, recording)
         return real
 
     async def handle_async_request(self: Any, request: Any) -> Any:
@@ -379,11 +496,14 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
         vcr_request, replayed = prepare(request, await request.aread())
         if replayed is not None:
             return replayed
-        capture = _Capture(time.perf_counter())
-        real = await real_async(self, request)
-        real.stream = async_recording_stream(
-            real.stream, capture, finisher(router.current, vcr_request, real)
-        )
+        recording = capture(vcr_request)
+        try:
+            real = await real_async(self, request)
+        except httpx.TransportError as exc:
+            recording.complete(exc)
+            raise
+        recording.real = real
+        real.stream = async_recording_stream(real.stream, recording)
         return real
 
     return [
