@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import re
 import socket
-import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -35,6 +33,8 @@ from vcr.request import Request as VcrRequest
 from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, explain_mismatch
 from .errors import NetworkBlockedError, NoRecordedResponseError, UnrecordedExampleError
 from .scrub import Scrubber
+from .transports import Capture, replay_chunks
+from .transports import patchers as transport_patchers
 
 
 @dataclass
@@ -51,8 +51,12 @@ class ItemRecording:
     property_based: bool = False
     unmatched: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
-    # Requests sent to the provider whose exchange is not in the cassette yet (by id of the request).
-    pending: dict[int, VcrRequest] = field(default_factory=dict)
+
+    @property
+    def pending(self) -> dict[int, VcrRequest]:
+        """Requests sent to the provider whose exchange is not in the cassette (yet)."""
+        pending: dict[int, VcrRequest] = self.cassette.pending
+        return pending
 
 
 class LlmportCassette(Cassette):  # type: ignore[misc]
@@ -61,6 +65,16 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
     Cassettes on disk were scrubbed when they were recorded, so loading skips vcrpy's per-interaction
     ``append`` (a scrub and a deep copy each): at replay speed that was a fifth of the cost of a test.
     """
+
+    @property
+    def pending(self) -> dict[int, VcrRequest]:
+        """Requests sent for real and not recorded yet, by ``id``: every stub registers one it sends."""
+        pending: dict[int, VcrRequest] = self.__dict__.setdefault("_llmport_pending", {})
+        return pending
+
+    def append(self, request: VcrRequest, response: Any) -> None:
+        self.pending.pop(id(request), None)
+        super().append(request, response)
 
     def _load(self) -> None:
         from vcr.persisters.filesystem import CassetteNotFoundError
@@ -113,7 +127,8 @@ def open_cassette(
 class Router:
     """Stands in for a vcrpy ``Cassette`` inside every patched client and forwards to the current one."""
 
-    skip_patchers = ("httpx", "httpx2")
+    # Our own stubs replace vcrpy's for these (see :mod:`pytest_llmport.transports`).
+    skip_patchers = ("httpx", "httpx2", "aiohttp", "requests", "urllib3")
     custom_patches = ()
 
     def __init__(self) -> None:
@@ -135,9 +150,9 @@ class Router:
             return True
         if cassette.write_protected:
             self.no_match(request)
-        elif self.item is not None:
+        else:
             # vcrpy's stubs now send it; append() takes it off once its response is recorded.
-            self.item.pending[id(request)] = request
+            cassette.pending[id(request)] = request
         return False
 
     def play_response(self, request: VcrRequest) -> Any:
@@ -154,10 +169,9 @@ class Router:
         return cassette.filter_request(request) if cassette is not None else request
 
     def append(self, request: VcrRequest, response: Any) -> None:
-        item = self.item
-        if item is not None:
-            item.pending.pop(id(request), None)
-            item.cassette.append(request, response)
+        cassette = self.current
+        if cassette is not None:
+            cassette.append(request, response)
 
     def __getattr__(self, name: str) -> Any:
         # find_requests_with_most_matches, record_mode ... as vcrpy's own stubs and errors ask for them.
@@ -191,20 +205,6 @@ class Router:
 
 
 # -- httpx / httpx2 stubs -------------------------------------------------------------------------
-_SSE_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-
-
-def split_sse(body: bytes) -> list[bytes]:
-    """Split a Server-Sent Events body into its events, delimiters kept, so replay streams event by event."""
-    chunks, start = [], 0
-    for match in _SSE_EVENT_END.finditer(body):
-        chunks.append(body[start : match.end()])
-        start = match.end()
-    if start < len(body):
-        chunks.append(body[start:])
-    return chunks
-
-
 def _headers_dict(items: Any) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     for name, value in items:
@@ -232,7 +232,8 @@ def _decode_partial(content: bytes, headers: dict[str, list[str]]) -> bytes:
     return content
 
 
-# Cut-short kinds (SHARED cassette field ``llmport.incomplete.error``) and, per kind, the httpx exception.
+# Cut-short kinds (SHARED cassette field ``llmport.incomplete.error``) and, per kind, the httpx exception;
+# the last two only arise here: a request that got no answer at all (recorded with status 0).
 INCOMPLETE_ERRORS = {
     "remote-protocol": "RemoteProtocolError",
     "read-timeout": "ReadTimeout",
@@ -263,19 +264,11 @@ def incomplete_error(httpx: ModuleType, incomplete: Any) -> Exception:
     return error
 
 
-def default_chunks(body: bytes, headers: Any) -> list[bytes]:
-    """How replay delivers a body that has no recorded ``chunks``: SSE event by event, else whole."""
-    content_type = ",".join(headers.get("content-type", headers.get("Content-Type", []))).lower()
-    return split_sse(body) if "text/event-stream" in content_type else [body]
-
-
 @dataclass
-class _Capture:
-    started: float
-    on_done: Callable[[_Capture], None]
-    chunks: list[bytes] = field(default_factory=list)
-    first: float | None = None
-    done: bool = False
+class _Capture(Capture):
+    """One httpx response being recorded: its chunks, and what happens when the transfer ends."""
+
+    on_done: Callable[[_Capture], None] | None = None
     error: BaseException | None = None
     real: Any = None  # the response, once its headers arrived
 
@@ -283,45 +276,17 @@ class _Capture:
         """The transfer ended (cut short by ``error``): record it, once."""
         if not self.done:
             self.done, self.error = True, error
-            self.on_done(self)
+            if self.on_done is not None:
+                self.on_done(self)
 
-    def add(self, chunk: bytes) -> None:
-        if self.first is None:
-            self.first = time.perf_counter()
-        self.chunks.append(chunk)
-
-    def response(self, httpx: ModuleType) -> dict[str, Any]:
+    def record(self, httpx: ModuleType) -> dict[str, Any]:
         real = self.real
         headers = _headers_dict(real.headers.multi_items()) if real is not None else {}
-        wire = b"".join(self.chunks)
-        decode = _decode_body if self.error is None else _decode_partial
-        body = decode(wire, headers)
-        now = time.perf_counter()
-        first = self.first if self.first is not None else now
-        response: dict[str, Any] = {
-            # Status 0: the request got no answer at all (refused, reset or timed out before the headers).
-            "status": {"code": real.status_code, "message": real.reason_phrase}
-            if real is not None
-            else {
-                "code": 0,
-                "message": "",
-            },
-            "headers": headers,
-            "body": {"string": body},
-            "timing": {
-                "first_byte_ms": round((first - self.started) * 1000, 1),
-                "total_ms": round((now - self.started) * 1000, 1),
-            },
-        }
-        meta: dict[str, Any] = {}
-        lengths = [len(chunk) for chunk in self.chunks if chunk]
-        if body is wire and len(lengths) > 1 and lengths != [len(c) for c in default_chunks(body, headers)]:
-            meta["chunks"] = lengths  # compressed bodies are stored decoded: their wire chunks do not apply
-        if self.error is not None:
-            meta["incomplete"] = {"error": incomplete_kind(httpx, self.error), "message": str(self.error)}
-        if meta:
-            response["llmport"] = meta
-        return response
+        cut = (incomplete_kind(httpx, self.error), str(self.error)) if self.error is not None else None
+        encoded = any(k.lower() == "content-encoding" for k in headers)  # httpx decodes above the transport
+        # Status 0: the request got no answer at all (refused, reset or timed out before the headers).
+        status, reason = (real.status_code, real.reason_phrase) if real is not None else (0, "")
+        return self.response(status, reason, headers, cut, encoded=encoded)
 
 
 def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
@@ -413,21 +378,11 @@ def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
 
 def _replay(httpx: ModuleType, replay_stream: type, recorded: dict[str, Any]) -> Any:
     headers = recorded.get("headers", {})
-    body = recorded["body"].get("string", b"")
-    if isinstance(body, str):
-        body = body.encode("utf-8")
     meta = recorded.get("llmport") or {}
     incomplete = meta.get("incomplete")
     if incomplete is not None and recorded["status"]["code"] == 0:
         raise incomplete_error(httpx, incomplete)  # no answer at all: the request itself failed
-    lengths = meta.get("chunks")
-    if isinstance(lengths, list) and sum(lengths) == len(body):
-        chunks, start = [], 0
-        for length in lengths:
-            chunks.append(body[start : start + length])
-            start += length
-    else:
-        chunks = default_chunks(body, headers)
+    chunks = replay_chunks(recorded)  # llmport.chunks, else SSE events, else one piece
     error = incomplete_error(httpx, incomplete) if incomplete is not None else None
     message = recorded["status"].get("message") or ""
     return httpx.Response(
@@ -459,20 +414,18 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
         vcr_request = VcrRequest(request.method, str(request.url), body, dict(request.headers))
         if cassette.write_protected:
             raise router.no_match(vcr_request)
-        assert router.item is not None
-        router.item.pending[id(vcr_request)] = vcr_request
+        cassette.pending[id(vcr_request)] = vcr_request
         return vcr_request, None
 
     def capture(vcr_request: VcrRequest) -> _Capture:
-        item = router.item
-        assert item is not None
+        cassette = router.current
+        assert cassette is not None
 
         def finish(capture: _Capture) -> None:
             # The test's own recording, even when the stream is read to its end after the test.
-            item.pending.pop(id(vcr_request), None)
-            item.cassette.append(vcr_request, capture.response(httpx))
+            cassette.append(vcr_request, capture.record(httpx))
 
-        return _Capture(time.perf_counter(), finish)
+        return _Capture(on_done=finish)
 
     def handle_request(self: Any, request: Any) -> Any:
         if router.current is None:
@@ -584,6 +537,7 @@ class Patches:
         for name in ("httpx", "httpx2"):
             with contextlib.suppress(ImportError):
                 patchers.extend(httpx_patchers(self._router, __import__(name)))
+        patchers.extend(transport_patchers(self._router))
         if self._block_network:
             patchers.extend(guard_patchers(self._router))
         try:

@@ -244,21 +244,49 @@ def test_aiohttp(llm_provider):
 """
 
 
-def test_requests_and_aiohttp_cuts_are_never_saved_as_success(
-    pytester: pytest.Pytester, llm_env: FakeProvider, xdist_args: list[str]
+def test_requests_and_aiohttp_cuts_replay_as_the_same_errors(
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, xdist_args: list[str]
 ) -> None:
     llm_env.cut_next(matching="DROP-VCRPY", times=2)
     pytester.makepyfile(test_vcrpy=VCRPY_CLIENTS)
+    result = pytester.runpytest("--providers=qwen", *xdist_args)
+    result.assert_outcomes(passed=2)
+    files = cassettes(pytester.path)
+    assert len(files) == 2
+    for text in files.values():
+        assert yaml.safe_load(text)["interactions"][0]["response"]["llmport"]["incomplete"]
+    llm_env.stop()
+    monkeypatch.setenv("CI", "true")
+    pytester.runpytest("--providers=qwen", *xdist_args).assert_outcomes(passed=2)
+
+
+NEVER_READ = """
+import pytest
+
+
+@pytest.mark.llm_portable
+def test_never_read(llm_provider):
+    client = llm_provider.httpx_client()
+    body = {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": True}
+    response = client.send(client.build_request("POST", "chat/completions", json=body), stream=True)
+    assert response.status_code == 200  # and the stream is left open, unread
+"""
+
+
+def test_a_response_never_recorded_is_never_saved_as_success(
+    pytester: pytest.Pytester, llm_env: FakeProvider
+) -> None:
+    pytester.makepyfile(test_open=NEVER_READ)
     report = pytester.path / "report.json"
-    result = pytester.runpytest("--providers=qwen", f"--llmport-report={report}", *xdist_args)
-    result.assert_outcomes(passed=2)  # the app coped; but the cassette could not reproduce it
+    result = pytester.runpytest("--providers=qwen", f"--llmport-report={report}")
+    result.assert_outcomes(passed=1)
     assert cassettes(pytester.path) == {}
     result.stdout.fnmatch_lines(
-        ["*test_requests*: not saved: POST */chat/completions: no response was recorded*"]
+        ["*test_never_read*: not saved: POST */chat/completions: no response was recorded*"]
     )
     cells = json.loads(report.read_text("utf-8"))["tests"]
-    assert {cell["qwen"]["kind"] for cell in cells.values()} == {"recording-problem"}
-    result.stdout.fnmatch_lines(["*test_vcrpy.py::test_aiohttp*recording-problem*"])
+    assert [cell["qwen"]["kind"] for cell in cells.values()] == ["recording-problem"]
+    result.stdout.fnmatch_lines(["*test_open.py::test_never_read*recording-problem*"])
 
 
 ONE = """
