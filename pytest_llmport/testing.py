@@ -147,7 +147,7 @@ class _Response:
     cut: _Cut | None = None
 
 
-CUT_HOW: Final = ("close", "reset", "stall")
+CUT_HOW: Final = ("close", "reset", "stall", "hang")
 
 
 @dataclass(frozen=True)
@@ -465,7 +465,8 @@ class FakeProvider:
         first ``body_bytes`` bytes of a plain body (default: half) or the first ``events`` events of a
         stream (default: half, never the last), then ``how``: ``"close"`` closes the connection (the
         client sees the peer close mid-body), ``"reset"`` resets it (TCP RST), ``"stall"`` sends nothing
-        more for ``stall`` seconds (the client's read timeout fires) and then closes. With ``matching``,
+        more for ``stall`` seconds (the client's read timeout fires) and then closes; ``"hang"`` sends
+        nothing at all, not even the status line, for ``stall`` seconds, then closes. With ``matching``,
         only responses to requests whose body contains that text are broken (other requests pass by).
         """
         if how not in CUT_HOW:
@@ -762,6 +763,9 @@ class _Handler(BaseHTTPRequestHandler):
         lines = [f"HTTP/1.1 {response.status} {reason}", f"Content-Type: {response.content_type}"]
         lines.extend(f"{name}: {value}" for name, value in response.headers.items())
         cut = response.cut
+        if cut is not None and cut.how == "hang":
+            self._break(cut, stopping)
+            return
         if response.events is None:
             lines.append(f"Content-Length: {len(response.body)}")
             if self.close_connection:
@@ -798,7 +802,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _break(self, cut: _Cut, stopping: threading.Event) -> None:
         self.close_connection = True
         self.wfile.flush()
-        if cut.how == "stall":
+        if cut.how in ("stall", "hang"):
             stopping.wait(cut.stall)
         elif cut.how == "reset":
             # Linger 0: close() sends a reset instead of the orderly end of the stream.

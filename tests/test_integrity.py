@@ -87,6 +87,13 @@ def test_httpx_stream_cut(llm_provider):
 
 
 @pytest.mark.llm_portable
+def test_no_answer_at_all(llm_provider):
+    # A provider that never answers: the request is recorded with status 0 and its timeout.
+    with pytest.raises(httpx.ReadTimeout):
+        llm_provider.httpx_client(timeout=0.3).post("chat/completions", json={"model": "m", "messages": ask("HANG")})
+
+
+@pytest.mark.llm_portable
 def test_retry_after_a_cut(llm_provider):
     # The SDK retries a dropped connection; replay serves the same two attempts in the same order.
     client = llm_provider.openai_client(max_retries=1)
@@ -102,6 +109,7 @@ def queue_cuts(fake: FakeProvider) -> None:
     fake.cut_next(how="stall", stall=2.0, matching="STALL", body_bytes=0)
     fake.cut_next(matching="HTTPX-STREAM")
     fake.cut_next(matching="RETRY-ME")
+    fake.cut_next(how="hang", stall=2.0, matching="HANG")
 
 
 def test_cut_short_responses_replay_as_the_same_errors(
@@ -111,9 +119,9 @@ def test_cut_short_responses_replay_as_the_same_errors(
     queue_cuts(llm_env)
     pytester.makepyfile(test_cuts=CUTS)
     recorded = pytester.runpytest("--providers=zhipu", *xdist_args)
-    recorded.assert_outcomes(passed=6)
+    recorded.assert_outcomes(passed=7)
     files = cassettes(pytester.path)
-    assert len(files) == 6, "a test that expected the cut keeps its recording"
+    assert len(files) == 7, "a test that expected the cut keeps its recording"
     body = yaml.safe_load(files["cassettes/test_cuts/test_body_cut/zhipu.yaml"])
     response = body["interactions"][0]["response"]
     assert response["status"]["code"] == 200
@@ -129,11 +137,14 @@ def test_cut_short_responses_replay_as_the_same_errors(
         True,
         False,
     ]
+    hang = yaml.safe_load(files["cassettes/test_cuts/test_no_answer_at_all/zhipu.yaml"])["interactions"][0]
+    assert hang["response"]["status"]["code"] == 0
+    assert hang["response"]["llmport"]["incomplete"]["error"] == "read-timeout"
 
     llm_env.stop()
     monkeypatch.setenv("CI", "true")
     replayed = pytester.runpytest("--providers=zhipu", *xdist_args)
-    replayed.assert_outcomes(passed=6)
+    replayed.assert_outcomes(passed=7)
     assert cassettes(pytester.path) == files
 
 

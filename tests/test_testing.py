@@ -901,6 +901,9 @@ def test_cut_next_breaks_responses_part_way(fake: FakeProvider) -> None:
         fake.cut_next(how="stall", stall=2.0)
         with pytest.raises(httpx.ReadTimeout):
             http.post("chat/completions", json=body)
+        fake.cut_next(how="hang", stall=2.0)
+        with pytest.raises(httpx.ReadTimeout):
+            http.post("chat/completions", json=body)
         # matching: only the request that mentions the text is broken, the others pass by.
         fake.cut_next(matching="CUT-ME")
         assert http.post("chat/completions", json=body).status_code == 200
