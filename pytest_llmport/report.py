@@ -37,6 +37,8 @@ class Cell:
     kind: str = ""  # see pytest_llmport.outcome (absent in reports of earlier versions)
     exception: str = ""
     category: str = ""
+    # Requests from threads that predate the test (SHARED.md: url, thread, hint); not the test's traffic.
+    background: list[dict[str, Any]] = field(default_factory=list)
 
     def word(self) -> str:
         """One short word or score for the terminal matrix."""
@@ -109,6 +111,7 @@ class Matrix:
             str(data.get("kind") or ""),
             str(data.get("exception") or ""),
             str(data.get("category") or ""),
+            list(data.get("background", [])),
         )
 
     def render(self) -> list[str]:

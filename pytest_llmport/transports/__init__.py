@@ -44,7 +44,7 @@ def lookup(
             pass
     request = VcrRequest(method, uri, body, dict(headers()))
     if cassette.write_protected:
-        raise router.no_match(request)
+        raise router.refusal(request)
     # Sent for real from here; appending its response takes it off (a failed transfer stays: broken).
     pending = getattr(cassette, "pending", None)
     if pending is not None:
