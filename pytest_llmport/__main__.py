@@ -8,6 +8,7 @@ import sys
 # command name -> (module, one-line help). Each module exposes ``main(argv: list[str]) -> int``.
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": (".scan", "fail when a file holds a key or a credential-shaped string (run before committing)"),
+    "reseal": (".reseal", "seal cassettes again after a deliberate hand edit"),
 }
 
 

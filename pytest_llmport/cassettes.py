@@ -9,10 +9,15 @@ builds every node in Python: on a typical chat exchange that halves the time to 
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import glob
+import hashlib
 import json
 import marshal
 import os
 import re
+import shlex
 import tempfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -23,7 +28,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from .errors import CorruptCassetteError
+from .errors import CassetteFormatError, CassetteWriteError, CorruptCassetteError
 from .placeholders import MARKER, REDACTED
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -104,8 +109,60 @@ def _json_text(stored: Any) -> str:
     return stored if isinstance(stored, str) else _compact(stored)
 
 
+FORMAT = 2
+"""The cassette format this version writes and the newest it reads (1: no ``llmport`` block, unsealed)."""
+
+
+class CassetteDamage(ValueError):
+    """A cassette whose content does not match its seal: cut short, or edited without re-sealing."""
+
+
+class CassetteTooNew(ValueError):
+    """A cassette written in a format newer than this version of the plugin reads."""
+
+
+def _stored_bytes(body: Mapping[str, Any]) -> bytes:
+    """The body exactly as the file stores it (the JSON text of ``json:``, else ``string:``)."""
+    value = body.get("json", body.get("string", ""))
+    if value is None:
+        return b""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogatepass")
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    return _compact(value).encode("utf-8")  # a JSON body stored as YAML structures (the earlier layout)
+
+
+def _seal(body: Mapping[str, Any]) -> dict[str, Any]:
+    stored = _stored_bytes(body)
+    return {"length": len(stored), "sha256": hashlib.sha256(stored).hexdigest()}
+
+
+def _header(data: Mapping[str, Any]) -> dict[str, Any]:
+    from . import __version__
+
+    header = dict(data.get("llmport") or {})
+    header.pop("interactions", None)
+    header.setdefault("recorded", datetime.date.today().isoformat())
+    # format first, the count last: a reader sees the version before anything else.
+    return {
+        "format": FORMAT,
+        "plugin": __version__,
+        **{
+            k: v
+            for k, v in header.items()
+            if k
+            not in (
+                "format",
+                "plugin",
+            )
+        },
+        "interactions": len(data.get("interactions", [])),
+    }
+
+
 class ReadableYamlSerializer:
-    """vcrpy serializer writing JSON bodies pretty-printed and text unescaped."""
+    """vcrpy serializer writing JSON bodies pretty-printed and text unescaped, each body sealed."""
 
     @staticmethod
     def serialize(cassette_dict: dict[str, Any]) -> str:
@@ -122,15 +179,37 @@ class ReadableYamlSerializer:
             if parsed is not None:
                 body = {"json": _pretty(parsed)}
             response["body"] = body
+            meta = {
+                k: v
+                for k, v in dict(response.pop("llmport", None) or {}).items()
+                if k
+                not in (
+                    "length",
+                    "sha256",
+                )
+            }
+            chunks = meta.get("chunks")
+            # Chunk lengths describe the body as received; scrubbing or pretty-printing changed it.
+            if "json" in body or not isinstance(chunks, list) or sum(chunks) != len(_stored_bytes(body)):
+                meta.pop("chunks", None)
+            # The seal comes last, so a file cut anywhere before its end loses a seal it needs.
+            response["llmport"] = {**meta, **_seal(body)}
             interactions.append({"request": request, "response": response})
-        data = {**cassette_dict, "interactions": interactions}
+        data = {
+            "version": cassette_dict.get("version", 1),
+            "llmport": _header(cassette_dict),
+            **{k: v for k, v in cassette_dict.items() if k not in ("version", "llmport", "interactions")},
+            "interactions": interactions,
+        }
         text: str = yaml.dump(data, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=120)
         return text
 
     @staticmethod
-    def deserialize(text: str) -> dict[str, Any]:
+    def deserialize(text: str, verify: bool = True) -> dict[str, Any]:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (libyaml's CSafeLoader)
         validate_layout(data)
+        if cassette_format(data) >= 2 and verify:
+            verify_seal(data)
         for item in data["interactions"]:
             request = item["request"]
             if isinstance(request.get("body"), dict) and "json" in request["body"]:
@@ -140,6 +219,68 @@ class ReadableYamlSerializer:
                 item["response"]["body"] = {"string": _json_text(body["json"])}
         result: dict[str, Any] = data
         return result
+
+
+def cassette_format(data: Mapping[str, Any]) -> int:
+    """The format of a parsed cassette: 1 without an ``llmport`` block; raises on a format not known."""
+    header = data.get("llmport")
+    if header is None:
+        return 1
+    fmt = header.get("format") if isinstance(header, dict) else None
+    if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 2:
+        raise CassetteDamage(f"llmport.format is {fmt!r}, not a cassette format number")
+    if fmt > FORMAT:
+        from . import __version__
+
+        writer = header.get("plugin")
+        raise CassetteTooNew(
+            f"cassette format {fmt} (written by pytest-llmport {writer or 'of a later version'}); this "
+            f"pytest-llmport {__version__} reads formats 1 to {FORMAT}. Upgrade pytest-llmport"
+            + (f" to {writer} or later" if isinstance(writer, str) else "")
+        )
+    return fmt
+
+
+def verify_seal(data: Mapping[str, Any]) -> None:
+    """Raise ``CassetteDamage`` naming the first interaction whose body does not match its seal.
+
+    Only for sealed cassettes (format 2 on); one SHA-256 per body, once per parse (the parsed cache
+    keeps only verified cassettes, keyed by the file's size and modification time).
+    """
+    interactions = data["interactions"]
+    expected = data["llmport"].get("interactions")
+    if data.get("version") != 1:
+        raise CassetteDamage("the cassette has no 'version: 1' line")
+    if expected != len(interactions):
+        raise CassetteDamage(
+            f"llmport.interactions says {expected!r} interactions, the file holds {len(interactions)} "
+            "(was it cut short?)"
+        )
+    for index, item in enumerate(interactions):
+        where = f"interactions[{index}].response"
+        meta = item["response"].get("llmport")
+        if not isinstance(meta, dict) or "sha256" not in meta or "length" not in meta:
+            raise CassetteDamage(f"{where}.llmport has no sha256/length seal (was the file cut short?)")
+        stored = _stored_bytes(item["response"]["body"])
+        if meta["length"] != len(stored):
+            raise CassetteDamage(
+                f"{where}.body is {len(stored)} bytes, its seal says {meta['length']} "
+                "(cut short, or edited by hand)"
+            )
+        if meta["sha256"] != hashlib.sha256(stored).hexdigest():
+            raise CassetteDamage(f"{where}.body does not match its sha256 seal (edited by hand?)")
+        chunks = meta.get("chunks")
+        if chunks is not None and (
+            not isinstance(chunks, list)
+            or not all(isinstance(n, int) and n > 0 for n in chunks)
+            or sum(chunks) != len(stored)
+        ):
+            raise CassetteDamage(f"{where}.llmport.chunks do not add up to the body's {len(stored)} bytes")
+        incomplete = meta.get("incomplete")
+        if incomplete is not None and not (
+            isinstance(incomplete, dict) and isinstance(incomplete.get("error"), str)
+        ):
+            raise CassetteDamage(f"{where}.llmport.incomplete has no 'error' kind")
 
 
 def validate_layout(data: Any) -> None:
@@ -177,7 +318,7 @@ class AtomicPersister:
     unreadable file skipped; the YAML file is always the truth.
     """
 
-    FORMAT = 2
+    FORMAT = 3  # 3: entries are sealed cassettes, verified when parsed
 
     def __init__(self, cache_dir: Path | None = None, worker: str = "main") -> None:
         self.cache_dir = cache_dir
@@ -222,14 +363,9 @@ class AtomicPersister:
         if self.cache_dir is None or not self._changed:
             return
         target = self.cache_dir / f"parsed-{self.worker}.marshal"
-        try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=self.cache_dir)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(marshal.dumps((self.FORMAT, self._used)))
-            os.replace(tmp, target)
-        except (OSError, ValueError):
-            pass  # a cache that cannot be written only costs speed
+        # A cache that cannot be written only costs speed.
+        with contextlib.suppress(CassetteWriteError, ValueError):
+            write_atomically(target, marshal.dumps((self.FORMAT, self._used)), what="cache")
         self._changed = False
 
     def load_cassette(self, cassette_path: str | Path, serializer: Any) -> Any:
@@ -256,21 +392,7 @@ class AtomicPersister:
             raise CorruptCassetteError(
                 f"{path}: not UTF-8 text at byte {exc.start}; delete it and re-record"
             ) from exc
-        if not text.strip():
-            raise CorruptCassetteError(f"{path}: the file is empty; delete it and re-record")
-        try:
-            return serializer.deserialize(text)
-        except yaml.MarkedYAMLError as exc:
-            mark, context = exc.problem_mark, exc.context_mark
-            where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown position"
-            if context is not None and exc.context:
-                where += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
-            raise CorruptCassetteError(
-                f"{path}: not valid YAML at {where}: {exc.problem or exc}. "
-                f"The file may have been cut short; delete it and re-record."
-            ) from exc
-        except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
-            raise CorruptCassetteError(f"{path}: {exc}. Delete it and re-record.") from exc
+        return parse_cassette(path, text, serializer)
 
     def save_cassette(
         self, cassette_path: str | Path, cassette_dict: dict[str, Any], serializer: Any
@@ -279,16 +401,68 @@ class AtomicPersister:
 
         path = Path(cassette_path)
         data = serialize(cassette_dict, serializer)
+        write_atomically(path, data.encode("utf-8"), what="cassette")
+
+
+def parse_cassette(path: Path, text: str, serializer: Any, verify: bool = True) -> Any:
+    """Parse the text of the cassette at ``path``; raise ``CorruptCassetteError`` saying what and where."""
+    if not text.strip():
+        raise CorruptCassetteError(f"{path}: the file is empty; delete it and re-record")
+    try:
+        return serializer.deserialize(text, verify=verify)
+    except yaml.MarkedYAMLError as exc:
+        mark, context = exc.problem_mark, exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "an unknown position"
+        if context is not None and exc.context:
+            where += f" ({exc.context} at line {context.line + 1}, column {context.column + 1})"
+        raise CorruptCassetteError(
+            f"{path}: not valid YAML at {where}: {exc.problem or exc}. "
+            f"The file may have been cut short; delete it and re-record."
+        ) from exc
+    except CassetteTooNew as exc:
+        raise CassetteFormatError(f"{path}: {exc}.") from exc
+    except CassetteDamage as exc:
+        raise CorruptCassetteError(
+            f"{path}: {exc}. If you edited it on purpose, re-seal it: python -m pytest_llmport "
+            f"reseal {shlex.quote(str(path))}; otherwise delete it and re-record."
+        ) from exc
+    except (ValueError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise CorruptCassetteError(f"{path}: {exc}. Delete it and re-record.") from exc
+
+
+def reseal_text(path: Path, text: str, serializer: Any) -> tuple[str, int]:
+    """The cassette ``text`` written again in the current format with fresh seals, and its size."""
+    data = parse_cassette(path, text, serializer, verify=False)
+    return serializer.serialize(data), len(data["interactions"])
+
+
+TEMP_SUFFIX = ".tmp"
+
+
+def write_atomically(path: Path, data: bytes, what: str = "file") -> None:
+    """Write ``path`` through a temporary file in its folder and a rename: old file or new, never half.
+
+    Temporary files left by a write that was killed are removed; a failed write (a full disk) raises
+    ``CassetteWriteError`` naming the file, and leaves nothing behind.
+    """
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Same folder, so the rename is atomic; a crash leaves either the old file or the new one.
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        for stale in path.parent.glob(f".{glob.escape(path.name)}.*{TEMP_SUFFIX}"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise CassetteWriteError(f"could not write the {what} {path}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise CassetteWriteError(f"could not write the {what} {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _interactions(data: Any) -> Any:

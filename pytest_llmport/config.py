@@ -55,7 +55,8 @@ def add_options(parser: pytest.Parser) -> None:
         dest="llmport_record_on_failure",
         action="store_true",
         default=None,
-        help="keep the cassette of a test that failed while recording (default: discard it)",
+        help="keep even a broken recording (a cut-short response the test did not expect, a request "
+        "that got no recorded response); a failing test with whole exchanges is always kept",
     )
     group.addoption(
         "--llmport-no-export-env",
@@ -115,7 +116,9 @@ def add_options(parser: pytest.Parser) -> None:
     )
     parser.addini("llmport_embedding_model", "embedding model for the embedding metric", default="")
     parser.addini("llmport_record_mode", "default record mode: " + ", ".join(RECORD_MODES), default="")
-    parser.addini("llmport_record_on_failure", "keep cassettes of failed tests", type="bool", default=False)
+    parser.addini(
+        "llmport_record_on_failure", "keep broken recordings too (see --help)", type="bool", default=False
+    )
     parser.addini("llmport_export_env", "export OPENAI_BASE_URL etc. during tests", type="bool", default=True)
     parser.addini(
         "llmport_block_network", "block non-loopback connections in replay", type="bool", default=True

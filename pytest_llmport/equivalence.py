@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,15 +50,9 @@ def save_observations(path: Path, provider: str, observations: Mapping[str, Any]
     text = json.dumps(
         {"provider": provider, "observations": observations}, ensure_ascii=False, indent=2, sort_keys=True
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text + "\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from .cassettes import write_atomically
+
+    write_atomically(path, (text + "\n").encode("utf-8"), what="baseline observations")
     return True
 
 

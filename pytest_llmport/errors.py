@@ -21,6 +21,14 @@ class CorruptCassetteError(CassetteError):
     """A cassette file that does not parse or does not have the cassette layout."""
 
 
+class CassetteFormatError(CorruptCassetteError):
+    """A cassette written in a newer format than this version of the plugin reads."""
+
+
+class CassetteWriteError(CassetteError):
+    """A cassette (or the report) that could not be written: a full disk, a read-only folder."""
+
+
 class MissingCassetteError(CassetteError):
     """Replay was asked for and there is no cassette to replay."""
 

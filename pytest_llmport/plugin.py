@@ -11,17 +11,19 @@ import pytest
 from . import config as cfg
 from . import hookspecs, providers
 from .coexist import conflict
-from .equivalence import Equivalence, EquivalenceError, embedding_metric
+from .equivalence import Equivalence, embedding_metric
 from .errors import ConfigError, LlmportError
 from .handle import LLMProvider
 from .metrics import MetricRegistry
+from .outcome import cell_kind
 from .properties import falsifying_example
-from .report import PROPERTY
+from .report import DISCARDED, PROPERTY
 from .run import (
     BACKGROUND_PROPERTY,
     PARAM,
     ItemState,
     LlmportRun,
+    Outcome,
     Outside,
     Scope,
     guarded_conftest_imports,
@@ -30,7 +32,8 @@ from .run import (
 
 RUN_KEY = pytest.StashKey[LlmportRun]()
 ITEM_KEY = pytest.StashKey[ItemState]()
-PASSED_KEY = pytest.StashKey[bool]()
+OUTCOME_KEY = pytest.StashKey[Outcome]()
+SETUP_PROBLEM_KEY = pytest.StashKey[str]()
 SCOPE_KEY = pytest.StashKey[Scope]()
 EARLY_KEY = pytest.StashKey[Outside]()
 
@@ -97,14 +100,20 @@ def pytest_llmport_add_metrics(config: pytest.Config) -> dict[str, Any]:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     run = session.config.stash.get(RUN_KEY, None)
-    if run is not None:
-        run.collect_children()
-        if run.blocked_outside and session.exitstatus == pytest.ExitCode.OK:
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    if run is None or hasattr(session.config, "workerinput"):
+    if run is None:
+        return
+    run.abandon()  # a test still open here was interrupted
+    run.collect_children()
+    if run.blocked_outside and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    if hasattr(session.config, "workerinput"):
         return  # xdist workers: the controller merges their reports
     if run.settings.report_path:
-        run.matrix.write(run.settings.report_path)
+        try:
+            run.matrix.write(run.settings.report_path)
+        except LlmportError as exc:
+            session.config.get_terminal_writer().line(f"llmport: {exc}", red=True, bold=True)
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if run.matrix.cells:
         session.config.hook.pytest_llmport_report(config=session.config, report=run.matrix.as_dict())
     if run.settings.scan_paths and run.scan() and session.exitstatus == 0:
@@ -203,6 +212,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         problem = str(exc)
     else:
         return
+    item.stash[SETUP_PROBLEM_KEY] = problem
     pytest.fail(problem, pytrace=False)  # outside the except block: the message alone, no chained traceback
 
 
@@ -231,18 +241,28 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             report.longrepr = "\n".join(dict.fromkeys(blocked))
         if report.when == "teardown" and scope.background and scope.recording is None:
             report.user_properties.append((BACKGROUND_PROPERTY, list(scope.background)))
-    # A non-equivalent answer is a finding about the provider, not a broken recording: keep its cassette
-    # so CI replays the finding. Any other failure discards what was recorded.
-    finding = call.excinfo is not None and _is_finding(call.excinfo.value)
-    if report.failed and not finding:
-        item.stash[PASSED_KEY] = False
-    if provider_of(item) is not None and (report.when == "call" or not report.passed):
+    name = provider_of(item)
+    if name is None:
+        return report
+    exc = call.excinfo.value if call.excinfo is not None else None
+    state = item.stash.get(ITEM_KEY, None)
+    if report.when == "teardown" and state is not None and state.discarded:
+        report.user_properties.append((DISCARDED, state.discarded))
+    outcome = item.stash.setdefault(OUTCOME_KEY, Outcome())
+    outcome.note(report.when, report.failed, exc)
+    if report.when == "call" or not report.passed:
         # Travels with the report, so xdist brings it to the controller's matrix.
-        state = item.stash.get(ITEM_KEY, None)
-        data = item.config.stash[RUN_KEY].report_data(state) if state else {"provider": provider_of(item)}
-        example = falsifying_example(call.excinfo.value if call.excinfo else None)
+        run = item.config.stash[RUN_KEY]
+        data: dict[str, Any] = run.report_data(state, outcome) if state else {"provider": name}
+        if SETUP_PROBLEM_KEY in item.stash:
+            data["problems"] = [item.stash[SETUP_PROBLEM_KEY]]
+        example = falsifying_example(exc)
         if example:
             data["falsifying"] = item.config.stash[RUN_KEY].output_scrubber().text(example)
+        state_word = (
+            "xfailed" if getattr(report, "wasxfail", None) is not None and report.skipped else report.outcome
+        )
+        data.update(cell_kind(state_word, exc, data))
         report.user_properties.append((PROPERTY, data))
     if provider_of(item) is not None:
         # Before any reporter sees it: pytest's terminal, JUnit XML, xdist's controller.
@@ -250,19 +270,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-def _is_finding(exc: BaseException) -> bool:
-    # hypothesis may wrap several failures in an ExceptionGroup; all must be findings.
-    inner = getattr(exc, "exceptions", None)  # an ExceptionGroup (Python 3.11+ or the backport)
-    if isinstance(inner, (list, tuple)) and inner:
-        return all(_is_finding(e) for e in inner)
-    return isinstance(exc, EquivalenceError)
-
-
-@pytest.hookimpl(trylast=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    state = item.stash.get(ITEM_KEY, None)
-    if state is not None:
-        item.config.stash[RUN_KEY].finish(item, state, nextitem, item.stash.get(PASSED_KEY, True))
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, None, None]:
+    # Around every teardown, so a failing fixture finalizer cannot skip saving and unpatching.
+    try:
+        return (yield)
+    finally:
+        state = item.stash.get(ITEM_KEY, None)
+        if state is not None:
+            outcome = item.stash.get(OUTCOME_KEY, None) or Outcome()
+            item.config.stash[RUN_KEY].finish(item, state, nextitem, outcome)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -287,8 +304,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(line)
     if run is not None and run.discarded:
         terminalreporter.section("llmport: cassettes not saved")
-        for line in run.discarded:
-            terminalreporter.write_line(f"{line} (the test failed; --llmport-record-on-failure keeps it)")
+        for discarded in run.discarded:
+            for line in discarded.splitlines():
+                terminalreporter.write_line(line)
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import contextlib
 import errno
 import sys
 import threading
-import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
@@ -36,8 +35,8 @@ from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, explai
 from .errors import NoRecordedResponseError, UnrecordedExampleError, UnrecordedRequestRefused
 from .guard import Threads, background_hint
 from .scrub import Scrubber
+from .transports import Capture, replay_chunks
 from .transports import patchers as transport_patchers
-from .transports import replay_chunks
 
 
 @dataclass
@@ -66,9 +65,16 @@ class ItemRecording:
         if entry not in self.background:
             self.background.append(entry)
 
+    @property
+    def pending(self) -> dict[int, VcrRequest]:
+        """Requests sent to the provider whose exchange is not in the cassette (yet)."""
+        pending: dict[int, VcrRequest] = self.cassette.pending
+        return pending
+
 
 class LlmportCassette(Cassette):  # type: ignore[misc]
-    """A vcrpy cassette that trusts what it loads and scrubs what it records, not what it matches.
+    """A vcrpy cassette that trusts what it loads (the persister verified each body against its seal), and
+    scrubs what it records, not what it matches.
 
     Cassettes on disk were scrubbed when they were recorded, so loading skips vcrpy's per-interaction
     ``append`` (a scrub and a deep copy each): at replay speed that was a fifth of the cost of a test.
@@ -79,7 +85,14 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
 
     scrub_request: Callable[[VcrRequest], VcrRequest] = staticmethod(lambda request: request)
 
+    @property
+    def pending(self) -> dict[int, VcrRequest]:
+        """Requests sent for real and not recorded yet, by ``id``: every stub registers one it sends."""
+        pending: dict[int, VcrRequest] = self.__dict__.setdefault("_llmport_pending", {})
+        return pending
+
     def append(self, request: VcrRequest, response: Any) -> None:
+        self.pending.pop(id(request), None)
         super().append(self.scrub_request(request), response)
 
     def filter_request(self, request: VcrRequest) -> VcrRequest:
@@ -88,6 +101,8 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
     def _load(self) -> None:
         from vcr.persisters.filesystem import CassetteNotFoundError
 
+        if self.record_mode == RecordMode.ALL:
+            return  # recorded again whole: the old file is replaced unread, even when it is damaged
         try:
             loaded = self._persister.load_cassette(self._path, serializer=self._serializer)
             requests, responses, *metadata = loaded
@@ -203,6 +218,8 @@ class Router:
         if cassette.write_protected:
             # Raised here, before vcrpy builds its own error (which needs a real cassette).
             raise self.refusal(request)
+        # vcrpy's stubs now send it; append() takes it off once its response is recorded.
+        cassette.pending[id(request)] = request
         return False
 
     def refusal(self, request: VcrRequest) -> BaseException:
@@ -312,6 +329,48 @@ def _decode_body(content: bytes, headers: dict[str, list[str]]) -> bytes:
     return content
 
 
+def _decode_partial(content: bytes, headers: dict[str, list[str]]) -> bytes:
+    """What a client would have decoded of a compressed body cut short: everything that arrived."""
+    encoding = ",".join(headers.get("content-encoding", headers.get("Content-Encoding", []))).strip().lower()
+    if encoding in ("gzip", "deflate"):
+        content = zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(content)
+        for name in ("content-encoding", "Content-Encoding"):
+            headers.pop(name, None)
+    return content
+
+
+# Cut-short kinds (SHARED cassette field ``llmport.incomplete.error``) and, per kind, the httpx exception;
+# the last two only arise here: a request that got no answer at all (recorded with status 0).
+INCOMPLETE_ERRORS = {
+    "remote-protocol": "RemoteProtocolError",
+    "read-timeout": "ReadTimeout",
+    "connection-reset": "ReadError",
+    "connect-error": "ConnectError",
+    "connect-timeout": "ConnectTimeout",
+}
+
+
+def incomplete_kind(httpx: ModuleType, exc: BaseException) -> str:
+    """The cassette's name for the way a transfer broke off."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "connect-timeout"
+    if isinstance(exc, httpx.TimeoutException):
+        return "read-timeout"
+    if isinstance(exc, httpx.ConnectError):
+        return "connect-error"
+    if isinstance(exc, httpx.NetworkError):
+        return "connection-reset"
+    return "remote-protocol"
+
+
+def incomplete_error(httpx: ModuleType, incomplete: Any) -> Exception:
+    """The exception the client raised while recording, rebuilt from the cassette's ``incomplete``."""
+    kind = incomplete.get("error") if isinstance(incomplete, dict) else None
+    name = INCOMPLETE_ERRORS.get(str(kind), "RemoteProtocolError")
+    error: Exception = getattr(httpx, name)(str(incomplete.get("message") or kind))
+    return error
+
+
 def _decompress(content: bytes, encoding: str) -> bytes:
     try:
         return zlib.decompress(content, zlib.MAX_WBITS | 32)  # gzip or zlib-wrapped deflate
@@ -322,39 +381,36 @@ def _decompress(content: bytes, encoding: str) -> bytes:
 
 
 @dataclass
-class _Capture:
-    started: float
-    chunks: list[bytes] = field(default_factory=list)
-    first: float | None = None
-    done: bool = False
+class _Capture(Capture):
+    """One httpx response being recorded: its chunks, and what happens when the transfer ends."""
 
-    def add(self, chunk: bytes) -> None:
-        if self.first is None:
-            self.first = time.perf_counter()
-        self.chunks.append(chunk)
+    on_done: Callable[[_Capture], None] | None = None
+    error: BaseException | None = None
+    real: Any = None  # the response, once its headers arrived
 
-    def response(self, real: Any) -> dict[str, Any]:
-        headers = _headers_dict(real.headers.multi_items())
-        body = _decode_body(b"".join(self.chunks), headers)
-        now = time.perf_counter()
-        first = self.first if self.first is not None else now
-        return {
-            "status": {"code": real.status_code, "message": real.reason_phrase},
-            "headers": headers,
-            "body": {"string": body},
-            "timing": {
-                "first_byte_ms": round((first - self.started) * 1000, 1),
-                "total_ms": round((now - self.started) * 1000, 1),
-            },
-        }
+    def complete(self, error: BaseException | None = None) -> None:
+        """The transfer ended (cut short by ``error``): record it, once."""
+        if not self.done:
+            self.done, self.error = True, error
+            if self.on_done is not None:
+                self.on_done(self)
+
+    def record(self, httpx: ModuleType) -> dict[str, Any]:
+        real = self.real
+        headers = _headers_dict(real.headers.multi_items()) if real is not None else {}
+        cut = (incomplete_kind(httpx, self.error), str(self.error)) if self.error is not None else None
+        encoded = any(k.lower() == "content-encoding" for k in headers)  # httpx decodes above the transport
+        # Status 0: the request got no answer at all (refused, reset or timed out before the headers).
+        status, reason = (real.status_code, real.reason_phrase) if real is not None else (0, "")
+        return self.response(status, reason, headers, cut, encoded=encoded)
 
 
 def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
     """Stream classes for one httpx flavour (httpx or httpx2 each check their own base classes)."""
 
     class RecordingStream(httpx.SyncByteStream):  # type: ignore[misc, name-defined]
-        def __init__(self, inner: Any, capture: _Capture, finish: Callable[[_Capture], None]) -> None:
-            self._inner, self._capture, self._finish = inner, capture, finish
+        def __init__(self, inner: Any, capture: _Capture) -> None:
+            self._inner, self._capture = inner, capture
             self._iterator: Iterator[bytes] | None = None
 
         def _source(self) -> Iterator[bytes]:
@@ -363,29 +419,32 @@ def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
             return self._iterator
 
         def __iter__(self) -> Iterator[bytes]:
-            for chunk in self._source():
-                self._capture.add(chunk)
-                yield chunk
-            self._complete()
-
-        def _complete(self) -> None:
-            if not self._capture.done:
-                self._capture.done = True
-                self._finish(self._capture)
+            try:
+                for chunk in self._source():
+                    self._capture.add(chunk)
+                    yield chunk
+            except httpx.TransportError as exc:
+                # Cut short: the cassette keeps what arrived and how it broke off, so replay raises too.
+                self._capture.complete(exc)
+                raise
+            self._capture.complete()
 
         def close(self) -> None:
             try:
                 if not self._capture.done:
                     # The app stopped reading early; the cassette still needs the whole response.
-                    for chunk in self._source():
-                        self._capture.add(chunk)
-                    self._complete()
+                    try:
+                        for chunk in self._source():
+                            self._capture.add(chunk)
+                    except httpx.TransportError as exc:
+                        self._capture.complete(exc)  # the app never saw it: closing early raises nothing
+                    self._capture.complete()
             finally:
                 self._inner.close()
 
     class AsyncRecordingStream(httpx.AsyncByteStream):  # type: ignore[misc, name-defined]
-        def __init__(self, inner: Any, capture: _Capture, finish: Callable[[_Capture], None]) -> None:
-            self._inner, self._capture, self._finish = inner, capture, finish
+        def __init__(self, inner: Any, capture: _Capture) -> None:
+            self._inner, self._capture = inner, capture
             self._iterator: AsyncIterator[bytes] | None = None
 
         def _source(self) -> AsyncIterator[bytes]:
@@ -394,47 +453,58 @@ def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
             return self._iterator
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            async for chunk in self._source():
-                self._capture.add(chunk)
-                yield chunk
-            self._complete()
-
-        def _complete(self) -> None:
-            if not self._capture.done:
-                self._capture.done = True
-                self._finish(self._capture)
+            try:
+                async for chunk in self._source():
+                    self._capture.add(chunk)
+                    yield chunk
+            except httpx.TransportError as exc:
+                self._capture.complete(exc)
+                raise
+            self._capture.complete()
 
         async def aclose(self) -> None:
             try:
                 if not self._capture.done:
-                    async for chunk in self._source():
-                        self._capture.add(chunk)
-                    self._complete()
+                    try:
+                        async for chunk in self._source():
+                            self._capture.add(chunk)
+                    except httpx.TransportError as exc:
+                        self._capture.complete(exc)
+                    self._capture.complete()
             finally:
                 await self._inner.aclose()
 
     class ReplayStream(httpx.SyncByteStream, httpx.AsyncByteStream):  # type: ignore[misc, name-defined]
-        def __init__(self, chunks: list[bytes]) -> None:
-            self._chunks = chunks
+        def __init__(self, chunks: list[bytes], error: Exception | None = None) -> None:
+            self._chunks, self._error = chunks, error
 
         def __iter__(self) -> Iterator[bytes]:
             yield from self._chunks
+            if self._error is not None:
+                raise self._error
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
             for chunk in self._chunks:
                 yield chunk
+            if self._error is not None:
+                raise self._error
 
     return RecordingStream, AsyncRecordingStream, ReplayStream
 
 
 def _replay(httpx: ModuleType, replay_stream: type, recorded: dict[str, Any]) -> Any:
     headers = recorded.get("headers", {})
+    meta = recorded.get("llmport") or {}
+    incomplete = meta.get("incomplete")
+    if incomplete is not None and recorded["status"]["code"] == 0:
+        raise incomplete_error(httpx, incomplete)  # no answer at all: the request itself failed
     chunks = replay_chunks(recorded)  # llmport.chunks, else SSE events, else one piece
+    error = incomplete_error(httpx, incomplete) if incomplete is not None else None
     message = recorded["status"].get("message") or ""
     return httpx.Response(
         recorded["status"]["code"],
         headers=[(name, value) for name, values in headers.items() for value in values],
-        stream=replay_stream(chunks),
+        stream=replay_stream(chunks, error),
         extensions={"reason_phrase": message.encode("ascii", "replace")} if message else {},
     )
 
@@ -445,25 +515,33 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
     real_sync = httpx.HTTPTransport.handle_request
     real_async = httpx.AsyncHTTPTransport.handle_async_request
 
-    def prepare(request: Any, body: bytes) -> tuple[VcrRequest | None, Any]:
+    def prepare(request: Any, body: bytes) -> tuple[VcrRequest, Any]:
         cassette = router.current
         assert cassette is not None
         if cassette.rewound and cassette.record_mode != RecordMode.ALL:
             # A loaded cassette: one lookup that plays or fails, instead of vcrpy's check-then-play;
             # matching ignores headers, so they are only copied when the request may be recorded.
             try:
-                found = cassette.play_response(VcrRequest(request.method, str(request.url), body, {}))
-                return None, _replay(httpx, replay_stream, found)
+                played = VcrRequest(request.method, str(request.url), body, {})
+                return played, _replay(httpx, replay_stream, cassette.play_response(played))
             except UnhandledHTTPRequestError:
                 pass
         # vcrpy plays only from a loaded ("rewound") cassette, so a fresh one goes straight to recording.
         vcr_request = VcrRequest(request.method, str(request.url), body, dict(request.headers))
         if cassette.write_protected:
             raise router.no_match(vcr_request)
+        cassette.pending[id(vcr_request)] = vcr_request
         return vcr_request, None
 
-    def finisher(cassette: Cassette, vcr_request: VcrRequest, real: Any) -> Callable[[_Capture], None]:
-        return lambda capture: cassette.append(vcr_request, capture.response(real))
+    def capture(vcr_request: VcrRequest) -> _Capture:
+        cassette = router.current
+        assert cassette is not None
+
+        def finish(capture: _Capture) -> None:
+            # The test's own recording, even when the stream is read to its end after the test.
+            cassette.append(vcr_request, capture.record(httpx))
+
+        return _Capture(on_done=finish)
 
     def handle_request(self: Any, request: Any) -> Any:
         if router.current_for(request.method, str(request.url)) is None:
@@ -471,9 +549,14 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
         vcr_request, replayed = prepare(request, request.read())
         if replayed is not None:
             return replayed
-        capture = _Capture(time.perf_counter())
-        real = real_sync(self, request)
-        real.stream = recording_stream(real.stream, capture, finisher(router.current, vcr_request, real))
+        recording = capture(vcr_request)
+        try:
+            real = real_sync(self, request)
+        except httpx.TransportError as exc:
+            recording.complete(exc)  # no answer at all
+            raise
+        recording.real = real
+        real.stream = recording_stream(real.stream, recording)
         return real
 
     async def handle_async_request(self: Any, request: Any) -> Any:
@@ -482,11 +565,14 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
         vcr_request, replayed = prepare(request, await request.aread())
         if replayed is not None:
             return replayed
-        capture = _Capture(time.perf_counter())
-        real = await real_async(self, request)
-        real.stream = async_recording_stream(
-            real.stream, capture, finisher(router.current, vcr_request, real)
-        )
+        recording = capture(vcr_request)
+        try:
+            real = await real_async(self, request)
+        except httpx.TransportError as exc:
+            recording.complete(exc)
+            raise
+        recording.real = real
+        real.stream = async_recording_stream(real.stream, recording)
         return real
 
     return [

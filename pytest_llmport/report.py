@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 PROPERTY = "llmport"
+DISCARDED = "llmport-discarded"  # a recording not saved, and why (on the teardown report)
 
 
 def test_label(nodeid: str, provider: str) -> str:
@@ -33,6 +34,9 @@ class Cell:
     longrepr: str = ""
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     falsifying: str = ""
+    kind: str = ""  # see pytest_llmport.outcome (absent in reports of earlier versions)
+    exception: str = ""
+    category: str = ""
     # Requests from threads that predate the test (SHARED.md: url, thread, hint); not the test's traffic.
     background: list[dict[str, Any]] = field(default_factory=list)
 
@@ -40,11 +44,18 @@ class Cell:
         """One short word or score for the terminal matrix."""
         if self.outcome == "xfailed":
             # An expected failure still shows what failed: the finding matters more than the marker.
-            return f"{Cell(outcome='failed', checks=self.checks, exchanges=self.exchanges).word()} (xfail)"
+            failed = Cell(
+                "failed", self.checks, exchanges=self.exchanges, kind=self.kind, exception=self.exception
+            )
+            return f"{failed.word()} (xfail)"
         if self.outcome == "skipped":
             return "skip"
+        if self.kind in ("recording-problem", "no-baseline"):
+            return self.kind
+        if self.kind == "app-failure":
+            return "app:" + self.exception.partition(":")[0]
         if self.outcome == "error":
-            return "unrecorded" if self.problems else "error"
+            return "recording-problem" if self.problems else "error"
         from .observe import exchange_word
 
         scores = [c["score"] for c in self.checks if c.get("score") is not None]
@@ -53,7 +64,9 @@ class Cell:
             text = f"ok {min(scores):.2f}" if scores else "ok"
             return text + ("*" if findings else "")
         if self.problems:
-            return "unrecorded"
+            return "recording-problem"
+        if self.kind == "provider-error" and self.category:
+            return self.category
         word = exchange_word(self.exchanges)
         if word is not None:
             return word
@@ -95,7 +108,10 @@ class Matrix:
             longrepr,
             list(data.get("exchanges", [])),
             str(data.get("falsifying") or ""),
-            background=list(data.get("background", [])),
+            str(data.get("kind") or ""),
+            str(data.get("exception") or ""),
+            str(data.get("category") or ""),
+            list(data.get("background", [])),
         )
 
     def render(self) -> list[str]:
@@ -133,9 +149,15 @@ class Matrix:
             for provider, cell in sorted(row.items())
             if cell.outcome == "passed" and (word := exchange_word(cell.exchanges))
         ]
+        notes += [
+            f"  {label} [{provider}]: {cell.kind}: {cell.exception}"
+            for label, row in ordered
+            for provider, cell in sorted(row.items())
+            if cell.kind in ("app-failure", "provider-error", "no-baseline") and cell.exception
+        ]
         lines.append(
             f"baseline: {self.baseline}; ok N = passed, lowest similarity N; a<b = similarity a below "
-            "threshold b; * = finding below"
+            "threshold b; app:E = the app raised E; * = finding below"
         )
         if notes:
             lines.append("findings:")
@@ -153,6 +175,8 @@ class Matrix:
         }
 
     def write(self, path: str | Path) -> None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(self.as_dict(), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        """Write the JSON report atomically; raises ``CassetteWriteError`` naming the file."""
+        from .cassettes import write_atomically
+
+        text = json.dumps(self.as_dict(), ensure_ascii=False, indent=2) + "\n"
+        write_atomically(Path(path), text.encode("utf-8"), what="report")

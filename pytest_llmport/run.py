@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .config import MARKER, Settings
-from .errors import CorruptCassetteError, MissingCassetteError
+from .errors import CassetteFormatError, CorruptCassetteError, LlmportError, MissingCassetteError
 from .guard import Threads, background_hint
 from .handle import ClientCache, LLMProvider
 from .placeholders import PLACEHOLDER_KEYS, replay_key
@@ -108,9 +108,28 @@ class Scope:
 class ItemState:
     handle: LLMProvider
     recording: ItemRecording
+    record_hint: str = ""
+    discarded: str = ""  # why its recording was not saved, for the teardown report (xdist brings it over)
     saved_env: dict[str, str | None] = field(default_factory=dict)
     restore_env: Callable[[], None] = lambda: None
     equiv: Equivalence | None = None
+
+
+@dataclass
+class Outcome:
+    """How far a test got, noted from its reports: what decides whether its recording is kept."""
+
+    setup_failed: bool = False
+    call_failed: bool = False
+    interrupted: bool = False
+
+    def note(self, when: str, failed: bool, exc: BaseException | None) -> None:
+        if failed and when == "setup":
+            self.setup_failed = True
+        elif failed and when == "call":
+            self.call_failed = True
+        if exc is not None and not isinstance(exc, Exception):
+            self.interrupted = True  # KeyboardInterrupt, SystemExit, pytest.exit ...
 
 
 def provider_of(item: pytest.Item) -> str | None:
@@ -153,6 +172,7 @@ class LlmportRun:
         # Every key value a scrubber of this run was built with (value -> variable).
         self._seen: dict[str, str] = {}
         self._output: tuple[int, Scrubber] | None = None
+        self._current: tuple[str, ItemState] | None = None
         self.guard: Guard | None = None
         self._children: ChildGuard | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -436,8 +456,10 @@ class LlmportRun:
         try:
             cassette = open_cassette(path, mode, self.scrubber(key), self._persister)
         except CorruptCassetteError as exc:
+            # Record mode all does not read the old file, so this command gets past a damaged one.
+            again = "" if isinstance(exc, CassetteFormatError) else f"\n  {self._hint(item, spec, 'all')}"
             raise CorruptCassetteError(
-                f"{item.nodeid}: cassette of provider {name!r} is unusable:\n  {exc}"
+                f"{item.nodeid}: cassette of provider {name!r} is unusable:\n  {exc}{again}"
             ) from None
         if self._router is None:
             self._router = Router()
@@ -468,7 +490,8 @@ class LlmportRun:
             scope.recording = recording
         self._router.item = recording
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
-        state = ItemState(handle, recording)
+        state = ItemState(handle, recording, self._hint(item, spec, hint_mode))
+        self._current = (item.nodeid, state)
         if self.settings.export_env:
             from . import sdks
 
@@ -480,13 +503,50 @@ class LlmportRun:
             self._set_env(state.saved_env, self.children().environment(os.environ, proxies=False))
         return state
 
-    def finish(self, item: pytest.Item, state: ItemState, nextitem: pytest.Item | None, passed: bool) -> None:
+    def broken(self, state: ItemState, outcome: Outcome) -> str | None:
+        """Why this test's recording must not be kept, or None when it is whole.
+
+        A failing test keeps its cassette when every exchange completed at the HTTP level, whatever its
+        status: the failure is a fact about the provider, and replay reproduces it. A recording is broken
+        when the test did not run (setup failed), a request could not be recorded, or the test failed
+        after a response was cut short (a dropped connection, a timeout): that failure is the network's.
+        """
+        from .outcome import broken_exchanges
+
+        recording = state.recording
+        if outcome.interrupted:
+            return "the run was interrupted during the test"
+        if outcome.setup_failed:
+            return "the test did not run: its setup failed"
+        problems = recording.unmatched + recording.blocked
+        if problems:
+            return f"a request could not be recorded: {problems[0].splitlines()[0]}"
+        if recording.pending:
+            return broken_exchanges(recording.cassette, recording.pending)[0]
+        cut = broken_exchanges(recording.cassette)
+        if cut and outcome.call_failed:
+            return f"the test failed after {cut[0]}"
+        return None
+
+    def finish(
+        self, item: pytest.Item, state: ItemState, nextitem: pytest.Item | None, outcome: Outcome
+    ) -> None:
+        self._current = None
         self._restore_env(state.saved_env)
         state.restore_env()
         if self._router is not None:
             self._router.item = None
+        try:
+            self._save(item.nodeid, state, outcome)
+        finally:
+            if self._patches is not None and (nextitem is None or provider_of(nextitem) is None):
+                self._patches.stop()
+
+    def _save(self, nodeid: str, state: ItemState, outcome: Outcome) -> None:
+        broken = self.broken(state, outcome)
         equiv = state.equiv
-        if equiv is not None and equiv.is_baseline and equiv.observations and passed:
+        whole = broken is None and not outcome.call_failed
+        if equiv is not None and equiv.is_baseline and equiv.observations and whole:
             from .equivalence import observations_path, save_observations
 
             target = observations_path(state.recording.path)
@@ -497,13 +557,33 @@ class LlmportRun:
         cassette = state.recording.cassette
         # A recorded test that sent nothing still gets a (empty) cassette, so replay knows it was recorded.
         fresh = not state.recording.replaying and not state.recording.path.exists()
-        if cassette.dirty or fresh:
-            if passed or self.settings.record_on_failure:
-                cassette._save(force=True)
-            else:
-                self.discarded.append(self.output_scrubber().text(f"{item.nodeid}: {state.recording.path}"))
-        if self._patches is not None and (nextitem is None or provider_of(nextitem) is None):
-            self._patches.stop()
+        if not (cassette.dirty or fresh):
+            return
+        if broken is not None and not self.settings.record_on_failure:
+            self.discard(nodeid, state, broken)
+            return
+        try:
+            cassette._save(force=True)
+        except LlmportError as exc:
+            raise pytest.fail.Exception(f"{nodeid}: {exc}", pytrace=False) from None
+
+    def discard(self, nodeid: str, state: ItemState, reason: str) -> None:
+        kept = " (the old cassette is kept)" if state.recording.path.exists() else ""
+        state.discarded = self.output_scrubber().text(
+            f"{nodeid}: {state.recording.path}: not saved{kept}: {reason}. "
+            f"--llmport-record-on-failure keeps a broken recording.\n  {state.record_hint}"
+        )
+
+    def abandon(self) -> None:
+        """The run ends (interrupted) while a test is open: list its recording as not saved."""
+        if self._current is not None:
+            nodeid, state = self._current
+            self._current = None
+            self._restore_env(state.saved_env)
+            state.restore_env()
+            if not state.recording.replaying:
+                self.discard(nodeid, state, "the run was interrupted during the test")
+                self.discarded.append(state.discarded)  # no report follows: list it here
 
     # -- equivalence ---------------------------------------------------------------------------------------
     def equivalence(self, item: pytest.Item, state: ItemState) -> Equivalence:
@@ -567,10 +647,12 @@ class LlmportRun:
         return embed
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        from .report import PROPERTY
+        from .report import DISCARDED, PROPERTY
 
         for name, data in report.user_properties:
             entries: Any = ()
+            if name == DISCARDED and isinstance(data, str):
+                self.discarded.append(data)
             if name == PROPERTY and isinstance(data, dict):
                 # The data and failure text were scrubbed where the test ran (an xdist worker has the same
                 # environment); the test id is pytest's, built from parameter values.
@@ -594,16 +676,25 @@ class LlmportRun:
             if provider_of(item) is not None and is_property_test(function):
                 make_replayable(getattr(function, "__func__", function), self.settings.max_examples)
 
-    def report_data(self, state: ItemState) -> dict[str, Any]:
+    def report_data(self, state: ItemState, outcome: Outcome) -> dict[str, Any]:
         from .observe import summarize_exchanges
 
         equiv = state.equiv
+        recording = state.recording
+        problems = list(recording.unmatched + recording.blocked)
+        if not recording.replaying and (recording.pending or outcome.call_failed):
+            from .outcome import broken_exchanges
+
+            # A cut the test did not expect, or an exchange missing from the cassette: the network's
+            # failure, not the provider's, and not a recording to keep.
+            broken = broken_exchanges(recording.cassette, recording.pending)
+            problems += broken if outcome.call_failed else broken[: len(recording.pending)]
         data = {
             "provider": state.handle.name,
             # A property-based test adds checks per example and shrink step; the last ones say most.
             "checks": [check.to_dict() for check in equiv.checks[-50:]] if equiv else [],
             "observations": dict(equiv.observations) if equiv else {},
-            "problems": list(state.recording.unmatched + state.recording.blocked),
+            "problems": problems,
             "background": list(state.recording.background),
             "exchanges": summarize_exchanges(state.recording.cassette, state.handle.spec.dialect),
         }

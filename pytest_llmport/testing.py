@@ -31,12 +31,15 @@ Other dialects and provider families: ``FakeProvider(dialect="dashscope" | "erni
 protocol with that family's deviations: stream framing, usage placement, error envelopes, moderation.
 Reply directives such as ``{"content_filter": True}`` and ``{"error": "rate_limit"}`` and the canned errors
 of :meth:`FakeProvider.error_body` are described in :mod:`pytest_llmport.fake_dialects`.
+:meth:`FakeProvider.cut_next` breaks a response part way (connection closed or reset mid-body or
+mid-stream, or a stalled server), to record and replay what clients do when a provider drops them.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import json
 import math
 import selectors
@@ -141,6 +144,21 @@ class _Response:
     headers: Mapping[str, str] = field(default_factory=dict)
     events: list[bytes] | None = None
     delay: float = 0.0
+    cut: _Cut | None = None
+
+
+CUT_HOW: Final = ("close", "reset", "stall", "hang")
+
+
+@dataclass(frozen=True)
+class _Cut:
+    """How to break the next response: after ``body_bytes`` of a body or ``events`` events of a stream."""
+
+    how: str = "close"
+    body_bytes: int | None = None
+    events: int | None = None
+    stall: float = 5.0
+    matching: str | None = None
 
 
 class _BadRequest(Exception):
@@ -271,6 +289,7 @@ class FakeProvider:
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._failures: deque[_Response] = deque()
+        self._cuts: deque[_Cut] = deque()
         self._seen: dict[str, int] = {}
         self._port: int | None = None
         self._server: _Server | None = None
@@ -430,14 +449,53 @@ class FakeProvider:
         with self._lock:
             self._failures.extend([failure] * times)
 
+    def cut_next(
+        self,
+        *,
+        how: str = "close",
+        body_bytes: int | None = None,
+        events: int | None = None,
+        stall: float = 5.0,
+        times: int = 1,
+        matching: str | None = None,
+    ) -> None:
+        """Break the next ``times`` responses part way, as a dropped connection or a stalled server does.
+
+        The status line and headers (with the full ``Content-Length`` of a plain body) are sent, then the
+        first ``body_bytes`` bytes of a plain body (default: half) or the first ``events`` events of a
+        stream (default: half, never the last), then ``how``: ``"close"`` closes the connection (the
+        client sees the peer close mid-body), ``"reset"`` resets it (TCP RST), ``"stall"`` sends nothing
+        more for ``stall`` seconds (the client's read timeout fires) and then closes; ``"hang"`` sends
+        nothing at all, not even the status line, for ``stall`` seconds, then closes. With ``matching``,
+        only responses to requests whose body contains that text are broken (other requests pass by).
+        """
+        if how not in CUT_HOW:
+            raise ValueError(f"how must be one of {', '.join(CUT_HOW)}, not {how!r}")
+        if times < 1:
+            raise ValueError("times must be at least 1")
+        if (body_bytes is not None and body_bytes < 0) or (events is not None and events < 0):
+            raise ValueError("body_bytes and events must not be negative")
+        with self._lock:
+            self._cuts.extend([_Cut(how, body_bytes, events, stall, matching)] * times)
+
     def reset(self) -> None:
-        """Forget received requests, queued failures and the per-request occurrence counts used in ids."""
+        """Forget received requests, queued failures and cuts, and the per-request occurrence counts."""
         with self._lock:
             self.requests.clear()
             self._failures.clear()
+            self._cuts.clear()
             self._seen.clear()
 
     def _handle(self, request: ReceivedRequest) -> _Response:
+        response = self._route(request)
+        text = request.body.decode("utf-8", "replace")
+        with self._lock:
+            cut = next((c for c in self._cuts if c.matching is None or c.matching in text), None)
+            if cut is not None:
+                self._cuts.remove(cut)
+        return response if cut is None else dataclasses.replace(response, cut=cut)
+
+    def _route(self, request: ReceivedRequest) -> _Response:
         with self._lock:
             self.requests.append(request)
             failure = self._failures.popleft() if self._failures else None
@@ -704,11 +762,20 @@ class _Handler(BaseHTTPRequestHandler):
         # Headers are written by hand: send_response() would add a Date header and break recordings.
         lines = [f"HTTP/1.1 {response.status} {reason}", f"Content-Type: {response.content_type}"]
         lines.extend(f"{name}: {value}" for name, value in response.headers.items())
+        cut = response.cut
+        if cut is not None and cut.how == "hang":
+            self._break(cut, stopping)
+            return
         if response.events is None:
             lines.append(f"Content-Length: {len(response.body)}")
             if self.close_connection:
                 lines.append("Connection: close")
-            self.wfile.write(_head(lines) + response.body)
+            if cut is None:
+                self.wfile.write(_head(lines) + response.body)
+                return
+            size = len(response.body) // 2 if cut.body_bytes is None else cut.body_bytes
+            self.wfile.write(_head(lines) + response.body[: min(size, len(response.body) - 1)])
+            self._break(cut, stopping)
             return
         chunked = self.request_version == "HTTP/1.1"
         if chunked:
@@ -718,13 +785,29 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             lines.append("Connection: close")
         self.wfile.write(_head(lines))
-        for number, event in enumerate(response.events):
+        events = response.events
+        if cut is not None:
+            count = len(events) // 2 if cut.events is None else cut.events
+            events = events[: min(count, len(events) - 1)]
+        for number, event in enumerate(events):
             if number and response.delay and stopping.wait(response.delay):
                 self.close_connection = True
                 return
             self.wfile.write(b"%x\r\n%s\r\n" % (len(event), event) if chunked else event)
-        if chunked:
+        if cut is not None:
+            self._break(cut, stopping)
+        elif chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+    def _break(self, cut: _Cut, stopping: threading.Event) -> None:
+        self.close_connection = True
+        self.wfile.flush()
+        if cut.how in ("stall", "hang"):
+            stopping.wait(cut.stall)
+        elif cut.how == "reset":
+            # Linger 0: close() sends a reset instead of the orderly end of the stream.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
 
 
 def _head(lines: list[str]) -> bytes:

@@ -17,7 +17,8 @@ Runnable examples are marked in ``docs/*.md`` with HTML comments, which rendered
     block must occur, in order, inside a line of the file (see *line matching* below).
 ``<!-- console -->``
     The next fenced block is a shell session that is replayed: ``$ [VAR=value ...] pytest ARGS`` runs
-    pytest in-process (the ``VAR=value`` words apply to that run only), ``$ export VAR=value`` and
+    pytest in-process (the ``VAR=value`` words apply to that run only), ``$ python -m pytest_llmport
+    ARGS`` runs the plugin's command line in-process, ``$ export VAR=value`` and
     ``$ unset VAR`` change the environment for the rest of the example, and every other line is output
     the previous command must print (line matching). Any other command is an error.
 ``<!-- edit: PATH OLD => NEW -->``
@@ -232,6 +233,21 @@ class Runner:
     def pytest(self, args: list[str]) -> None:
         self.result = self.pytester.runpytest(*args)
 
+    def command(self, args: list[str]) -> None:
+        """``python -m pytest_llmport ARGS``, in the example directory (pytester's working directory)."""
+        import contextlib
+        import io
+        import time
+
+        from pytest_llmport.__main__ import main
+
+        out, err = io.StringIO(), io.StringIO()
+        started = time.perf_counter()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(args)
+        lines = out.getvalue().splitlines(), err.getvalue().splitlines()
+        self.result = pytest.RunResult(code, *lines, duration=time.perf_counter() - started)
+
     def console(self, step: Step) -> None:
         pending: list[str] = []
 
@@ -256,6 +272,9 @@ class Runner:
                 assignments = []
                 while words and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", words[0]):
                     assignments.append(words.pop(0))
+                if words[:3] == ["python", "-m", "pytest_llmport"]:
+                    self.command(words[3:])
+                    continue
                 if words[:1] != ["pytest"]:
                     raise AssertionError(f"{self.where(step)}: cannot replay {line!r}")
                 with self.monkeypatch.context() as scoped:
@@ -424,7 +443,17 @@ def test_equivalence_page_documents_the_fixture_report_and_defaults() -> None:
     config_text = (DOCS / "configuration.md").read_text(encoding="utf-8")
     assert f"| `llmport_threshold` | `{DEFAULT_THRESHOLD}` |" in config_text
     assert f"| `llmport_metric` | `{DEFAULT_METRIC}` |" in config_text
-    for word in ("ok", "differs", "schema", "unrecorded", "skip", "error", "fail", "code_fence"):
+    for word in (
+        "ok",
+        "differs",
+        "schema",
+        "recording-problem",
+        "no-baseline",
+        "app:",
+        "skip",
+        "error",
+        "code_fence",
+    ):
         assert f"`{word}" in text, f"docs/equivalence.md: explain the matrix word {word}"
 
 

@@ -273,21 +273,19 @@ def test_fails(llm_provider):
 """
 
 
-def test_failed_test_leaves_no_cassette_unless_asked(
-    pytester: pytest.Pytester, llm_env: FakeProvider
+def test_failed_test_keeps_its_cassette_and_replays_the_failure(
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pytester.makepyfile(test_fail=FAILING)
     result = pytester.runpytest("--providers=baichuan")
     result.assert_outcomes(failed=1)
-    assert cassettes(pytester.path) == {}
-    result.stdout.fnmatch_lines(
-        [
-            "*llmport: cassettes not saved*",
-            "test_fail.py::test_fails[[]baichuan[]]: *baichuan.yaml (the test failed; --llmport-record-on-failure keeps it)",
-        ]
-    )
-    pytester.runpytest("--providers=baichuan", "--llmport-record-on-failure").assert_outcomes(failed=1)
     assert list(cassettes(pytester.path)) == ["cassettes/test_fail/test_fails/baichuan.yaml"]
+    assert "cassettes not saved" not in result.stdout.str()
+    llm_env.stop()
+    monkeypatch.setenv("CI", "true")
+    replayed = pytester.runpytest("--providers=baichuan")
+    replayed.assert_outcomes(failed=1)
+    replayed.stdout.fnmatch_lines(["*AssertionError: the app misbehaved*"])
 
 
 @pytest.mark.parametrize(

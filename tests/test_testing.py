@@ -876,3 +876,44 @@ def test_lifecycle_errors_and_repr() -> None:
         FakeProvider(chunk_chars=0)
     with pytest.raises(ValueError):
         FakeProvider(chunk_delay=-1)
+
+
+def test_cut_next_breaks_responses_part_way(fake: FakeProvider) -> None:
+    import httpx
+
+    body = {"model": "m", "messages": [{"role": "user", "content": "一二三四五六七八九十"}]}
+    headers = {"Authorization": f"Bearer {fake.api_key}"}
+    with httpx.Client(base_url=fake.base_url, headers=headers, timeout=0.3) as http:
+        fake.cut_next(body_bytes=10)
+        with pytest.raises(httpx.RemoteProtocolError, match="received 10 bytes"):
+            http.post("chat/completions", json=body)
+        fake.cut_next(events=2)
+        lines = []
+        with (
+            pytest.raises(httpx.RemoteProtocolError, match="incomplete chunked read"),
+            http.stream("POST", "chat/completions", json={**body, "stream": True}) as response,
+        ):
+            lines.extend(line for line in response.iter_lines() if line)
+        assert len(lines) == 2
+        fake.cut_next(how="reset")
+        with pytest.raises(httpx.ReadError):
+            http.post("chat/completions", json=body)
+        fake.cut_next(how="stall", stall=2.0)
+        with pytest.raises(httpx.ReadTimeout):
+            http.post("chat/completions", json=body)
+        fake.cut_next(how="hang", stall=2.0)
+        with pytest.raises(httpx.ReadTimeout):
+            http.post("chat/completions", json=body)
+        # matching: only the request that mentions the text is broken, the others pass by.
+        fake.cut_next(matching="CUT-ME")
+        assert http.post("chat/completions", json=body).status_code == 200
+        with pytest.raises(httpx.RemoteProtocolError):
+            http.post("chat/completions", json={**body, "messages": [{"role": "user", "content": "CUT-ME"}]})
+        assert http.post("chat/completions", json=body).status_code == 200
+    for bad in ({"how": "drop"}, {"times": 0}, {"body_bytes": -1}, {"events": -2}):
+        with pytest.raises(ValueError):
+            fake.cut_next(**bad)  # type: ignore[arg-type]
+    fake.cut_next()
+    fake.reset()  # forgets queued cuts too
+    with httpx.Client(base_url=fake.base_url, headers=headers) as http:
+        assert http.post("chat/completions", json=body).status_code == 200

@@ -45,6 +45,10 @@ def lookup(
     request = VcrRequest(method, uri, body, dict(headers()))
     if cassette.write_protected:
         raise router.refusal(request)
+    # Sent for real from here; appending its response takes it off (a failed transfer stays: broken).
+    pending = getattr(cassette, "pending", None)
+    if pending is not None:
+        pending[id(request)] = request
     return request, None
 
 
@@ -145,10 +149,11 @@ class Capture:
         body = b"".join(self.chunks)
         chunks = self.chunks
         if encoded:
-            from ..recording import _decode_body
+            from ..recording import _decode_body, _decode_partial
 
             headers = dict(headers)
-            body = _decode_body(body, headers)
+            # A compressed body cut short decodes as far as it arrived.
+            body = (_decode_body if cut_short is None else _decode_partial)(body, headers)
             chunks = []  # compressed pieces say nothing about the decoded body's: replay splits by events
         else:
             # The application got decoded bytes, so the stored headers must not claim an encoding.
