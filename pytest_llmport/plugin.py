@@ -13,12 +13,13 @@ from .equivalence import Equivalence, EquivalenceError, embedding_metric
 from .errors import ConfigError, LlmportError
 from .handle import LLMProvider
 from .properties import falsifying_example
-from .report import PROPERTY
+from .report import PROPERTY, RunReport, junit_properties
 from .run import PARAM, ItemState, LlmportRun, provider_of
 
 RUN_KEY = pytest.StashKey[LlmportRun]()
 ITEM_KEY = pytest.StashKey[ItemState]()
 PASSED_KEY = pytest.StashKey[bool]()
+REPORT_KEY = pytest.StashKey[RunReport]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -51,6 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"ini llmport_metric={settings.metric!r} is not a known metric; "
                 f"known: {', '.join(sorted(metrics))}"
             )
+        config.stash[REPORT_KEY] = RunReport(settings, registry, table.get("prices"))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     run = config.stash[RUN_KEY] = LlmportRun(config, settings, registry, metrics)
@@ -69,10 +71,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     run = session.config.stash.get(RUN_KEY, None)
     if run is None or hasattr(session.config, "workerinput"):
         return  # xdist workers: the controller merges their reports
-    if run.settings.report_path:
-        run.matrix.write(run.settings.report_path)
+    outputs = session.config.stash[REPORT_KEY]
+    outputs.write(run.matrix)
+    if outputs.errors and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
     if run.matrix.cells:
-        session.config.hook.pytest_llmport_report(config=session.config, report=run.matrix.as_dict())
+        session.config.hook.pytest_llmport_report(config=session.config, report=outputs.build(run.matrix))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -167,7 +171,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         example = falsifying_example(call.excinfo.value if call.excinfo else None)
         if example:
             data["falsifying"] = example
-        report.user_properties.append((PROPERTY, data))
+        # An attribute, not a user property: junitxml writes the teardown report's user properties with
+        # str(), and this dict is for the matrix (xdist carries report attributes). JUnit gets flat
+        # string properties instead, once per test.
+        setattr(report, PROPERTY, data)
+        if not any(name.startswith(f"{PROPERTY}.") for name, _ in item.user_properties):
+            item.user_properties.extend(junit_properties(data, report))
     return report
 
 
@@ -188,14 +197,12 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
-    if run is not None and run.matrix.cells:
-        terminalreporter.section("llmport: portability matrix")
-        for line in run.matrix.render():
+    if run is None:
+        return
+    for title, lines in config.stash[REPORT_KEY].summary(run.matrix, run.discarded):
+        terminalreporter.section(f"llmport: {title}")
+        for line in lines:
             terminalreporter.write_line(line)
-    if run is not None and run.discarded:
-        terminalreporter.section("llmport: cassettes not saved")
-        for line in run.discarded:
-            terminalreporter.write_line(f"{line} (the test failed; --llmport-record-on-failure keeps it)")
 
 
 @pytest.fixture

@@ -279,11 +279,11 @@ class LlmportRun:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from .report import PROPERTY
 
-        for name, data in report.user_properties:
-            if name == PROPERTY and isinstance(data, dict):
-                longrepr = report.longreprtext if report.failed else ""
-                outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
-                self.matrix.add(report.nodeid, report.when, outcome, data, longrepr)
+        data = getattr(report, PROPERTY, None)
+        if isinstance(data, dict):
+            longrepr = report.longreprtext if report.failed else ""
+            outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
+            self.matrix.add(report.nodeid, report.when, outcome, data, longrepr)
 
     def prepare_property_tests(self, items: list[pytest.Item]) -> None:
         """Make every marked ``@given`` test replayable (see :mod:`pytest_llmport.properties`)."""
