@@ -6,7 +6,10 @@ import importlib
 import sys
 
 # command name -> (module, one-line help). Each module exposes ``main(argv: list[str]) -> int``.
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "merge": (".merge", "combine JSON reports of separate runs (CI shards) into one report"),
+    "cassettes": (".inventory", "list orphaned, missing and outdated cassettes (and prune orphans)"),
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -109,7 +109,7 @@ def _latency_chart(items: Sequence[Verdict]) -> str:
     width, row, label = 420, 34, 90
     height = row * len(items) + 24
     desc = "; ".join(f"{v.provider}: {_spread(v.total_ms)}" for v in items)
-    parts = _svg_open("lat", "Total latency per provider", desc, width + label + 150, height)
+    parts = _svg_open("lat", "Total latency per provider", desc, width + label + 200, height)
     for index, verdict in enumerate(items):
         counts = [0] * bins
         for value in verdict.total_ms:

@@ -144,7 +144,7 @@ def request_features(sent: dict[str, Any] | None, path: str, tool_calls: int = 0
         found.add("json_mode")
     elif kind == "json_schema":
         found.add("json_schema")
-    if generation.get("responseSchema") or generation.get("responseJsonSchema"):
+    if "responseSchema" in generation or "responseJsonSchema" in generation:
         found.add("json_schema")
     elif generation.get("responseMimeType") == "application/json":
         found.add("json_mode")

@@ -127,6 +127,14 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
 def pytest_collection_finish(session: pytest.Session) -> None:
     if any(provider_of(item) is not None for item in session.items):
         session.config.stash[RUN_KEY].warm_up()
+    if session.config.stash[RUN_KEY].settings.cassette_inventory:
+        session.config.stash[REPORT_KEY].take_inventory(session, session.config.stash[RUN_KEY])
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    # Deselected tests still exist: the cassette inventory must not call their cassettes orphans.
+    if items and REPORT_KEY in items[0].config.stash:
+        items[0].config.stash[REPORT_KEY].deselected.extend(items)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -197,7 +205,7 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
-    if run is None:
+    if run is None or hasattr(config, "workerinput"):
         return
     for title, lines in config.stash[REPORT_KEY].summary(run.matrix, run.discarded):
         terminalreporter.section(f"llmport: {title}")

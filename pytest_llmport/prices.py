@@ -130,6 +130,9 @@ def _entry(provider: str, model: str, entry: object, base: Price | None, source:
             f"{', '.join(CURRENCIES)}"
         )
     if base is not None:
+        # An overridden figure is the user's, not the built-in source's.
+        values.setdefault("source", "pyproject.toml")
+        values.setdefault("checked", "")
         return replace(base, **values)
     missing = [key for key in ("input", "output", "currency") if key not in values]
     if missing:

@@ -304,9 +304,35 @@ class RunReport:
                 check_writable(path, what, option)
         self.report: dict[str, Any] | None = None
         self.errors: list[str] = []
+        self.deselected: list[Any] = []
+        self.inventory: Any = None
+        self.inventory_note = ""
+
+    def take_inventory(self, session: Any, run: Any) -> None:
+        """``--llmport-cassettes``: list (and prune) cassettes right after collection, before tests run."""
+        from . import inventory
+
+        config = session.config
+        if hasattr(config, "workerinput"):
+            return
+        if not session.items and getattr(config.option, "numprocesses", None):
+            self.inventory_note = "under -n the workers collect the tests: run --llmport-cassettes without -n"
+            return
+        found = inventory.take(run, session.items, self.deselected, self.settings.providers)
+        if self.settings.cassette_inventory == "prune":
+            inventory.prune(found, config.invocation_params.args, found.roots)
+        self.inventory = found
 
     def build(self, matrix: Matrix) -> dict[str, Any]:
         if self.report is None:
+            if self.inventory is not None:
+                outdated = {str(path): why for path, why in self.inventory.outdated.items()}
+                for row in matrix.cells.values():
+                    for cell in row.values():
+                        cassette = cell.extra.get("cassette")
+                        if isinstance(cassette, dict) and cassette.get("path") in outdated:
+                            reasons = outdated[cassette["path"]]
+                            cassette["stale"] = sorted({r.split(":", 1)[0] for r in reasons})
             self.report = matrix.as_dict(self.prices, self.capabilities)
         return self.report
 
@@ -329,6 +355,10 @@ class RunReport:
             report = self.build(matrix)
             sections.append((f"verdict per provider (baseline {matrix.baseline})", render(report)))
             sections.append(("portability matrix", matrix.render(self.settings.matrix_rows)))
+        if self.inventory is not None:
+            sections.append(("cassette inventory", self.inventory.lines(Path.cwd())))
+        elif self.inventory_note:
+            sections.append(("cassette inventory", [self.inventory_note]))
         discarded = list(discarded)
         if discarded:
             sections.append(("cassettes not saved", group_discarded(discarded)))
@@ -369,3 +399,25 @@ def junit_properties(data: Mapping[str, Any], report: Any) -> list[tuple[str, st
             if check.get("threshold") is not None:
                 props.append((f"{name}.threshold", f"{float(check['threshold']):.4f}"))
     return props
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the report (``pytest_llmport/data/report.schema.json``)."""
+    from importlib import resources
+
+    text = resources.files(__package__).joinpath("data/report.schema.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def schema_errors(report: object) -> list[str]:
+    """Where ``report`` breaks the schema, as ``$.path: message`` lines (empty when it conforms)."""
+    import importlib
+
+    # Imported by name, like compare.py does: jsonschema ships no type stubs.
+    validators: Any = importlib.import_module("jsonschema.validators")
+    validator = validators.Draft202012Validator(schema())
+    return [
+        f"{error.json_path}: {error.message}"
+        for error in sorted(validator.iter_errors(report), key=lambda e: list(e.path))
+    ]

@@ -305,6 +305,11 @@ class LlmportRun:
             "observations": dict(equiv.observations) if equiv else {},
             "problems": list(state.recording.unmatched + state.recording.blocked),
             "exchanges": summarize_exchanges(state.recording.cassette, state.handle.spec.dialect),
+            # Where the cell's answers came from, for the verdict's "cells: N replayed, M recorded".
+            "cassette": {
+                "source": "replayed" if state.recording.replaying else "recorded",
+                "path": str(state.recording.path),
+            },
         }
 
     def close(self) -> None:

@@ -225,7 +225,9 @@ def _ms(value: float | None) -> str:
 
 def money(verdict: Verdict) -> str:
     """``$0.0123 / ¥0.0873``, or ``unknown`` when no exchange had a price; partial sums say so."""
-    if verdict.exchanges and verdict.cost_unknown == verdict.exchanges:
+    if not verdict.exchanges:
+        return "nothing sent"
+    if verdict.cost_unknown == verdict.exchanges:
         return "unknown"
     text = f"${_amount(verdict.cost_usd)} / ¥{_amount(verdict.cost_cny)}"
     if verdict.cost_unknown:

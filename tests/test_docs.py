@@ -72,6 +72,7 @@ PAGES = (
     "testing.md",
     "limitations.md",
     "property-based.md",
+    "report.md",
 )
 # What the fake "model" answers when the last user message contains the key (else it echoes the message).
 FAKE_REPLIES = {
