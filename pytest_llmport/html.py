@@ -8,6 +8,8 @@ view are rendered by a small script from a JSON data island, a page of rows at a
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import math
 import string
@@ -163,17 +165,56 @@ def _cost_chart(items: Sequence[Verdict]) -> str:
     return "".join(parts)
 
 
-def page_data(report: Mapping[str, Any]) -> dict[str, Any]:
-    """What the page's script needs: the report's cells, each with its notes."""
-    tests = {}
-    for label, row in (report.get("tests") or {}).items():
-        tests[label] = {provider: {**cell, "notes": cell_notes(cell)} for provider, cell in row.items()}
-    return {
-        "providers": report.get("providers") or [],
-        "baseline": report.get("baseline") or "",
-        "kinds": {kind: KIND_LABELS.get(kind, kind) for kind in KINDS},
-        "tests": tests,
+CHUNK = 500  # tests per compressed detail block: one block is unpacked when one of its cells opens
+
+
+def page_data(report: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The matrix island (what the first screen needs) and the detail blocks, gzip + base64, by test chunk.
+
+    The matrix holds per cell only its kind, word and notes; everything else (observations, answers,
+    checks, exchanges) waits, compressed, until a cell of its chunk is opened. The page then parses a few
+    hundred kilobytes when it opens, whatever the size of the report.
+    """
+    from .report import Cell
+
+    providers = [str(p) for p in report.get("providers") or []]
+    tests = report.get("tests") or {}
+    labels = sorted(tests)
+    kinds = [
+        *KINDS,
+        *sorted({str(c.get("kind")) for row in tests.values() for c in row.values()} - set(KINDS)),
+    ]
+    index = {kind: i for i, kind in enumerate(kinds)}
+    rows: list[list[Any]] = []
+    for label in labels:
+        row: list[Any] = []
+        for provider in providers:
+            cell = tests[label].get(provider)
+            if cell is None:
+                row.append(0)
+                continue
+            notes = cell_notes(cell)
+            entry: list[Any] = [index[str(cell.get("kind"))], Cell.from_dict(cell).word()]
+            if notes:
+                entry.append(notes)
+            row.append(entry)
+        rows.append(row)
+    blocks = []
+    for start in range(0, len(labels), CHUNK):
+        chunk = {label: tests[label] for label in labels[start : start + CHUNK]}
+        raw = json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        # mtime=0: the same report gives the same page, byte for byte.
+        blocks.append(base64.b64encode(gzip.compress(raw, compresslevel=1, mtime=0)).decode("ascii"))
+    matrix = {
+        "providers": providers,
+        "baseline": str(report.get("baseline") or ""),
+        "kinds": kinds,
+        "kindLabels": {kind: KIND_LABELS.get(kind, kind) for kind in kinds},
+        "labels": labels,
+        "cells": rows,
+        "chunk": CHUNK,
     }
+    return matrix, blocks
 
 
 def render_html(report: Mapping[str, Any]) -> str:
@@ -187,6 +228,7 @@ def render_html(report: Mapping[str, Any]) -> str:
         if kind != "passed"
     )
     tests = len(report.get("tests") or {})
+    matrix, blocks = page_data(report)
     page = string.Template(_asset("report.html"))
     return page.substitute(
         baseline=escape(str(report.get("baseline"))),
@@ -202,6 +244,10 @@ def render_html(report: Mapping[str, Any]) -> str:
         cost=_cost_chart(items),
         providers=options,
         kinds=kinds,
-        data=_island(page_data(report)),
+        data=_island(matrix),
+        details="".join(
+            f'<script type="application/gzip-base64" id="detail-{i}">{block}</script>\n'
+            for i, block in enumerate(blocks)
+        ),
         script=_asset("report.js"),
     )

@@ -66,21 +66,18 @@ def cell_kind(cell: Mapping[str, Any]) -> str:
 def cell_notes(cell: Mapping[str, Any]) -> list[str]:
     """Findings of a cell that are not its kind: wrapped JSON, a different model, a cut answer."""
     notes = []
-    if any(
-        c.get("kind") == "schema" and str(c.get("finding") or "").startswith("not bare JSON")
-        for c in cell.get("checks") or []
-    ):
-        notes.append("wrapped-json")
+    for check in cell.get("checks") or ():
+        if check.get("kind") == "schema" and str(check.get("finding") or "").startswith("not bare JSON"):
+            notes.append("wrapped-json")
+            break
+    exchanges = cell.get("exchanges") or ()
     model = cell.get("model")
-    if isinstance(model, Mapping):
-        if model.get("mismatch"):
-            notes.append("model-mismatch")
-    elif any(_model_differs(e) for e in cell.get("exchanges") or []):
+    if model.get("mismatch") if isinstance(model, Mapping) else any(_model_differs(e) for e in exchanges):
         notes.append("model-mismatch")
-    exchanges = cell.get("exchanges") or []
-    if any(e.get("finish_reason") == "length" for e in exchanges):
+    finishes = {e.get("finish_reason") for e in exchanges}
+    if "length" in finishes:
         notes.append("finish-length")
-    if any(e.get("content_filtered") or e.get("finish_reason") == "content_filter" for e in exchanges):
+    if "content_filter" in finishes or any(e.get("content_filtered") for e in exchanges):
         notes.append("content-filter")
     return notes
 

@@ -110,8 +110,7 @@ class Browser:
         start = time.perf_counter()
         self.send("Page.navigate", url=path.resolve().as_uri())
         self.wait_for("Page.loadEventFired", timeout=60)
-        while not self.evaluate("document.documentElement.hasAttribute('data-ready')"):
-            time.sleep(0.01)
+        self.wait_until("document.documentElement.hasAttribute('data-ready')", timeout=60)
         return time.perf_counter() - start
 
     def evaluate(self, expression: str) -> Any:
@@ -119,6 +118,13 @@ class Browser:
         if "exceptionDetails" in result:
             raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    def wait_until(self, expression: str, timeout: float = 10) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.evaluate(expression):
+            if time.monotonic() > deadline:
+                raise TimeoutError(expression)
+            time.sleep(0.01)
 
     def dark(self, on: bool) -> None:
         features = [{"name": "prefers-color-scheme", "value": "dark" if on else "light"}]

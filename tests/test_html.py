@@ -117,7 +117,7 @@ def test_in_chromium_filters_work_and_a_cell_opens_side_by_side(
             windowsVirtualKeyCode=13,
             text="\r",
         )
-    assert browser.evaluate("document.getElementById('detail').open") is True
+    browser.wait_until("document.getElementById('detail').open")  # its detail block is unpacked first
     assert browser.evaluate("document.activeElement.id") == "close"
     body = browser.evaluate("document.getElementById('detail-body').innerHTML")
     assert "Outputs side by side" in body

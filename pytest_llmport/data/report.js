@@ -3,10 +3,11 @@
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("llmport-data").textContent);
-  var providers = data.providers, baseline = data.baseline, tests = data.tests;
-  var labels = Object.keys(tests).sort();
+  var providers = data.providers, baseline = data.baseline, labels = data.labels, kinds = data.kinds;
+  var column = {};
+  providers.forEach(function (p, i) { column[p] = i; });
   var PAGE = 100, MAX_EDITS = 2500;
-  var rows = labels, page = 0, shown = providers;
+  var rows = [], page = 0, shown = providers, blocks = {};
   function $(id) { return document.getElementById(id); }
   var fProvider = $("f-provider"), fKind = $("f-kind"), fTest = $("f-test");
   var tbody = document.querySelector("#grid tbody"), thead = document.querySelector("#grid thead");
@@ -18,23 +19,18 @@
     });
   }
   function num(value, digits) { return value == null ? "–" : Number(value).toFixed(digits); }
-  function scores(cell) {
-    return (cell.checks || []).filter(function (c) { return c.score != null; }).map(function (c) { return c.score; });
+  function label(kind) { return data.kindLabels[kind] || kind; }
+  // A matrix cell: [kind index, word, notes?] (or 0 where the provider has no cell).
+  function cellAt(i, provider) {
+    var c = data.cells[i][column[provider]];
+    return c ? { kind: kinds[c[0]], word: c[1], notes: c[2] || [] } : null;
   }
-  function word(cell) {
-    if (cell.kind === "passed") {
-      var s = scores(cell);
-      return (s.length ? "ok " + Math.min.apply(null, s).toFixed(2) : "ok") + (cell.notes && cell.notes.length ? "*" : "");
-    }
-    return data.kinds[cell.kind] ? cell.kind : cell.kind || cell.outcome;
-  }
-  function changed(cell) { return cell.kind !== "passed" || (cell.notes && cell.notes.length > 0); }
+  function changed(cell) { return cell.kind !== "passed" || cell.notes.length > 0; }
 
-  function matches(label) {
+  function matches(i) {
     var text = fTest.value.trim().toLowerCase(), kind = fKind.value, provider = fProvider.value;
-    if (text && label.toLowerCase().indexOf(text) < 0) return false;
-    var row = tests[label];
-    var cells = provider ? [row[provider]] : providers.map(function (p) { return row[p]; });
+    if (text && labels[i].toLowerCase().indexOf(text) < 0) return false;
+    var cells = provider ? [cellAt(i, provider)] : providers.map(function (p) { return cellAt(i, p); });
     cells = cells.filter(Boolean);
     if (!cells.length) return false;
     if (!kind) return true;
@@ -44,7 +40,8 @@
   function apply() {
     var provider = fProvider.value;
     shown = provider ? providers.filter(function (p) { return p === baseline || p === provider; }) : providers;
-    rows = labels.filter(matches);
+    rows = [];
+    for (var i = 0; i < labels.length; i++) if (matches(i)) rows.push(i);
     page = 0;
     render();
   }
@@ -58,15 +55,14 @@
     var html = [];
     var end = Math.min(rows.length, (page + 1) * PAGE);
     for (var i = page * PAGE; i < end; i++) {
-      var label = rows[i], row = tests[label];
-      html.push("<tr><th scope=row class=test title=\"" + esc(label) + "\">" + esc(label) + "</th>");
+      var t = rows[i], name = labels[t];
+      html.push("<tr><th scope=row class=test title=\"" + esc(name) + "\">" + esc(name) + "</th>");
       for (var j = 0; j < shown.length; j++) {
-        var p = shown[j], cell = row[p];
+        var p = shown[j], cell = cellAt(t, p);
         if (!cell) { html.push("<td>–</td>"); continue; }
-        var w = word(cell);
-        html.push("<td><button type=button class=\"k-" + esc(cell.kind) + "\" data-i=\"" + i + "\" data-p=\"" +
-          esc(p) + "\" aria-label=\"" + esc(label + " on " + p + ": " + (data.kinds[cell.kind] || cell.kind) +
-          (cell.notes && cell.notes.length ? ", " + cell.notes.join(", ") : "")) + "\">" + esc(w) + "</button></td>");
+        html.push("<td><button type=button class=\"k-" + esc(cell.kind) + "\" data-t=\"" + t + "\" data-p=\"" +
+          esc(p) + "\" aria-label=\"" + esc(name + " on " + p + ": " + label(cell.kind) +
+          (cell.notes.length ? ", " + cell.notes.join(", ") : "")) + "\">" + esc(cell.word) + "</button></td>");
       }
       html.push("</tr>");
     }
@@ -147,7 +143,7 @@
   }
   window.llmportDiff = diff;
 
-  function show(value) {
+  function asText(value) {
     if (value === undefined) return "";
     return typeof value === "string" ? value : JSON.stringify(value, null, 2);
   }
@@ -191,12 +187,31 @@
       }).join("") + "</tbody></table>";
   }
 
-  function open(label, provider, button) {
-    var row = tests[label], cell = row[provider], base = row[baseline];
+  // The detail of a chunk of tests: gzip + base64 in its own script element, unpacked on first use.
+  function block(t) {
+    var n = Math.floor(t / data.chunk);
+    if (!blocks[n]) {
+      var text = atob(document.getElementById("detail-" + n).textContent);
+      var bytes = new Uint8Array(text.length);
+      for (var i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+      var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+      blocks[n] = new Response(stream).text().then(JSON.parse);
+    }
+    return blocks[n];
+  }
+
+  function open(t, provider, button) {
+    var name = labels[t], notes = cellAt(t, provider).notes;
+    opener = button;
+    return block(t).then(function (tests) { detail(name, tests[name], provider, notes); });
+  }
+
+  function detail(name, row, provider, notes) {
+    var cell = row[provider], base = row[baseline];
     var other = provider === baseline ? null : base;
-    $("detail-h").textContent = label + " — " + provider + (other ? " vs " + baseline : provider === baseline ? " (baseline)" : "");
-    var html = ["<p>Kind: <strong class=\"k-" + esc(cell.kind) + "\">" + esc(data.kinds[cell.kind] || cell.kind) + "</strong>" +
-      (cell.notes && cell.notes.length ? " · notes: " + esc(cell.notes.join(", ")) : "") +
+    $("detail-h").textContent = name + " — " + provider + (other ? " vs " + baseline : provider === baseline ? " (baseline)" : "");
+    var html = ["<p>Kind: <strong class=\"k-" + esc(cell.kind) + "\">" + esc(label(cell.kind)) + "</strong>" +
+      (notes.length ? " · notes: " + esc(notes.join(", ")) : "") +
       (cell.exception ? " · " + esc(cell.exception) : "") + (cell.category ? " · category " + esc(cell.category) : "") + "</p>"];
     if (!other && provider !== baseline) html.push("<p class=warn>The baseline " + esc(baseline) + " has no cell for this test.</p>");
     var leftName = baseline + " (baseline)", rightName = provider;
@@ -206,7 +221,7 @@
       html.push("<h3>Outputs side by side</h3><p class=sr>Left: " + esc(leftName) + ", right: " + esc(rightName) +
         ". Deleted text is what only the baseline said, inserted text what only " + esc(provider) + " said.</p>");
       keys.forEach(function (k) {
-        html.push(sideBySide("observation " + k, show((other.observations || {})[k]), show((cell.observations || {})[k]), leftName, rightName));
+        html.push(sideBySide("observation " + k, asText((other.observations || {})[k]), asText((cell.observations || {})[k]), leftName, rightName));
       });
       var n = Math.max((other.exchanges || []).length, (cell.exchanges || []).length);
       for (var i = 0; i < n; i++) {
@@ -215,7 +230,7 @@
       }
     } else {
       Object.keys(cell.observations || {}).forEach(function (k) {
-        html.push("<h4>observation " + esc(k) + "</h4><div class=sbs><pre>" + esc(show(cell.observations[k])) + "</pre></div>");
+        html.push("<h4>observation " + esc(k) + "</h4><div class=sbs><pre>" + esc(asText(cell.observations[k])) + "</pre></div>");
       });
     }
     html.push("<h3>Scores and thresholds</h3>" + checksTable(cell));
@@ -223,14 +238,13 @@
     if (cell.problems && cell.problems.length) html.push("<h3>Problems</h3><pre>" + esc(cell.problems.join("\n")) + "</pre>");
     if (cell.longrepr) html.push("<details><summary>Failure text</summary><pre>" + esc(cell.longrepr) + "</pre></details>");
     $("detail-body").innerHTML = html.join("");
-    opener = button;
     dialog.showModal();
     $("close").focus();
   }
 
   tbody.addEventListener("click", function (event) {
-    var button = event.target.closest("button[data-i]");
-    if (button) open(rows[Number(button.getAttribute("data-i"))], button.getAttribute("data-p"), button);
+    var button = event.target.closest("button[data-t]");
+    if (button) open(Number(button.getAttribute("data-t")), button.getAttribute("data-p"), button);
   });
   $("close").addEventListener("click", function () { dialog.close(); });
   dialog.addEventListener("close", function () { if (opener) opener.focus(); });
