@@ -26,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires")
+MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts")
 DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers", "prices")
 CASSETTE_INVENTORY = ("report", "prune")
@@ -123,6 +123,12 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmport_threshold", "default similarity threshold in [0, 1]", default="")
     parser.addini("llmport_metric", "default similarity metric", default="")
     parser.addini(
+        "llmport_check_facts",
+        "similar() also fails when the texts state different numbers or negations",
+        type="bool",
+        default=True,
+    )
+    parser.addini(
         "llmport_embedding_provider",
         "provider whose embeddings endpoint the embedding metric uses",
         default="",
@@ -167,6 +173,7 @@ class Settings:
     matrix_rows: int | None = 50
     cassette_inventory: str | None = None
     cassette_max_age: int = 180
+    check_facts: bool = True
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,7 @@ class MarkerOptions:
     threshold: float | None = None
     metric: str | None = None
     requires: tuple[str, ...] = ()
+    facts: bool | None = None
 
 
 def read_tool_table(config: pytest.Config) -> dict[str, Any]:
@@ -298,6 +306,7 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         cassette_max_age=_whole_number(
             str(config.getini("llmport_cassette_max_age")).strip() or "180", "ini llmport_cassette_max_age"
         ),
+        check_facts=bool(config.getini("llmport_check_facts")),
     )
 
 
@@ -360,6 +369,9 @@ def marker_options(
         raise ConfigError(
             f"{usage}(metric={metric!r}): unknown similarity metric; known: {', '.join(known_metrics or [])}"
         )
+    facts = marker.kwargs.get("facts")
+    if facts is not None and not isinstance(facts, bool):
+        raise ConfigError(f"{usage}(facts={facts!r}): facts must be True or False")
     requires = marker.kwargs.get("requires", ())
     if not _is_name_list(requires):
         raise ConfigError(
@@ -379,6 +391,7 @@ def marker_options(
         "baseline": baseline,
         "threshold": None if threshold is None else float(threshold),
         "metric": metric,
+        "facts": facts,
     }
     providers = marker.kwargs.get("providers")
     if providers is None:

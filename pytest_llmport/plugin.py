@@ -12,6 +12,7 @@ from . import hookspecs, providers
 from .equivalence import Equivalence, EquivalenceError, embedding_metric
 from .errors import ConfigError, LlmportError
 from .handle import LLMProvider
+from .metrics import MetricRegistry
 from .properties import falsifying_example
 from .report import PROPERTY, RunReport, junit_properties
 from .run import PARAM, ItemState, LlmportRun, provider_of
@@ -37,16 +38,14 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{cfg.MARKER}(providers=None): run this test once per selected LLM provider, recording and "
         "replaying its HTTP traffic; providers=[...] restricts it to a subset, requires=[...] skips "
-        "providers lacking a capability, baseline=/threshold=/metric= tune llm_equiv.",
+        "providers lacking a capability, baseline=/threshold=/metric=/facts= tune llm_equiv.",
     )
     try:
         table = cfg.read_tool_table(config)
         contributed = config.hook.pytest_llmport_add_providers(config=config)
         registry = providers.build_registry(contributed, table.get("providers", {}))
         settings = cfg.resolve(config, registry)
-        metrics: dict[str, Any] = {}
-        for batch in reversed(config.hook.pytest_llmport_add_metrics(config=config)):
-            metrics.update(batch)
+        metrics = MetricRegistry(lambda: config.hook.pytest_llmport_add_metrics(config=config))
         if settings.metric and settings.metric not in metrics:
             raise ConfigError(
                 f"ini llmport_metric={settings.metric!r} is not a known metric; "
