@@ -281,7 +281,8 @@ def test_failed_test_leaves_no_cassette_unless_asked(
     result.stdout.fnmatch_lines(
         [
             "*llmport: cassettes not saved*",
-            "test_fail.py::test_fails[[]baichuan[]]: *baichuan.yaml (the test failed; --llmport-record-on-failure keeps it)",
+            "1 x the test failed (--llmport-record-on-failure keeps it):",
+            "  test_fail.py::test_fails[[]baichuan[]]: *baichuan.yaml",
         ]
     )
     pytester.runpytest("--providers=baichuan", "--llmport-record-on-failure").assert_outcomes(failed=1)
