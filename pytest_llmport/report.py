@@ -22,7 +22,7 @@ REPORT_FORMAT = "pytest-llmport-report"
 REPORT_VERSION = 2
 MATRIX_ROWS = 50  # rows the terminal matrix shows in full; beyond that, only rows with a difference
 # Report-data keys a Cell keeps as they are (other helpers' fields: SHARED conventions, section 3).
-PASSTHROUGH = ("model", "background", "cassette", "exception", "category")
+PASSTHROUGH = ("model", "cassette", "exception", "category")
 
 
 def test_label(nodeid: str, provider: str) -> str:
@@ -47,6 +47,8 @@ class Cell:
     longrepr: str = ""
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     falsifying: str = ""
+    # Requests from threads that predate the test (SHARED.md: url, thread, hint); not the test's traffic.
+    background: list[dict[str, Any]] = field(default_factory=list)
     kind: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -127,10 +129,9 @@ class Matrix:
             longrepr,
             list(data.get("exchanges", [])),
             str(data.get("falsifying") or ""),
-            # The run's own kind (SHARED conventions, section 2) only describes the call; a setup or
-            # teardown error is derived from the outcome instead.
-            str(data.get("kind") or "") if when == "call" else "",
-            {k: data[k] for k in PASSTHROUGH if k in data},
+            kind=str(data.get("kind") or "") if when == "call" else "",
+            extra={k: data[k] for k in PASSTHROUGH if k in data},
+            background=list(data.get("background", [])),
         )
 
     @classmethod

@@ -44,7 +44,7 @@ def lookup(
             pass
     request = VcrRequest(method, uri, body, dict(headers()))
     if cassette.write_protected:
-        raise router.no_match(request)
+        raise router.refusal(request)
     return request, None
 
 
