@@ -9,6 +9,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": (".scan", "fail when a file holds a key or a credential-shaped string (run before committing)"),
     "reseal": (".reseal", "seal cassettes again after a deliberate hand edit"),
+    "merge": (".merge", "combine JSON reports of separate runs (CI shards) into one report"),
+    "cassettes": (".inventory", "list orphaned, missing and outdated cassettes (and prune orphans)"),
 }
 
 

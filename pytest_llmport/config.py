@@ -28,7 +28,8 @@ DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
 MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts")
 DEFAULT_BASELINE = "openai"
-TOOL_KEYS = ("providers",)
+TOOL_KEYS = ("providers", "prices")
+CASSETTE_INVENTORY = ("report", "prune")
 
 
 def add_options(parser: pytest.Parser) -> None:
@@ -96,6 +97,34 @@ def add_options(parser: pytest.Parser) -> None:
         help="at the end of the run, fail if a file under PATH holds a key or a credential-shaped string "
         "(repeatable; as python -m pytest_llmport scan PATH)",
     )
+    group.addoption(
+        "--llmport-html",
+        dest="llmport_html",
+        default=None,
+        metavar="PATH",
+        help="write the migration report as one self-contained HTML file to PATH",
+    )
+    group.addoption(
+        "--llmport-matrix",
+        dest="llmport_matrix",
+        default=None,
+        metavar="ROWS|all",
+        help="show the whole matrix up to ROWS rows, beyond that only rows with a difference "
+        "(default: ini llmport_matrix_rows, else 50); 'all' shows every row",
+    )
+    group.addoption(
+        "--llmport-cassettes",
+        dest="llmport_cassettes",
+        default=None,
+        choices=CASSETTE_INVENTORY,
+        help="list orphaned, missing and outdated cassettes ('report'), or also delete the orphans ('prune')",
+    )
+    parser.addini("llmport_matrix_rows", "rows the terminal matrix shows in full (or 'all')", default="")
+    parser.addini(
+        "llmport_cassette_max_age",
+        "days after which the cassette inventory calls a cassette old (default 180)",
+        default="",
+    )
     parser.addini("llmport_providers", "default providers (comma or space separated)", default="")
     parser.addini("llmport_baseline", "default baseline provider", default="")
     parser.addini(
@@ -153,6 +182,10 @@ class Settings:
     report_path: str | None = None
     max_examples: int = 10
     scan_paths: tuple[str, ...] = ()
+    html_path: str | None = None
+    matrix_rows: int | None = 50
+    cassette_inventory: str | None = None
+    cassette_max_age: int = 180
     check_facts: bool = True
 
 
@@ -299,8 +332,36 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         report_path=config.getoption("llmport_report"),
         max_examples=int(examples_text),
         scan_paths=tuple(config.getoption("llmport_scan") or ()),
+        html_path=config.getoption("llmport_html"),
+        matrix_rows=_matrix_rows(config),
+        cassette_inventory=config.getoption("llmport_cassettes"),
+        cassette_max_age=_whole_number(
+            str(config.getini("llmport_cassette_max_age")).strip() or "180", "ini llmport_cassette_max_age"
+        ),
         check_facts=bool(config.getini("llmport_check_facts")),
     )
+
+
+def _whole_number(text: str, source: str) -> int:
+    if not text.isdigit():
+        raise ConfigError(f"{source}={text!r} must be a whole number >= 0")
+    return int(text)
+
+
+def _matrix_rows(config: pytest.Config) -> int | None:
+    option = config.getoption("llmport_matrix")
+    text, source = (
+        (option, f"--llmport-matrix={option}")
+        if option is not None
+        else (str(config.getini("llmport_matrix_rows")).strip(), "ini llmport_matrix_rows")
+    )
+    if not text:
+        return 50
+    if text == "all":
+        return None
+    if not text.isdigit():
+        raise ConfigError(f"{source}: give a number of rows or 'all', e.g. --llmport-matrix=all")
+    return int(text)
 
 
 def _is_name_list(value: object) -> bool:

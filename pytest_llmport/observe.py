@@ -27,6 +27,10 @@ def _header(headers: Any, name: str) -> str:
 
 
 MEMO = "_llmport_summary"
+# Bumped whenever the summary's shape changes, so summaries memoised in the parsed-cassette cache by an
+# older version are recomputed rather than shown without the new fields.
+SUMMARY_VERSION = 2
+TEXT_LIMIT = 4000  # characters of the answer kept per exchange: enough to compare, small enough to ship
 
 
 def summarize_exchanges(cassette: Any, dialect: str) -> list[dict[str, Any]]:
@@ -36,11 +40,12 @@ def summarize_exchanges(cassette: Any, dialect: str) -> list[dict[str, Any]]:
         # Kept on the response dict, which the parsed-cassette cache stores: a replayed exchange is
         # normalised once, not on every run. The serializer never writes this key.
         memo = response.setdefault(MEMO, {})
-        if dialect in memo:
-            summaries.append(memo[dialect])
+        memo_key = f"{dialect}/{SUMMARY_VERSION}"
+        if memo_key in memo:
+            summaries.append(memo[memo_key])
             continue
         summary = _summarize(request, response, dialect)
-        memo[dialect] = summary
+        memo[memo_key] = summary
         summaries.append(summary)
         added = True
     if added:
@@ -56,21 +61,28 @@ def _summarize(request: Any, response: Any, dialect: str) -> dict[str, Any]:
         sent = json.loads(request.body) if request.body else None
     except (TypeError, ValueError):
         sent = None
+    sent = sent if isinstance(sent, dict) else None
     result = normalize(
         dialect,
         status=int(response.get("status", {}).get("code", 0)),
         body=body if isinstance(body, (bytes, str)) else b"",
         content_type=_header(response.get("headers", {}), "content-type"),
-        request=sent if isinstance(sent, dict) else None,
+        request=sent,
     )
+    path = urlsplit(request.uri).path
     summary: dict[str, Any] = {
-        "endpoint": f"{request.method} {urlsplit(request.uri).path}",
+        "endpoint": f"{request.method} {path}",
         "status": response.get("status", {}).get("code"),
+        "request_model": request_model(sent, path),
+        "response_model": result.model,
         "finish_reason": result.finish_reason,
         "finish_reason_raw": result.finish_reason_raw,
         "streamed": result.streamed,
         "usage": {k: v for k, v in result.usage.__dict__.items() if v is not None},
+        "features": request_features(sent, path, len(result.tool_calls)),
     }
+    if result.text:
+        summary["text"] = result.text[:TEXT_LIMIT]
     if result.tool_calls:
         summary["tool_calls"] = [call.name for call in result.tool_calls]
     if result.error is not None:
@@ -82,6 +94,90 @@ def _summarize(request: Any, response: Any, dialect: str) -> dict[str, Any]:
         summary["first_byte_ms"] = timing.get("first_byte_ms")
         summary["total_ms"] = timing.get("total_ms")
     return summary
+
+
+def request_model(sent: dict[str, Any] | None, path: str) -> str | None:
+    """The model the app asked for: the body's ``model`` field, else the URL's (Gemini, ERNIE native)."""
+    if sent is not None and isinstance(sent.get("model"), str):
+        return str(sent["model"])
+    marker = "/models/"
+    if marker in path:  # Gemini: /v1beta/models/gemini-2.5-flash:generateContent
+        return path.split(marker, 1)[1].split(":", 1)[0] or None
+    if "/wenxinworkshop/chat/" in path:  # ERNIE native: the model is the endpoint's last segment
+        return path.rsplit("/", 1)[1] or None
+    return None
+
+
+def _has_image(content: Any) -> bool:
+    if not isinstance(content, list):
+        return False
+    for part in content:
+        if isinstance(part, dict) and (
+            part.get("type") in ("image_url", "image", "input_image")
+            or "inline_data" in part
+            or "inlineData" in part
+            or "image" in part  # DashScope native: {"image": "https://..."}
+        ):
+            return True
+    return False
+
+
+def _table(body: dict[str, Any], key: str) -> dict[str, Any]:
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def request_features(sent: dict[str, Any] | None, path: str, tool_calls: int = 0) -> list[str]:
+    """The request features this exchange relies on, named like the capabilities ``requires=`` takes.
+
+    Read from the request body (OpenAI-compatible, Anthropic, Gemini and DashScope shapes) plus the answer:
+    an answer with several tool calls relied on parallel tool calls whatever the request said.
+    """
+    if sent is None:
+        return []
+    found: set[str] = set()
+    params = _table(sent, "parameters")  # DashScope native
+    generation = _table(sent, "generationConfig")  # Gemini
+    fmt = sent.get("response_format") or params.get("response_format")
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind == "json_object":
+        found.add("json_mode")
+    elif kind == "json_schema":
+        found.add("json_schema")
+    if "responseSchema" in generation or "responseJsonSchema" in generation:
+        found.add("json_schema")
+    elif generation.get("responseMimeType") == "application/json":
+        found.add("json_mode")
+    if sent.get("tools") or sent.get("functions") or params.get("tools"):
+        found.add("tools")
+    if sent.get("parallel_tool_calls") is True or tool_calls > 1:
+        found.add("parallel_tool_calls")
+    if (
+        sent.get("stream") is True
+        or params.get("incremental_output")
+        or path.endswith(":streamGenerateContent")
+    ):
+        found.add("streaming")
+    if isinstance(sent.get("stream_options"), dict):
+        found.add("stream_options")
+    if sent.get("seed") is not None or params.get("seed") is not None or generation.get("seed") is not None:
+        found.add("seed")
+    messages = sent.get("messages")
+    if not isinstance(messages, list):
+        messages = (sent.get("input") or {}).get("messages") if isinstance(sent.get("input"), dict) else None
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, dict):
+            continue
+        if message.get("role") == "system":
+            found.add("system_role")
+        if _has_image(message.get("content")):
+            found.add("vision")
+    if sent.get("system") or sent.get("systemInstruction") or sent.get("system_instruction"):
+        found.add("system_role")
+    for content in sent.get("contents") or []:  # Gemini
+        if isinstance(content, dict) and _has_image(content.get("parts")):
+            found.add("vision")
+    return sorted(found)
 
 
 def exchange_word(exchanges: list[dict[str, Any]]) -> str | None:

@@ -17,7 +17,7 @@ from .handle import LLMProvider
 from .metrics import MetricRegistry
 from .outcome import cell_kind
 from .properties import falsifying_example
-from .report import DISCARDED, PROPERTY
+from .report import DISCARDED, PROPERTY, RunReport, junit_properties
 from .run import (
     BACKGROUND_PROPERTY,
     PARAM,
@@ -34,6 +34,7 @@ RUN_KEY = pytest.StashKey[LlmportRun]()
 ITEM_KEY = pytest.StashKey[ItemState]()
 OUTCOME_KEY = pytest.StashKey[Outcome]()
 SETUP_PROBLEM_KEY = pytest.StashKey[str]()
+REPORT_KEY = pytest.StashKey[RunReport]()
 SCOPE_KEY = pytest.StashKey[Scope]()
 EARLY_KEY = pytest.StashKey[Outside]()
 
@@ -78,6 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 f"ini llmport_metric={settings.metric!r} is not a known metric; "
                 f"known: {', '.join(sorted(metrics))}"
             )
+        config.stash[REPORT_KEY] = RunReport(settings, registry, table.get("prices"))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     run = config.stash[RUN_KEY] = LlmportRun(config, settings, registry, metrics)
@@ -108,14 +110,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if hasattr(session.config, "workerinput"):
         return  # xdist workers: the controller merges their reports
-    if run.settings.report_path:
-        try:
-            run.matrix.write(run.settings.report_path)
-        except LlmportError as exc:
-            session.config.get_terminal_writer().line(f"llmport: {exc}", red=True, bold=True)
-            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    outputs = session.config.stash[REPORT_KEY]
+    outputs.write(run.matrix)
+    if outputs.errors and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
     if run.matrix.cells:
-        session.config.hook.pytest_llmport_report(config=session.config, report=run.matrix.as_dict())
+        session.config.hook.pytest_llmport_report(config=session.config, report=outputs.build(run.matrix))
     if run.settings.scan_paths and run.scan() and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -168,6 +168,14 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
 def pytest_collection_finish(session: pytest.Session) -> None:
     if any(provider_of(item) is not None for item in session.items):
         session.config.stash[RUN_KEY].warm_up()
+    if session.config.stash[RUN_KEY].settings.cassette_inventory:
+        session.config.stash[REPORT_KEY].take_inventory(session, session.config.stash[RUN_KEY])
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    # Deselected tests still exist: the cassette inventory must not call their cassettes orphans.
+    if items and REPORT_KEY in items[0].config.stash:
+        items[0].config.stash[REPORT_KEY].deselected.extend(items)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -247,7 +255,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     exc = call.excinfo.value if call.excinfo is not None else None
     state = item.stash.get(ITEM_KEY, None)
     if report.when == "teardown" and state is not None and state.discarded:
-        report.user_properties.append((DISCARDED, state.discarded))
+        setattr(report, DISCARDED, state.discarded)  # an attribute: xdist carries it, JUnit does not show it
     outcome = item.stash.setdefault(OUTCOME_KEY, Outcome())
     outcome.note(report.when, report.failed, exc)
     if report.when == "call" or not report.passed:
@@ -258,15 +266,20 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             data["problems"] = [item.stash[SETUP_PROBLEM_KEY]]
         example = falsifying_example(exc)
         if example:
-            data["falsifying"] = item.config.stash[RUN_KEY].output_scrubber().text(example)
+            data["falsifying"] = example
         state_word = (
             "xfailed" if getattr(report, "wasxfail", None) is not None and report.skipped else report.outcome
         )
         data.update(cell_kind(state_word, exc, data))
-        report.user_properties.append((PROPERTY, data))
-    if provider_of(item) is not None:
-        # Before any reporter sees it: pytest's terminal, JUnit XML, xdist's controller.
-        item.config.stash[RUN_KEY].scrub_report(report)
+        data = run.output_scrubber().value(data)  # the exception's first line may echo a key
+        # An attribute, not a user property: junitxml writes the teardown report's user properties with
+        # str(), and this dict is for the matrix (xdist carries report attributes). JUnit gets flat
+        # string properties instead, once per test.
+        setattr(report, PROPERTY, data)
+        if not any(name.startswith(f"{PROPERTY}.") for name, _ in item.user_properties):
+            item.user_properties.extend(junit_properties(data, report))
+    # Before any reporter sees it: pytest's terminal, JUnit XML, xdist's controller.
+    item.config.stash[RUN_KEY].scrub_report(report)
     return report
 
 
@@ -284,9 +297,11 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
-    if run is not None and run.matrix.cells:
-        terminalreporter.section("llmport: portability matrix")
-        for line in run.matrix.render():
+    if run is None or hasattr(config, "workerinput"):
+        return
+    for title, lines in config.stash[REPORT_KEY].summary(run.matrix, run.discarded):
+        terminalreporter.section(f"llmport: {title}")
+        for line in lines:
             terminalreporter.write_line(line)
     if run is not None and run.scan_findings:
         terminalreporter.section("llmport: secrets found (--llmport-scan)", red=True)
@@ -302,11 +317,6 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section("llmport: network blocked outside tests")
         for line in dict.fromkeys(run.blocked_outside):
             terminalreporter.write_line(line)
-    if run is not None and run.discarded:
-        terminalreporter.section("llmport: cassettes not saved")
-        for discarded in run.discarded:
-            for line in discarded.splitlines():
-                terminalreporter.write_line(line)
 
 
 @pytest.fixture

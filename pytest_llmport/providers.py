@@ -21,7 +21,18 @@ from .errors import ConfigError
 
 AUTH_SCHEMES = ("bearer", "api-key", "x-api-key", "x-goog-api-key", "query-access-token", "none")
 DIALECTS = ("openai", "dashscope", "ernie", "anthropic", "gemini")
-CAPABILITIES = ("tools", "json_mode", "streaming", "system_role", "vision", "seed", "parallel_tool_calls")
+CAPABILITIES = (
+    "tools",
+    "json_mode",
+    "streaming",
+    "system_role",
+    "vision",
+    "seed",
+    "parallel_tool_calls",
+    # Not in the default set: each is declared only where the provider documents it.
+    "json_schema",  # response_format {"type": "json_schema"} (structured outputs)
+    "stream_options",  # stream_options {"include_usage": true}: usage in the last stream event
+)
 DEFAULT_CAPABILITIES = frozenset(
     {"tools", "json_mode", "streaming", "system_role", "seed", "parallel_tool_calls"}
 )
@@ -95,7 +106,7 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         "gpt-4o-mini",
         "OPENAI_API_KEY",
         description="OpenAI",
-        capabilities=caps("vision"),
+        capabilities=caps("vision", "json_schema", "stream_options"),
     ),
     Provider(
         "azure-openai",
@@ -104,6 +115,7 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         "AZURE_OPENAI_API_KEY",
         auth="api-key",
         description="Azure OpenAI (v1 API; the model is your deployment name)",
+        capabilities=caps("json_schema", "stream_options"),
     ),
     Provider(
         "zhipu",
@@ -119,9 +131,15 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         "qwen-plus",
         "DASHSCOPE_API_KEY",
         description="Alibaba Qwen via DashScope OpenAI-compatible mode",
+        capabilities=caps("stream_options"),
     ),
     Provider(
-        "deepseek", "https://api.deepseek.com", "deepseek-chat", "DEEPSEEK_API_KEY", description="DeepSeek"
+        "deepseek",
+        "https://api.deepseek.com",
+        "deepseek-chat",
+        "DEEPSEEK_API_KEY",
+        description="DeepSeek",
+        capabilities=caps("stream_options"),
     ),
     Provider(
         "moonshot",
@@ -213,7 +231,7 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
         auth="x-goog-api-key",
         dialect="gemini",
         description="Google Gemini generateContent API",
-        capabilities=caps("vision"),
+        capabilities=caps("vision", "json_schema"),
     ),
     Provider(
         "local",

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .prices import PriceTable
 
 PROPERTY = "llmport"
 DISCARDED = "llmport-discarded"  # a recording not saved, and why (on the teardown report)
+# The JSON report's format name and version (pytest_llmport/data/report.schema.json describes it). Bump the
+# version when a field changes meaning or goes away; adding a field keeps it.
+REPORT_FORMAT = "pytest-llmport-report"
+REPORT_VERSION = 2
+MATRIX_ROWS = 50  # rows the terminal matrix shows in full; beyond that, only rows with a difference
+# Report-data keys a Cell keeps as they are (other helpers' fields: SHARED conventions, section 3).
+PASSTHROUGH = ("model", "cassette")
 
 
 def test_label(nodeid: str, provider: str) -> str:
@@ -39,6 +52,25 @@ class Cell:
     category: str = ""
     # Requests from threads that predate the test (SHARED.md: url, thread, hint); not the test's traffic.
     background: list[dict[str, Any]] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "extra"}
+        return cls(**known, extra={k: data[k] for k in PASSTHROUGH if k in data})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        data.update(self.extra)
+        if not data["kind"]:
+            from .verdict import cell_kind
+
+            data["kind"] = cell_kind(data)
+        return data
+
+    def differs(self) -> bool:
+        """A row with a difference: anything but a clean pass (a finding on a pass counts)."""
+        return self.outcome != "passed" or self.word().endswith("*")
 
     def word(self) -> str:
         """One short word or score for the terminal matrix."""
@@ -108,21 +140,37 @@ class Matrix:
             longrepr,
             list(data.get("exchanges", [])),
             str(data.get("falsifying") or ""),
-            str(data.get("kind") or ""),
-            str(data.get("exception") or ""),
-            str(data.get("category") or ""),
-            list(data.get("background", [])),
+            kind=str(data.get("kind") or ""),
+            exception=str(data.get("exception") or ""),
+            category=str(data.get("category") or ""),
+            background=list(data.get("background", [])),
+            extra={k: data[k] for k in PASSTHROUGH if k in data},
         )
 
-    def render(self) -> list[str]:
+    @classmethod
+    def from_report(cls, report: Mapping[str, Any]) -> Matrix:
+        matrix = cls(report.get("providers") or [], str(report.get("baseline") or ""))
+        for label, row in (report.get("tests") or {}).items():
+            matrix.cells[label] = {provider: Cell.from_dict(cell) for provider, cell in row.items()}
+        return matrix
+
+    def render(self, limit: int | None = MATRIX_ROWS) -> list[str]:
+        """The matrix: every row up to ``limit`` rows (None: no limit), else only rows with a difference."""
         if not self.cells:
             return []
         headers = ["test", *self.providers]
         # Sorted, so the table reads the same with or without xdist (workers finish in any order).
         ordered = sorted(self.cells.items())
+        hidden = 0
+        if limit is not None and len(ordered) > limit:
+            shown = [(label, row) for label, row in ordered if any(c.differs() for c in row.values())]
+            hidden = len(ordered) - len(shown)
+            ordered = shown
         rows = [
             [label, *(row[p].word() if p in row else "-" for p in self.providers)] for label, row in ordered
         ]
+        if not rows:
+            rows = [["(no row with a difference)", *("" for _ in self.providers)]]
         widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
         lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
         lines.append("  ".join("-" * w for w in widths))
@@ -155,6 +203,11 @@ class Matrix:
             for provider, cell in sorted(row.items())
             if cell.kind in ("app-failure", "provider-error", "no-baseline") and cell.exception
         ]
+        if hidden:
+            lines.append(
+                f"... and {hidden} more rows where every provider passed with no finding "
+                f"(--llmport-matrix=all shows them)"
+            )
         lines.append(
             f"baseline: {self.baseline}; ok N = passed, lowest similarity N; a<b = similarity a below "
             "threshold b; app:E = the app raised E; * = finding below"
@@ -164,19 +217,226 @@ class Matrix:
             lines.extend(notes)
         return lines
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
+    def as_dict(
+        self,
+        prices: PriceTable | None = None,
+        capabilities: Mapping[str, Iterable[str]] | None = None,
+    ) -> dict[str, Any]:
+        """The versioned JSON report; with ``prices``, each exchange gets its ``cost``."""
+        from . import __version__
+
+        tests: dict[str, dict[str, Any]] = {}
+        for label, row in sorted(self.cells.items()):
+            tests[label] = {}
+            for provider, cell in row.items():
+                data = cell.to_dict()
+                if prices is not None:
+                    data["exchanges"] = [{**e, "cost": prices.cost(provider, e)} for e in cell.exchanges]
+                tests[label][provider] = data
+        report: dict[str, Any] = {
+            "format": REPORT_FORMAT,
+            "version": REPORT_VERSION,
+            "plugin": __version__,
             "providers": self.providers,
             "baseline": self.baseline,
-            "tests": {
-                label: {provider: cell.__dict__ for provider, cell in row.items()}
-                for label, row in self.cells.items()
-            },
         }
+        if capabilities is not None:
+            report["capabilities"] = {p: sorted(capabilities.get(p, [])) for p in self.providers}
+        if prices is not None:
+            report["prices"] = prices.describe()
+        report["tests"] = tests
+        return report
 
-    def write(self, path: str | Path) -> None:
-        """Write the JSON report atomically; raises ``CassetteWriteError`` naming the file."""
-        from .cassettes import write_atomically
 
-        text = json.dumps(self.as_dict(), ensure_ascii=False, indent=2) + "\n"
-        write_atomically(Path(path), text.encode("utf-8"), what="report")
+def write_atomic(path: str | Path, text: str, what: str) -> None:
+    """Write a whole file or nothing (:func:`pytest_llmport.cassettes.write_atomically`); a failure is a
+    usage error naming the file."""
+    from .cassettes import write_atomically
+    from .errors import CassetteWriteError
+
+    try:
+        write_atomically(Path(path), text.encode("utf-8"), what=what)
+    except CassetteWriteError as exc:
+        raise ConfigError(f"{exc}; choose a writable path") from None
+
+
+def dump(report: Mapping[str, Any]) -> str:
+    return json.dumps(report, ensure_ascii=False, indent=2) + "\n"
+
+
+def check_writable(path: str | Path, what: str, option: str) -> None:
+    """Fail at start-up, not after an hour of tests, when a report cannot be written where asked."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{option}={path}: {target} is a folder; give a file path for the {what}")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option}={path}: cannot write the {what} there ({parent} is not writable)")
+
+
+# Kinds of broken recording (pytest_llmport.run.LlmportRun.broken says which), for grouping.
+_DISCARD_KINDS = (
+    ("was cut short", "a response was cut short and the test failed"),
+    ("no response was recorded", "a request got no recorded response"),
+    ("setup failed", "the test did not run: its setup failed"),
+    ("interrupted", "the run was interrupted during the test"),
+)
+
+
+def group_discarded(entries: Iterable[Any]) -> list[str]:
+    """Cassettes not saved, grouped by kind of reason with counts; every reason and hint in full (-q too)."""
+    groups: dict[str, list[str]] = {}
+    for entry in entries:
+        if isinstance(entry, Mapping):
+            reason = str(entry.get("reason", ""))
+            lines = [f"{entry.get('nodeid', '')}: {entry.get('path', '')}: {reason}"]
+            if entry.get("hint"):
+                lines.append(f"  {entry['hint']}")
+        else:
+            reason, lines = "", [str(entry)]
+        title = next((name for cue, name in _DISCARD_KINDS if cue in reason), reason or "not saved")
+        groups.setdefault(title, []).extend(lines)
+    out = []
+    for title, items in sorted(groups.items(), key=lambda pair: pair[0]):
+        count = sum(1 for item in items if not item.startswith("  "))
+        out.append(f"{count} x {title} (--llmport-record-on-failure keeps a broken recording):")
+        out.extend(f"  {item}" for item in items)
+    return out
+
+
+class RunReport:
+    """The run's report outputs: prices, the versioned JSON report, the HTML page, the verdict."""
+
+    def __init__(self, settings: Any, registry: Mapping[str, Any], prices: Mapping[str, Any] | None) -> None:
+        from .prices import load
+
+        self.settings = settings
+        self.prices = load(prices)
+        self.capabilities = {name: sorted(spec.capabilities) for name, spec in registry.items()}
+        for path, what, option in (
+            (settings.report_path, "JSON report", "--llmport-report"),
+            (settings.html_path, "HTML report", "--llmport-html"),
+        ):
+            if path:
+                check_writable(path, what, option)
+        self.report: dict[str, Any] | None = None
+        self.errors: list[str] = []
+        self.deselected: list[Any] = []
+        self.inventory: Any = None
+        self.inventory_note = ""
+
+    def take_inventory(self, session: Any, run: Any) -> None:
+        """``--llmport-cassettes``: list (and prune) cassettes right after collection, before tests run."""
+        from . import inventory
+
+        config = session.config
+        if hasattr(config, "workerinput"):
+            return
+        if not session.items and getattr(config.option, "numprocesses", None):
+            self.inventory_note = "under -n the workers collect the tests: run --llmport-cassettes without -n"
+            return
+        found = inventory.take(run, session.items, self.deselected, self.settings.providers)
+        if self.settings.cassette_inventory == "prune":
+            inventory.prune(found, config.invocation_params.args, found.roots)
+        self.inventory = found
+
+    def build(self, matrix: Matrix) -> dict[str, Any]:
+        if self.report is None:
+            if self.inventory is not None:
+                outdated = {str(path): why for path, why in self.inventory.outdated.items()}
+                for row in matrix.cells.values():
+                    for cell in row.values():
+                        cassette = cell.extra.get("cassette")
+                        if isinstance(cassette, dict) and cassette.get("path") in outdated:
+                            reasons = outdated[cassette["path"]]
+                            cassette["stale"] = sorted({r.split(":", 1)[0] for r in reasons})
+            self.report = matrix.as_dict(self.prices, self.capabilities)
+        return self.report
+
+    def write(self, matrix: Matrix) -> None:
+        """Write the requested files; a failure is remembered for the summary, never half a file."""
+        report = self.build(matrix)
+        if self.settings.report_path:
+            self._write(self.settings.report_path, lambda: dump(report), "JSON report")
+        if self.settings.html_path:
+            from .html import render_html
+
+            self._write(self.settings.html_path, lambda: render_html(report), "HTML report")
+
+    def summary(self, matrix: Matrix, discarded: Iterable[Any]) -> list[tuple[str, list[str]]]:
+        """The terminal sections, in order: verdict per provider, matrix, unsaved cassettes, errors."""
+        from .verdict import render
+
+        sections: list[tuple[str, list[str]]] = []
+        if matrix.cells:
+            report = self.build(matrix)
+            sections.append((f"verdict per provider (baseline {matrix.baseline})", render(report)))
+            sections.append(("portability matrix", matrix.render(self.settings.matrix_rows)))
+        if self.inventory is not None:
+            sections.append(("cassette inventory", self.inventory.lines(Path.cwd())))
+        elif self.inventory_note:
+            sections.append(("cassette inventory", [self.inventory_note]))
+        discarded = list(discarded)
+        if discarded:
+            sections.append(("cassettes not saved", group_discarded(discarded)))
+        if self.errors:
+            sections.append(("report not written", self.errors))
+        return sections
+
+    def _write(self, path: str, text: Any, what: str) -> None:
+        try:
+            write_atomic(path, text(), what)
+        except ConfigError as exc:
+            self.errors.append(str(exc))
+
+
+def junit_properties(data: Mapping[str, Any], report: Any) -> list[tuple[str, str]]:
+    """Flat ``llmport.*`` string properties for JUnit XML: provider, kind, model and each check's score."""
+    from .verdict import cell_kind
+
+    outcome = "error" if report.failed and report.when != "call" else report.outcome
+    cell = {**data, "outcome": outcome, "longrepr": report.longreprtext if report.failed else ""}
+    if report.when != "call":
+        cell.pop("kind", None)
+    props = [(f"{PROPERTY}.provider", str(data["provider"])), (f"{PROPERTY}.kind", cell_kind(cell))]
+    exchanges = data.get("exchanges") or []
+    sent = sorted({str(e["request_model"]) for e in exchanges if e.get("request_model")})
+    served = sorted({str(e["response_model"]) for e in exchanges if e.get("response_model")})
+    model = data.get("model")
+    if isinstance(model, Mapping) and model.get("expected"):
+        props.append((f"{PROPERTY}.model", str(model["expected"])))
+    elif sent:
+        props.append((f"{PROPERTY}.model", ", ".join(sent)))
+    if served:
+        props.append((f"{PROPERTY}.served_model", ", ".join(served)))
+    for check in data.get("checks") or []:
+        if check.get("score") is not None:
+            name = f"{PROPERTY}.score.{check.get('key', check.get('kind'))}"
+            props.append((name, f"{float(check['score']):.4f}"))
+            if check.get("threshold") is not None:
+                props.append((f"{name}.threshold", f"{float(check['threshold']):.4f}"))
+    return props
+
+
+def schema() -> dict[str, Any]:
+    """The JSON Schema of the report (``pytest_llmport/data/report.schema.json``)."""
+    from importlib import resources
+
+    text = resources.files(__package__).joinpath("data/report.schema.json").read_text(encoding="utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def schema_errors(report: object) -> list[str]:
+    """Where ``report`` breaks the schema, as ``$.path: message`` lines (empty when it conforms)."""
+    import importlib
+
+    # Imported by name, like compare.py does: jsonschema ships no type stubs.
+    validators: Any = importlib.import_module("jsonschema.validators")
+    validator = validators.Draft202012Validator(schema())
+    return [
+        f"{error.json_path}: {error.message}"
+        for error in sorted(validator.iter_errors(report), key=lambda e: list(e.path))
+    ]

@@ -109,7 +109,8 @@ class ItemState:
     handle: LLMProvider
     recording: ItemRecording
     record_hint: str = ""
-    discarded: str = ""  # why its recording was not saved, for the teardown report (xdist brings it over)
+    # Why its recording was not saved (nodeid, path, reason, hint), for the teardown report (xdist brings it).
+    discarded: dict[str, str] | None = None
     saved_env: dict[str, str | None] = field(default_factory=dict)
     restore_env: Callable[[], None] = lambda: None
     equiv: Equivalence | None = None
@@ -161,7 +162,7 @@ class LlmportRun:
         # Baseline observations made in this process, for tests whose baseline ran earlier in the same run.
         self.baselines: dict[Path, dict[str, Any]] = {}
         self.clients = ClientCache()
-        self.discarded: list[str] = []
+        self.discarded: list[dict[str, str]] = []
         self.scan_findings: list[str] = []
         self._router: Router | None = None
         self._patches: Patches | None = None
@@ -569,9 +570,13 @@ class LlmportRun:
 
     def discard(self, nodeid: str, state: ItemState, reason: str) -> None:
         kept = " (the old cassette is kept)" if state.recording.path.exists() else ""
-        state.discarded = self.output_scrubber().text(
-            f"{nodeid}: {state.recording.path}: not saved{kept}: {reason}. "
-            f"--llmport-record-on-failure keeps a broken recording.\n  {state.record_hint}"
+        state.discarded = self.output_scrubber().value(
+            {
+                "nodeid": nodeid,
+                "path": f"{state.recording.path}{kept}",
+                "reason": reason,
+                "hint": state.record_hint,
+            }
         )
 
     def abandon(self) -> None:
@@ -583,7 +588,8 @@ class LlmportRun:
             state.restore_env()
             if not state.recording.replaying:
                 self.discard(nodeid, state, "the run was interrupted during the test")
-                self.discarded.append(state.discarded)  # no report follows: list it here
+                if state.discarded is not None:
+                    self.discarded.append(state.discarded)  # no report follows: list it here
 
     # -- equivalence ---------------------------------------------------------------------------------------
     def equivalence(self, item: pytest.Item, state: ItemState) -> Equivalence:
@@ -649,23 +655,26 @@ class LlmportRun:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         from .report import DISCARDED, PROPERTY
 
-        for name, data in report.user_properties:
-            entries: Any = ()
-            if name == DISCARDED and isinstance(data, str):
-                self.discarded.append(data)
-            if name == PROPERTY and isinstance(data, dict):
-                # The data and failure text were scrubbed where the test ran (an xdist worker has the same
-                # environment); the test id is pytest's, built from parameter values.
-                scrubber = self.output_scrubber(refresh=False)
-                longrepr = report.longreprtext if report.failed else ""
-                outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
-                self.matrix.add(scrubber.text(report.nodeid), report.when, outcome, data, longrepr)
-                entries = data.get("background", ())
-            elif name == BACKGROUND_PROPERTY:
-                entries = data
-            for entry in entries:
-                if isinstance(entry, dict) and (report.nodeid, entry) not in self.background:
-                    self.background.append((report.nodeid, entry))
+        discarded = getattr(report, DISCARDED, None)
+        if isinstance(discarded, dict):
+            self.discarded.append(discarded)
+        data = getattr(report, PROPERTY, None)
+        if isinstance(data, dict):
+            # The data and failure text were scrubbed where the test ran (an xdist worker has the same
+            # environment); the test id is pytest's, built from parameter values.
+            scrubber = self.output_scrubber(refresh=False)
+            longrepr = report.longreprtext if report.failed else ""
+            outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
+            self.matrix.add(scrubber.text(report.nodeid), report.when, outcome, data, longrepr)
+            self._gather_background(report.nodeid, data.get("background", ()))
+        for name, entries in report.user_properties:
+            if name == BACKGROUND_PROPERTY:
+                self._gather_background(report.nodeid, entries)
+
+    def _gather_background(self, nodeid: str, entries: Any) -> None:
+        for entry in entries:
+            if isinstance(entry, dict) and (nodeid, entry) not in self.background:
+                self.background.append((nodeid, entry))
 
     def prepare_property_tests(self, items: list[pytest.Item]) -> None:
         """Make every marked ``@given`` test replayable (see :mod:`pytest_llmport.properties`)."""
@@ -697,6 +706,11 @@ class LlmportRun:
             "problems": problems,
             "background": list(state.recording.background),
             "exchanges": summarize_exchanges(state.recording.cassette, state.handle.spec.dialect),
+            # Where the cell's answers came from, for the verdict's "cells: N replayed, M recorded".
+            "cassette": {
+                "source": "replayed" if state.recording.replaying else "recorded",
+                "path": str(state.recording.path),
+            },
         }
         scrubbed: dict[str, Any] = self.output_scrubber().value(data)
         return scrubbed

@@ -22,6 +22,32 @@ from pytest_llmport.testing import FakeProvider
 KEY = "sk-llmport-test-0123456789abcdef"
 
 
+@pytest.fixture(autouse=True)
+def _reports_match_the_schema(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every JSON report a test writes (below its pytester or tmp_path folder) must match the schema.
+
+    A test that writes a broken report on purpose names it other than ``*.json``.
+    """
+    yield
+    import json
+
+    from pytest_llmport.report import REPORT_FORMAT, schema_errors
+
+    roots = {
+        request.node.funcargs[name] for name in ("pytester", "tmp_path") if name in request.node.funcargs
+    }
+    for root in roots:
+        folder = Path(getattr(root, "path", root))
+        for path in folder.rglob("*.json"):
+            try:
+                report = json.loads(path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                continue
+            if isinstance(report, dict) and report.get("format") == REPORT_FORMAT:
+                errors = schema_errors(report)
+                assert not errors, f"{path} does not match the report schema:\n" + "\n".join(errors[:20])
+
+
 @pytest.fixture
 def fake() -> Iterator[FakeProvider]:
     with FakeProvider(api_key=KEY) as server:

@@ -73,6 +73,7 @@ PAGES = (
     "testing.md",
     "limitations.md",
     "property-based.md",
+    "report.md",
     "similarity.md",
     "clients.md",
 )

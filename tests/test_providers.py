@@ -121,7 +121,7 @@ def test_malformed_pyproject_is_a_usage_error(pytester: pytest.Pytester) -> None
     pytester.makepyprojecttoml('[tool.llmport]\nprovider = "typo"\n')
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*[[]tool.llmport[]] has unknown key(s) provider; known: providers"])
+    result.stderr.fnmatch_lines(["*[[]tool.llmport[]] has unknown key(s) provider; known: providers, prices"])
     pytester.makepyprojecttoml("[tool.llmport.providers.zhipu]\nmodel = \n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR

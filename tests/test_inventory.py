@@ -1,0 +1,100 @@
+"""The cassette inventory: orphans (and pruning them), missing cassettes, outdated recordings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_llmport.inventory import why_outdated
+
+from .report_suite import SUITE
+
+
+@pytest.fixture
+def recorded(pytester: pytest.Pytester, llm_env: object) -> Path:
+    pytester.makepyfile(test_app=SUITE)
+    pytester.runpytest("--providers=openai,zhipu", "--llmport-record-on-failure")
+    root = pytester.path / "cassettes" / "test_app"
+    gone = root / "test_gone"
+    gone.mkdir()
+    shutil.copy(root / "test_reply" / "openai.yaml", gone / "openai.yaml")
+    shutil.copy(root / "test_reply" / "openai.yaml", root / "test_reply" / "retired-provider.yaml")
+    old = root / "test_case" / "case=a" / "openai.yaml"
+    old.write_text(
+        "llmport:\n  format: 1\n  plugin: 0.0.1\n  recorded: '2020-01-01'\n  sdk:\n    openai: 0.0.1\n"
+        + old.read_text(encoding="utf-8"),
+        encoding="utf-8",
+    )
+    return root
+
+
+def test_report_lists_orphans_missing_and_outdated_cassettes(
+    pytester: pytest.Pytester, recorded: Path
+) -> None:
+    result = pytester.runpytest(
+        "--providers=openai,qwen", "--llmport-cassettes=report", "--collect-only", "-q"
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*= llmport: cassette inventory =*",
+            "orphaned cassettes (no collected test uses them): 2",
+            "  cassettes/test_app/test_gone/openai.yaml",
+            "  cassettes/test_app/test_reply/retired-provider.yaml",
+            "marked tests without a cassette for a selected provider: 5",
+            "  test_app.py::test_reply[[]qwen[]]: no qwen cassette at cassettes/test_app/test_reply/qwen.yaml",
+            "outdated cassettes: 1 (old 1, plugin 1, sdk 1)",
+            "  cassettes/test_app/test_case/case=a/openai.yaml: old: recorded 2020-01-01, * days ago (limit 180);"
+            " plugin: recorded with pytest-llmport 0.0.1, now *; sdk: recorded with openai 0.0.1, now *",
+            "cassettes without an llmport: block (recorded before it existed; age and versions unknown): 9",
+        ]
+    )
+    assert (recorded / "test_gone" / "openai.yaml").is_file()  # report deletes nothing
+
+
+def test_deselected_tests_keep_their_cassettes(pytester: pytest.Pytester, recorded: Path) -> None:
+    result = pytester.runpytest("--providers=openai", "--llmport-cassettes=prune", "-k", "test_case", "-q")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["orphaned cassettes (no collected test uses them): 2"])
+    assert (recorded / "test_reply" / "openai.yaml").is_file()
+    assert not (recorded / "test_gone").exists()  # the folder went with its only cassette
+    assert not (recorded / "test_reply" / "retired-provider.yaml").exists()
+
+
+def test_prune_refuses_when_tests_were_picked_by_node_id(pytester: pytest.Pytester, recorded: Path) -> None:
+    result = pytester.runpytest(
+        "--providers=openai", "--llmport-cassettes=prune", "--collect-only", "test_app.py::test_reply"
+    )
+    result.stdout.fnmatch_lines(["  not pruned: the run selected tests by node id; *"])
+    assert (recorded / "test_gone" / "openai.yaml").is_file()
+
+
+def test_the_verdict_counts_cells_by_cassette(pytester: pytest.Pytester, recorded: Path) -> None:
+    result = pytester.runpytest("--providers=openai", "--llmport-cassettes=report", "-q")
+    result.stdout.fnmatch_lines(["  cells:    replayed 5, stale: old 1, stale: plugin 1, stale: sdk 1"])
+
+
+def test_the_subcommand_collects_only(pytester: pytest.Pytester, recorded: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest_llmport", "cassettes", "report", "--providers=openai,zhipu"],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "orphaned cassettes (no collected test uses them): 2" in done.stdout
+    assert "passed" not in done.stdout  # nothing ran
+
+
+def test_age_and_versions() -> None:
+    today = dt.date(2026, 1, 31)
+    assert why_outdated({"recorded": "2026-01-01"}, 30, today) == []
+    assert why_outdated({"recorded": "2025-12-01"}, 30, today) == [
+        "old: recorded 2025-12-01, 61 days ago (limit 30)"
+    ]
+    assert why_outdated({"plugin": "99.0"}, 30, today) == []  # newer than this plugin: not outdated

@@ -1,0 +1,371 @@
+"""The per-provider verdict, the matrix at any size, prices and costs, JUnit properties, the JSON schema."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from pytest_llmport.errors import ConfigError
+from pytest_llmport.observe import request_features
+from pytest_llmport.prices import Price, PriceTable, builtin_table, load
+from pytest_llmport.providers import BUILTIN_PROVIDERS
+from pytest_llmport.report import group_discarded, schema_errors
+
+from .report_suite import SUITE
+
+PROVIDERS = "--providers=openai,zhipu,qwen"
+
+
+def run_suite(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    pytester.makepyfile(test_app=SUITE)
+    pytester.runpytest("-q", "--providers=openai").assert_outcomes(passed=5)  # the baseline's observations
+    return pytester.runpytest(PROVIDERS, *args)
+
+
+def test_every_run_ends_with_a_verdict_per_provider(
+    pytester: pytest.Pytester, llm_env: object, xdist_args: list[str]
+) -> None:
+    result = run_suite(pytester, "-q", "--llmport-report=report.json", "--junitxml=junit.xml", *xdist_args)
+    result.assert_outcomes(passed=13, failed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*= llmport: verdict per provider (baseline openai) =*",
+            "openai (baseline): 5/5 passed",
+            "  changes:  none",
+            "  latency:  first token p50 * ms, p95 * ms; total p50 * ms, p95 * ms (5 exchanges)",
+            "  tokens:   * in (0 cached), * out",
+            "  cost:     $0.0000* / ¥0.000*",
+            "  features: json_mode (1), seed (3)",
+            "zhipu vs openai: 4/5 equivalent",
+            "  changes:  the app's own failures 1",
+            "  cost:     $0.000000 / ¥0.000000",
+            "qwen vs openai: 4/5 equivalent",
+            "  changes:  equivalence findings 1",
+            "*token counts differ between tokenizers*",
+            "*= llmport: portability matrix =*",
+        ]
+    )
+    report = json.loads((pytester.path / "report.json").read_text(encoding="utf-8"))
+    assert report["format"] == "pytest-llmport-report" and report["version"] == 2
+    assert report["tests"]["test_app.py::test_parse"]["zhipu"]["kind"] == "app-failure"
+    assert report["tests"]["test_app.py::test_reply"]["qwen"]["kind"] == "equivalence"
+    exchange = report["tests"]["test_app.py::test_parse"]["openai"]["exchanges"][0]
+    assert exchange["request_model"] == "gpt-4o-mini" and exchange["features"] == ["json_mode"]
+    assert exchange["cost"]["model"] == "gpt-4o-mini" and exchange["cost"]["usd"] > 0
+    assert report["capabilities"]["zhipu"] == sorted(
+        next(p for p in BUILTIN_PROVIDERS if p.name == "zhipu").capabilities
+    )
+    check_junit_properties(pytester.path / "junit.xml")
+
+
+def test_features_the_tests_rely_on_beside_declared_capabilities(
+    pytester: pytest.Pytester, llm_env: object
+) -> None:
+    pytester.makepyfile(
+        test_schema="""
+import pytest
+
+SCHEMA = {"name": "t", "schema": {"type": "object", "properties": {"c": {"type": "string"}}}}
+
+@pytest.mark.llm_portable
+def test_structured(llm_provider):
+    llm_provider.openai_client().chat.completions.create(
+        model=llm_provider.model, messages=[{"role": "user", "content": "JSON please"}],
+        response_format={"type": "json_schema", "json_schema": SCHEMA},
+    )
+
+@pytest.mark.llm_portable(requires=["json_schema"])
+def test_needs_schema(llm_provider):
+    test_structured(llm_provider)
+"""
+    )
+    result = pytester.runpytest("--providers=openai,deepseek", "-rs")
+    result.assert_outcomes(passed=3, skipped=1)
+    result.stdout.fnmatch_lines(
+        [
+            "  features: json_schema (2)",
+            "deepseek vs openai: 1/1 equivalent, 1 skipped",
+            "  features: json_schema (1); NOT declared by deepseek: json_schema",
+            "*deepseek lacks json_schema (requires=[[]'json_schema'[]])",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "expected"),
+    [
+        ({"response_format": {"type": "json_object"}}, "/v1/chat/completions", ["json_mode"]),
+        (
+            {"response_format": {"type": "json_schema"}, "seed": 1},
+            "/v1/chat/completions",
+            ["json_schema", "seed"],
+        ),
+        (
+            {
+                "stream": True,
+                "stream_options": {"include_usage": True},
+                "tools": [{}],
+                "parallel_tool_calls": True,
+            },
+            "/v1/chat/completions",
+            ["parallel_tool_calls", "stream_options", "streaming", "tools"],
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "system", "content": "s"},
+                    {"role": "user", "content": [{"type": "image_url"}]},
+                ]
+            },
+            "/v1/chat/completions",
+            ["system_role", "vision"],
+        ),
+        (
+            {"contents": [{"parts": [{"inline_data": {}}]}], "generationConfig": {"responseSchema": {}}},
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+            ["json_schema", "streaming", "vision"],
+        ),
+        ({"system": "be brief", "messages": []}, "/v1/messages", ["system_role"]),
+    ],
+)
+def test_request_features_use_capability_names(
+    body: dict[str, object], path: str, expected: list[str]
+) -> None:
+    from pytest_llmport.providers import CAPABILITIES
+
+    assert request_features(body, path) == expected
+    assert set(expected) <= set(CAPABILITIES)
+
+
+def test_several_tool_calls_in_an_answer_rely_on_parallel_tool_calls() -> None:
+    assert request_features({"tools": [{}]}, "/v1/chat/completions", tool_calls=2) == [
+        "parallel_tool_calls",
+        "tools",
+    ]
+
+
+ROWS = """
+import pytest
+
+@pytest.mark.llm_portable
+@pytest.mark.parametrize("n", range(52))
+def test_many(llm_provider, n):
+    assert n != 7 or llm_provider.name != "zhipu"
+"""
+
+
+def test_a_big_matrix_shows_only_rows_with_a_difference(pytester: pytest.Pytester, llm_env: object) -> None:
+    pytester.makepyfile(test_rows=ROWS)
+    result = pytester.runpytest("--providers=openai,zhipu", "-q")
+    result.assert_outcomes(passed=103, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "test_rows.py::test_many[[]7[]]  ok      fail",
+            "... and 51 more rows where every provider passed with no finding (--llmport-matrix=all shows them)",
+        ]
+    )
+    assert "test_many[8]" not in result.stdout.str()
+    result = pytester.runpytest("--providers=openai,zhipu", "-q", "--llmport-matrix=all")
+    assert "test_rows.py::test_many[51]" in result.stdout.str() and "more rows" not in result.stdout.str()
+    pytester.makeini("[pytest]\nllmport_matrix_rows = 100\n")
+    assert "test_rows.py::test_many[51]" in pytester.runpytest("--providers=openai,zhipu", "-q").stdout.str()
+    result = pytester.runpytest("--llmport-matrix=many")
+    result.stderr.fnmatch_lines(["*--llmport-matrix=many: give a number of rows or 'all'*"])
+
+
+def test_cassettes_not_saved_are_grouped_by_reason_in_full() -> None:
+    lines = group_discarded(
+        [
+            "t.py::a[zhipu]: cassettes/t/a/zhipu.yaml",
+            ("t.py::b[qwen]: cassettes/t/b/qwen.yaml", "the recording was cut short by the server"),
+            "t.py::c[zhipu]: cassettes/t/c/zhipu.yaml",
+        ]
+    )
+    assert lines == [
+        "2 x the test failed (--llmport-record-on-failure keeps it):",
+        "  t.py::a[zhipu]: cassettes/t/a/zhipu.yaml",
+        "  t.py::c[zhipu]: cassettes/t/c/zhipu.yaml",
+        "1 x the recording was cut short by the server:",
+        "  t.py::b[qwen]: cassettes/t/b/qwen.yaml",
+    ]
+
+
+# -- prices ------------------------------------------------------------------------------------------------
+
+
+def test_every_builtin_price_names_its_source_and_check_date() -> None:
+    table = builtin_table()
+    names = {p.name for p in BUILTIN_PROVIDERS}
+    assert set(table) <= names
+    for provider, models in table.items():
+        for model, price in models.items():
+            assert price.source.startswith("https://"), (provider, model)
+            assert len(price.checked) == 10, (provider, model)
+    defaults = {p.name: p.model for p in BUILTIN_PROVIDERS}
+    for provider in ("openai", "zhipu", "qwen", "deepseek", "moonshot", "anthropic", "gemini"):
+        assert defaults[provider] in table[provider], provider
+
+
+def test_cost_uses_cached_price_and_both_currencies() -> None:
+    table = PriceTable({"p": {"m": Price(input=2.0, output=8.0, cached_input=0.5, currency="CNY")}}, 8.0)
+    cost = table.cost(
+        "p", {"response_model": "m", "usage": {"prompt": 1_000_000, "cached": 400_000, "completion": 500_000}}
+    )
+    # 600k x 2 + 400k x 0.5 + 500k x 8 = 1.2 + 0.2 + 4.0 = 5.4 CNY
+    assert cost == {"model": "m", "cny": pytest.approx(5.4), "usd": pytest.approx(5.4 / 8.0)}
+
+
+def test_a_dated_snapshot_bills_like_its_alias_and_an_unknown_model_is_unknown() -> None:
+    table = load()
+    usage = {"prompt": 1000, "completion": 1000}
+    dated = table.cost(
+        "openai", {"response_model": "gpt-4o-mini-2024-07-18", "request_model": "x", "usage": usage}
+    )
+    assert dated["model"] == "gpt-4o-mini"
+    unknown = table.cost("openai", {"response_model": "gpt-9-preview", "usage": usage})
+    assert unknown == {"unknown": "no price for openai gpt-9-preview"}
+    assert table.cost("yi", {"request_model": "yi-lightning", "usage": usage})["unknown"]
+    assert table.cost("openai", {"response_model": "gpt-4o-mini"})["unknown"] == "no token usage recorded"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"zhipu": {"glm-4-flash": {"input": -1}}}, 'zhipu."glm-4-flash".input = -1 is negative'),
+        ({"zhipu": {"glm-4-flash": {"output": "cheap"}}}, "output = 'cheap' is not a number"),
+        (
+            {"qwen": {"qwen-plus": {"currency": "EUR"}}},
+            "currency = 'EUR' is not a known currency; use one of USD, CNY",
+        ),
+        (
+            {"yi": {"yi-lightning": {"input": 1}}},
+            'yi."yi-lightning" is a new price but lacks output, currency',
+        ),
+        ({"cny_per_usd": 0}, "cny_per_usd = 0 must be more than 0"),
+        ({"qwen": {"qwen-plus": {"inputs": 1}}}, "unknown key(s) inputs"),
+        ({"qwen": 3}, "[tool.llmport.prices].qwen must be a table of models"),
+    ],
+)
+def test_bad_prices_are_named(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(overrides)
+    assert message in str(info.value)
+
+
+def test_prices_and_exchange_rate_from_pyproject(pytester: pytest.Pytester, llm_env: object) -> None:
+    pytester.makepyprojecttoml(
+        """
+[tool.llmport.prices]
+cny_per_usd = 10.0
+
+[tool.llmport.prices.zhipu."glm-4-flash"]
+input = 1000000
+output = 0
+currency = "CNY"
+"""
+    )
+    pytester.makepyfile(test_app=SUITE)
+    result = pytester.runpytest("--providers=zhipu", "-k", "test_case", "--llmport-report=r.json")
+    result.assert_outcomes(passed=3)
+    result.stdout.fnmatch_lines(["*10.0 CNY per USD*"])
+    report = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    cost = report["tests"]["test_app.py::test_case[a]"]["zhipu"]["exchanges"][0]["cost"]
+    tokens = report["tests"]["test_app.py::test_case[a]"]["zhipu"]["exchanges"][0]["usage"]["prompt"]
+    assert cost["cny"] == pytest.approx(tokens) and cost["usd"] == pytest.approx(tokens / 10)
+    assert report["prices"]["models"]["zhipu"]["glm-4-flash"]["source"] == "pyproject.toml"
+    pytester.makepyprojecttoml('[tool.llmport.prices.zhipu."glm-4-flash"]\ninput = -2\n')
+    result = pytester.runpytest("--providers=zhipu")
+    result.stderr.fnmatch_lines(['*[[]tool.llmport.prices[]].zhipu."glm-4-flash".input = -2 is negative*'])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+# -- report files ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("option", ["--llmport-report", "--llmport-html"])
+def test_an_unwritable_report_path_is_refused_before_the_tests_run(
+    pytester: pytest.Pytester, option: str
+) -> None:
+    (pytester.path / "afile").write_text("not a folder")
+    pytester.mkdir("adir")
+    result = pytester.runpytest(f"{option}=afile/report.out")
+    result.stderr.fnmatch_lines(
+        [f"*{option}=afile/report.out: cannot write the * there (* is not writable)*"]
+    )
+    result = pytester.runpytest(f"{option}=adir")
+    result.stderr.fnmatch_lines([f"*{option}=adir: * is a folder; give a file path for the *"])
+    assert not list(pytester.path.glob("**/*.tmp"))
+
+
+def test_the_schema_rejects_what_it_must() -> None:
+    good = {
+        "format": "pytest-llmport-report",
+        "version": 2,
+        "plugin": "0.1.0",
+        "providers": ["openai"],
+        "baseline": "openai",
+        "tests": {
+            "t.py::a": {
+                "openai": {
+                    "outcome": "passed",
+                    "kind": "passed",
+                    "checks": [],
+                    "observations": {},
+                    "problems": [],
+                    "longrepr": "",
+                    "exchanges": [
+                        {
+                            "endpoint": "POST /x",
+                            "finish_reason": "stop",
+                            "usage": {},
+                            "cost": {"usd": 0, "cny": 0},
+                        }
+                    ],
+                }
+            }
+        },
+    }
+    assert schema_errors(good) == []
+    bad = json.loads(json.dumps(good))
+    cell = bad["tests"]["t.py::a"]["openai"]
+    cell["kind"] = "fine"
+    cell["exchanges"][0]["cost"] = {"usd": -1, "cny": 0}
+    errors = schema_errors(bad)
+    assert any("kind" in e for e in errors) and any("cost" in e for e in errors)
+
+
+# -- JUnit -------------------------------------------------------------------------------------------------
+
+
+def check_junit_properties(path: Path) -> None:
+    """Each marked test's provider, kind, model and scores are flat string properties in JUnit XML."""
+    tree = ET.parse(path)
+    props: dict[str, dict[str, str]] = {}
+    for case in tree.iter("testcase"):
+        name = case.get("name", "")
+        props[name] = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
+    assert props["test_parse[zhipu]"]["llmport.provider"] == "zhipu"
+    assert props["test_parse[zhipu]"]["llmport.kind"] == "app-failure"
+    assert props["test_parse[zhipu]"]["llmport.model"] == "glm-4-flash"
+    assert props["test_reply[qwen]"]["llmport.kind"] == "equivalence"
+    assert float(props["test_reply[qwen]"]["llmport.score.reply"]) < float(
+        props["test_reply[qwen]"]["llmport.score.reply.threshold"]
+    )
+    assert props["test_case[openai-a]"]["llmport.kind"] == "passed"
+    values = [v for case in props.values() for v in case.values()]
+    assert values and not any(v.startswith("{") for v in values)  # no dict dumped as a string
+    assert all(name.startswith("llmport.") for case in props.values() for name in case)
+
+
+def test_report_paths_are_written_whole(pytester: pytest.Pytester, llm_env: object) -> None:
+    pytester.makepyfile(test_app=SUITE)
+    result = pytester.runpytest(
+        "--providers=openai", "--llmport-report=out/r.json", "--llmport-html=out/r.html"
+    )
+    result.assert_outcomes(passed=5)
+    files = sorted(p.name for p in (pytester.path / "out").iterdir())
+    assert files == ["r.html", "r.json"]
+    assert Path(pytester.path / "out" / "r.html").stat().st_mode & 0o044  # an ordinary, readable file
