@@ -17,7 +17,10 @@ def pytest_sessionfinish(session):
     )
     pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
     result = pytester.runpytest_subprocess(
-        "-s", "-p", "no:hypothesispytest", "-p", "no:recording", "-p", "no:anyio"
+        # Other plugins of the dev environment import httpx themselves (pytest-httpx, respx, langsmith).
+        "-s",
+        *("-p", "no:hypothesispytest", "-p", "no:recording", "-p", "no:anyio", "-p", "no:pytest_httpx"),
+        *("-p", "no:respx", "-p", "no:langsmith_plugin"),
     )
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*plugins: llmport*", "*HEAVY []"])
