@@ -130,10 +130,27 @@ class ReadableYamlSerializer:
         return result
 
 
+class WithHeader:
+    """:class:`ReadableYamlSerializer` plus one cassette's top-level ``llmport:`` mapping, written first."""
+
+    def __init__(self, header: dict[str, Any]) -> None:
+        self.header = header
+
+    def serialize(self, cassette_dict: dict[str, Any]) -> str:
+        data = {"llmport": dict(self.header), **cassette_dict} if self.header else cassette_dict
+        return ReadableYamlSerializer.serialize(data)
+
+    @staticmethod
+    def deserialize(text: str) -> dict[str, Any]:
+        return ReadableYamlSerializer.deserialize(text)
+
+
 def validate_layout(data: Any) -> None:
     """Raise ``ValueError`` naming the first part of ``data`` that is not a cassette."""
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
         raise ValueError("the file has no 'interactions' list; it is not a cassette (or it was cut short)")
+    if not isinstance(data.get("llmport", {}), dict):
+        raise ValueError("its top-level 'llmport' entry is not a mapping")
     for index, item in enumerate(data["interactions"]):
         where = f"interactions[{index}]"
         if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
@@ -280,13 +297,13 @@ class AtomicPersister:
 
 
 def _interactions(data: Any) -> Any:
-    """What vcrpy's persisters return: requests, responses and, when present, metadata."""
+    """What vcrpy's persisters return: requests, responses, metadata, then our ``llmport:`` mapping."""
     from vcr.request import Request
     from vcr.serializers import compat
 
     requests = [Request._from_dict(item["request"]) for item in data["interactions"]]
     responses = [compat.convert_to_bytes(item["response"]) for item in data["interactions"]]
-    return (requests, responses, data["metadata"]) if data.get("metadata") else (requests, responses)
+    return requests, responses, data.get("metadata") or {}, data.get("llmport") or {}
 
 
 # -- matching -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires")
+MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "models")
 DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers",)
 
@@ -86,7 +86,32 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="PATH",
         help="write every observation, score, threshold and diff as JSON to PATH",
     )
+    group.addoption(
+        "--llmport-strict-model",
+        dest="llmport_strict_model",
+        action="store_true",
+        default=None,
+        help="fail a test whose requests name a model other than llm_provider.model (or the marker's "
+        "models=[...]); default: a finding only",
+    )
+    group.addoption(
+        "--llmport-write-observations",
+        dest="llmport_write_observations",
+        action="store_true",
+        default=None,
+        help="write the baseline's <provider>.observations.json files on replay too (default: only when "
+        "the baseline test is recorded)",
+    )
     parser.addini("llmport_providers", "default providers (comma or space separated)", default="")
+    parser.addini(
+        "llmport_strict_model",
+        "fail tests that send another model than llm_provider.model",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "llmport_write_observations", "write baseline observations on replay too", type="bool", default=False
+    )
     parser.addini("llmport_baseline", "default baseline provider", default="")
     parser.addini(
         "llmport_max_examples", "most examples a property-based llm_portable test generates", default="10"
@@ -134,6 +159,8 @@ class Settings:
     embedding_model: str | None = None
     report_path: str | None = None
     max_examples: int = 10
+    strict_model: bool = False
+    write_observations: bool = False
 
 
 @dataclass(frozen=True)
@@ -145,6 +172,7 @@ class MarkerOptions:
     threshold: float | None = None
     metric: str | None = None
     requires: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
 
 
 def read_tool_table(config: pytest.Config) -> dict[str, Any]:
@@ -259,6 +287,8 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         embedding_model=str(config.getini("llmport_embedding_model")).strip() or None,
         report_path=config.getoption("llmport_report"),
         max_examples=int(examples_text),
+        strict_model=flag("llmport_strict_model", "llmport_strict_model"),
+        write_observations=flag("llmport_write_observations", "llmport_write_observations"),
     )
 
 
@@ -313,8 +343,15 @@ def marker_options(
             f"{usage}(requires=...): unknown capabilities {', '.join(unknown_caps)}; "
             f"known: {', '.join(CAPABILITIES)}"
         )
+    models = marker.kwargs.get("models", ())
+    if not _is_name_list(models) or not all(models):
+        raise ConfigError(
+            f"{usage}(models={models!r}): models must be a list of the model names the test sends on "
+            f'purpose besides llm_provider.model, e.g. models=["glm-4-flash", "glm-4-plus"]'
+        )
     extra: dict[str, Any] = {
         "requires": tuple(requires),
+        "models": tuple(models),
         "baseline": baseline,
         "threshold": None if threshold is None else float(threshold),
         "metric": metric,

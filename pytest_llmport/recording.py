@@ -32,8 +32,9 @@ from vcr.patch import CassettePatcherBuilder
 from vcr.record_mode import RecordMode
 from vcr.request import Request as VcrRequest
 
-from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, explain_mismatch
-from .errors import NetworkBlockedError, NoRecordedResponseError, UnrecordedExampleError
+from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, WithHeader, explain_mismatch
+from .errors import ForeignRequestError, NetworkBlockedError, NoRecordedResponseError, UnrecordedExampleError
+from .identity import ProviderIdentity
 from .scrub import Scrubber
 
 
@@ -51,6 +52,7 @@ class ItemRecording:
     property_based: bool = False
     unmatched: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
+    identity: ProviderIdentity | None = None
 
 
 class LlmportCassette(Cassette):  # type: ignore[misc]
@@ -59,6 +61,12 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
     Cassettes on disk were scrubbed when they were recorded, so loading skips vcrpy's per-interaction
     ``append`` (a scrub and a deep copy each): at replay speed that was a fifth of the cost of a test.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The cassette's top-level ``llmport:`` mapping (provider, base URL ... it was recorded against).
+        self.llmport: dict[str, Any] = {}
+        self._serializer = WithHeader(self.llmport)
 
     def _load(self) -> None:
         from vcr.persisters.filesystem import CassetteNotFoundError
@@ -72,6 +80,7 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
         self._old_interactions = list(self.data)
         self._loaded_count = len(self.data)
         self._metadata = metadata[0] if metadata else {}
+        self.llmport.update(metadata[1] if len(metadata) > 1 else {})
         self.dirty = False
         self.rewound = True
 
@@ -129,6 +138,7 @@ class Router:
             return False
         if cassette.can_play_response_for(request):
             return True
+        self.admit(request)
         if cassette.write_protected:
             self.no_match(request)
         return False
@@ -157,6 +167,16 @@ class Router:
         if item is None:
             raise AttributeError(name)
         return getattr(item.cassette, name)
+
+    def admit(self, request: VcrRequest) -> None:
+        """Refuse, before it leaves, a request the cassette does not answer that is not the provider's."""
+        item = self.item
+        if item is None or item.identity is None or item.identity.admits(request.uri):
+            return
+        scrubbed = item.cassette.filter_request(request)
+        message = item.identity.refusal(item.nodeid, request.method, scrubbed.uri)
+        item.blocked.append(message)
+        raise ForeignRequestError(message)
 
     def no_match(self, request: VcrRequest) -> NoRecordedResponseError | UnrecordedExampleError:
         """Note a request the cassette cannot answer, and build the error that says why."""
@@ -355,6 +375,7 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
                 pass
         # vcrpy plays only from a loaded ("rewound") cassette, so a fresh one goes straight to recording.
         vcr_request = VcrRequest(request.method, str(request.url), body, dict(request.headers))
+        router.admit(vcr_request)
         if cassette.write_protected:
             raise router.no_match(vcr_request)
         return vcr_request, None

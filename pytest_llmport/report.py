@@ -33,16 +33,23 @@ class Cell:
     longrepr: str = ""
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     falsifying: str = ""
+    model: dict[str, Any] = field(default_factory=dict)  # identity.model_report: expected, sent, served
 
     def word(self) -> str:
-        """One short word or score for the terminal matrix."""
+        """One short word or score for the terminal matrix; a wrong request model is marked on any cell."""
+        word = self._word()
+        return f"{word} wrong-model" if self.model.get("mismatch") and self.outcome != "skipped" else word
+
+    def _word(self) -> str:
         if self.outcome == "xfailed":
             # An expected failure still shows what failed: the finding matters more than the marker.
             return f"{Cell(outcome='failed', checks=self.checks, exchanges=self.exchanges).word()} (xfail)"
         if self.outcome == "skipped":
             return "skip"
+        # identity.ProviderIdentity.refusal: a request to another host than the provider's.
+        problem = "wrong-host" if any(": refused " in p for p in self.problems) else "unrecorded"
         if self.outcome == "error":
-            return "unrecorded" if self.problems else "error"
+            return problem if self.problems else "error"
         from .observe import exchange_word
 
         scores = [c["score"] for c in self.checks if c.get("score") is not None]
@@ -51,7 +58,7 @@ class Cell:
             text = f"ok {min(scores):.2f}" if scores else "ok"
             return text + ("*" if findings else "")
         if self.problems:
-            return "unrecorded"
+            return problem
         word = exchange_word(self.exchanges)
         if word is not None:
             return word
@@ -91,6 +98,7 @@ class Matrix:
             longrepr,
             list(data.get("exchanges", [])),
             str(data.get("falsifying") or ""),
+            dict(data.get("model") or {}),
         )
 
     def render(self) -> list[str]:
@@ -128,9 +136,18 @@ class Matrix:
             for provider, cell in sorted(row.items())
             if cell.outcome == "passed" and (word := exchange_word(cell.exchanges))
         ]
+        from .identity import model_findings
+
+        notes += [
+            f"  {label} [{provider}]: {finding}"
+            for label, row in ordered
+            for provider, cell in sorted(row.items())
+            for finding in model_findings(cell.model, provider)
+        ]
         lines.append(
             f"baseline: {self.baseline}; ok N = passed, lowest similarity N; a<b = similarity a below "
-            "threshold b; * = finding below"
+            "threshold b; * = finding below; wrong-model = a request named another model than "
+            "llm_provider.model"
         )
         if notes:
             lines.append("findings:")

@@ -32,6 +32,7 @@ class ItemState:
     recording: ItemRecording
     saved_env: dict[str, str | None] = field(default_factory=dict)
     equiv: Equivalence | None = None
+    models: tuple[str, ...] = ()  # the marker's models=[...]: models the test uses on purpose
 
 
 def provider_of(item: pytest.Item) -> str | None:
@@ -110,7 +111,7 @@ class LlmportRun:
                 f"{spec.api_key_env} is not set: cannot record {name!r} "
                 f"({'no cassette at ' + str(path) if not exists else 'record mode all'})"
             )
-        if "<" in spec.base_url:
+        if "<" in spec.base_url and not (exists and mode == "once"):
             pytest.skip(
                 f"{name}: set {spec.env_prefix}_BASE_URL (base URL {spec.base_url} has a placeholder)"
             )
@@ -169,8 +170,27 @@ class LlmportRun:
         self._patches.start()
         # "all" re-records the test whole; new_episodes would keep the outdated exchange beside the new one.
         hint_mode = "all" if path.is_file() else "once"
-        from .properties import is_property_test
+        from . import identity
+        from .properties import configure, is_property_test
 
+        hint = self._hint(item, spec, hint_mode)
+        embedding = self.settings.embedding_provider if self.settings.embedding_model else None
+        also = [self.registry[embedding]] if embedding else []
+        spec, checker = identity.prepare(
+            item.nodeid,
+            spec,
+            cassette,
+            path,
+            replaying,
+            mode,
+            hint,
+            self.scrubber(key).uri,
+            also,
+            self.registry,
+        )
+        function = getattr(item, "obj", None)
+        if is_property_test(function):
+            configure(function, cassette.llmport, replaying, self.settings.max_examples, item.nodeid, hint)
         recording = ItemRecording(
             item.nodeid,
             name,
@@ -179,11 +199,13 @@ class LlmportRun:
             self._hint(item, spec, hint_mode),
             replaying,
             cassette,
-            property_based=is_property_test(getattr(item, "obj", None)),
+            property_based=is_property_test(function),
+            identity=checker,
         )
         self._router.item = recording
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
-        state = ItemState(handle, recording)
+        marker = item.get_closest_marker(MARKER)
+        state = ItemState(handle, recording, models=tuple(marker.kwargs.get("models", ())) if marker else ())
         if self.settings.export_env:
             for var, value in handle.env.items():
                 state.saved_env[var] = os.environ.get(var)
@@ -204,7 +226,9 @@ class LlmportRun:
 
             target = observations_path(state.recording.path)
             self.baselines[target] = dict(equiv.observations)
-            save_observations(target, equiv.provider, equiv.observations)
+            # A replay writes nothing into the source tree unless asked (--llmport-write-observations).
+            if not state.recording.replaying or self.settings.write_observations:
+                save_observations(target, equiv.provider, equiv.observations)
         cassette = state.recording.cassette
         # A recorded test that sent nothing still gets a (empty) cassette, so replay knows it was recorded.
         fresh = not state.recording.replaying and not state.recording.path.exists()
@@ -295,6 +319,7 @@ class LlmportRun:
                 make_replayable(getattr(function, "__func__", function), self.settings.max_examples)
 
     def report_data(self, state: ItemState) -> dict[str, Any]:
+        from .identity import model_report
         from .observe import summarize_exchanges
 
         equiv = state.equiv
@@ -305,6 +330,9 @@ class LlmportRun:
             "observations": dict(equiv.observations) if equiv else {},
             "problems": list(state.recording.unmatched + state.recording.blocked),
             "exchanges": summarize_exchanges(state.recording.cassette, state.handle.spec.dialect),
+            "model": model_report(
+                state.recording.cassette, state.handle.spec.dialect, state.handle.model, state.models
+            ),
         }
 
     def close(self) -> None:
