@@ -83,6 +83,7 @@ class ProviderIdentity:
         self.base_url = base_url or spec.base_url
         self.extra_hosts = tuple(spec.extra_hosts)
         self.env_prefix = spec.env_prefix
+        self.dialect = spec.dialect
         locations = [*self._locations(spec, self.base_url)]
         for extra in also:  # the plugin's own traffic, e.g. the embedding metric's provider
             locations.extend(self._locations(extra, extra.base_url))
@@ -107,20 +108,27 @@ class ProviderIdentity:
         return any(location.admits(target) for location in self.locations)
 
     def _where(self) -> str:
+        paths = DIALECT_PATHS.get(self.dialect)
+        own = f" (the {self.dialect} API's paths {', '.join(paths)} only)" if paths else ""
         extra = f" or {', '.join(self.extra_hosts)}" if self.extra_hosts else ""
-        return f"base URL {self.base_url}{extra}"
+        return f"base URL {self.base_url}{own}{extra}"
 
-    def _owners(self, uri: str) -> list[str]:
-        owners = []
-        for name, other in sorted(self._others.items()):
-            if "<" not in other.base_url and ProviderIdentity(other).admits(uri):
-                owners.append(name)
-        return owners
+    def _owners(self, uri: str) -> str:
+        """``provider openai's`` when the URL belongs to other known providers, else empty."""
+        owners = [
+            name
+            for name, other in sorted(self._others.items())
+            if "<" not in other.base_url and ProviderIdentity(other).admits(uri)
+        ]
+        if not owners:
+            return ""
+        more = f" and {len(owners) - 3} more" if len(owners) > 3 else ""
+        return f"provider {', '.join(owners[:3])}{more}'s"
 
     def refusal(self, nodeid: str, method: str, uri: str) -> str:
         """The message for a live request that is not the provider's (``uri`` already scrubbed)."""
         owners = self._owners(uri)
-        owned = f"\n  That URL is provider {', '.join(owners)}'s." if owners else ""
+        owned = f"\n  That URL is {owners}." if owners else ""
         return (
             f"{nodeid}: refused {method} {uri} on provider {self.provider!r}: it does not go to "
             f"{self.provider} ({self._where()}), so it was not sent and nothing of it is recorded.{owned}\n"
@@ -153,7 +161,7 @@ class ProviderIdentity:
         for index, request in enumerate(requests):
             if not self.admits(request.uri):
                 owners = self._owners(request.uri)
-                owned = f" (provider {', '.join(owners)}'s)" if owners else ""
+                owned = f" ({owners})" if owners else ""
                 why = (
                     "the cassette says it was recorded with this check, so the provider's configuration "
                     "changed since (an extra_hosts entry removed?)."

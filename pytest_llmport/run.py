@@ -205,7 +205,10 @@ class LlmportRun:
         self._router.item = recording
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
         marker = item.get_closest_marker(MARKER)
-        state = ItemState(handle, recording, models=tuple(marker.kwargs.get("models", ())) if marker else ())
+        declared = list(marker.kwargs.get("models", ())) if marker else []
+        if embedding and self.settings.embedding_model:
+            declared.append(self.settings.embedding_model)  # the embedding metric's requests land here too
+        state = ItemState(handle, recording, models=tuple(declared))
         if self.settings.export_env:
             for var, value in handle.env.items():
                 state.saved_env[var] = os.environ.get(var)
