@@ -19,6 +19,7 @@ import difflib
 import itertools
 import math
 import random
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -217,6 +218,60 @@ def ms_per_call(
     return best * 1000
 
 
+LENGTHS = (50, 200, 1000, 2000)
+
+
+def length_texts(
+    splits: Sequence[Split], length: int, count: int = 60, seed: int = 12
+) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Same-meaning and unrelated text pairs of about ``length`` characters built from labelled pairs.
+
+    A same-meaning pair joins the first sentences of consecutive equivalent pairs into one text and their
+    partners, in the same order, into the other, until the first reaches ``length`` characters; an
+    unrelated pair joins sentences of disjoint pairs. Sentences stay whole, so texts run a sentence over.
+    """
+    rng = random.Random(seed + length)
+    equivalent = [pair for split in splits for pair, y in zip(split.pairs, split.binary(), strict=True) if y]
+    rng.shuffle(equivalent)
+    same: list[tuple[str, str]] = []
+    unrelated: list[tuple[str, str]] = []
+    position = 0
+
+    def take() -> list[tuple[str, str]]:
+        nonlocal position
+        chosen: list[tuple[str, str]] = []
+        size = 0
+        while size < length:
+            pair = equivalent[position % len(equivalent)]
+            position += 1
+            chosen.append(pair)
+            size += len(pair[0]) + 1
+        return chosen
+
+    for _ in range(count):
+        first = take()
+        same.append(("。".join(a for a, _ in first), "。".join(b for _, b in first)))
+        second = take()
+        unrelated.append(("。".join(a for a, _ in first), "。".join(b for _, b in second)))
+    return same, unrelated
+
+
+def length_check(splits: Sequence[Split], metric: Callable[[str, str], float], threshold: float) -> None:
+    """Print median scores and pass rates of same-meaning and unrelated texts per length."""
+    print(
+        "| length (chars) | same meaning: median | same meaning: pass | unrelated: median | unrelated: pass |"
+    )
+    print("|---|---|---|---|---|")
+    for length in LENGTHS:
+        same, unrelated = length_texts(splits, length)
+        cells = []
+        for pairs in (same, unrelated):
+            scores = sorted(metric(a, b) for a, b in pairs)
+            passing = sum(score >= threshold for score in scores) / len(scores)
+            cells += [f"{statistics.median(scores):.2f}", f"{100 * passing:.0f}%"]
+        print(f"| {length:,} | " + " | ".join(cells) + " |")
+
+
 def score_split(metric: Callable[[str, str], float], split: Split) -> tuple[list[float], float]:
     """Scores of every pair and the elapsed seconds."""
     start = time.perf_counter()
@@ -370,6 +425,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"Default threshold rule: the multiple of 0.01 maximising balanced accuracy averaged over the three "
         f"dev sets for {DEFAULT_METRIC} -> {chosen:.2f} (DEFAULT_THRESHOLD = {DEFAULT_THRESHOLD})."
     )
+    print()
+    print(
+        f"Length check ({DEFAULT_METRIC}, threshold {DEFAULT_THRESHOLD}; texts joined from the equivalent "
+        "test pairs of the three sets, 60 pairs per length):"
+    )
+    print()
+    length_check(test, default, DEFAULT_THRESHOLD)
     test_scores = [score_split(default, s)[0] for s in test]
     print(
         "Balanced accuracy of DEFAULT_THRESHOLD on test: "

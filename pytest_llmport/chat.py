@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 
 from .normalize import NormalizedResult, ProviderError, ToolCall, Usage, normalize
 from .providers import Provider
+from .sse import complete_prefix
 
 if TYPE_CHECKING:
     import httpx
@@ -35,7 +36,6 @@ TokenCache = MutableMapping[tuple[str, str, str], str]
 
 _ERNIE_CHAT = "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/"
 _ERNIE_STALE_TOKEN = frozenset({"110", "111"})  # access token invalid / expired
-_EVENT_END = (b"\r\n\r\n", b"\n\n", b"\r\r")
 
 
 @dataclass(frozen=True)
@@ -99,11 +99,17 @@ class ChatResult:
         return self.result.error is None
 
     def json(self) -> Any:
-        """The answer text parsed as JSON (for ``response_format`` tests); raises ``ValueError``."""
-        text = self.text.strip()
-        if text.startswith("```"):  # some models fence JSON even in JSON mode
-            text = text.strip("`").removeprefix("json").strip()
-        return json.loads(text)
+        """The answer parsed as JSON, also when fenced, after prose or a ``<think>`` block; ``ValueError``.
+
+        Some models fence JSON even in JSON mode; :func:`pytest_llmport.compare.extract_json` is the one
+        extractor, so this accepts exactly what ``llm_equiv.schema(..., lenient=True)`` accepts.
+        """
+        from .compare import SchemaError, extract_json
+
+        try:
+            return extract_json(self.text, lenient=True).value
+        except SchemaError as exc:
+            raise ValueError(f"{self.provider}: the answer holds no JSON value: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """Report-ready summary: provider, timings, finish reason, usage and the error category."""
@@ -460,10 +466,6 @@ def _has_content(result: NormalizedResult) -> bool:
     return bool(result.text or result.reasoning or result.tool_calls)
 
 
-def _last_event_end(data: bytes) -> int:
-    return max((data.rfind(sep) + len(sep) for sep in _EVENT_END if sep in data), default=-1)
-
-
 def _send(
     http: httpx.Client,
     spec: Provider,
@@ -486,8 +488,8 @@ def _send(
                 continue
             # Normalise each newly completed event alone: the first one with content fixes the TTFT.
             pending += chunk
-            end = _last_event_end(pending)
-            if end <= 0:
+            end = complete_prefix(pending)
+            if end == 0:
                 continue
             events, pending = pending[:end], pending[end:]
             partial = normalize(

@@ -26,9 +26,11 @@ import re
 import sys
 import types
 import typing
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Literal, Union
+
+from .jsonvalue import NotSerializableError, PathElement, format_path, to_json, type_label
+from .textfold import fold_width, nfkc
 
 __all__ = [
     "MAX_DIFF_LINES",
@@ -52,7 +54,6 @@ __all__ = [
 
 SchemaKind = Literal["json_schema", "pydantic", "dataclass", "typeddict"]
 Wrapper = Literal["code_fence", "prose_before", "prose_after", "prose_around"]
-PathElement = str | int
 
 MAX_SCHEMA_ERRORS: Final = 10
 MAX_DIFF_LINES: Final = 20
@@ -81,37 +82,9 @@ class InvalidSchemaError(TypeError):
     """The schema itself is unusable: an unsupported kind, an invalid JSON Schema or unresolvable hints."""
 
 
-class NotSerializableError(TypeError):
-    """A value cannot be stored as JSON; ``path`` is the ``$.path`` of the offending part."""
-
-    # Defaults keep the exception picklable (pickle re-creates it from ``args`` alone), which matters
-    # when pytest-xdist ships failures between processes.
-    def __init__(self, message: str, path: str = "$", where: str = "") -> None:
-        super().__init__(message)
-        self.path = path
-        self.where = where
-
-
 # --------------------------------------------------------------------------------------------------
 # Small helpers shared by every layer
 # --------------------------------------------------------------------------------------------------
-
-# Unicode identifiers (CJK included) read well in dot notation; anything else is bracket-quoted.
-_DOT_KEY = re.compile(r"[^\W\d]\w*")
-
-
-def format_path(elements: Iterable[PathElement]) -> str:
-    """Render path elements as a JSONPath-like string: ``["items", 2, "price"]`` -> ``$.items[2].price``."""
-    parts = ["$"]
-    for element in elements:
-        if isinstance(element, int) and not isinstance(element, bool):
-            parts.append(f"[{element}]")
-        elif isinstance(element, str) and _DOT_KEY.fullmatch(element):
-            parts.append(f".{element}")
-        else:
-            text = str(element).replace("\\", "\\\\").replace("'", "\\'")
-            parts.append(f"['{text}']")
-    return "".join(parts)
 
 
 def _short(value: Any, limit: int = _REPR_LIMIT) -> str:
@@ -137,12 +110,6 @@ def _json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
-
-
-def _type_label(value_type: type) -> str:
-    if value_type.__module__ == "builtins":
-        return value_type.__qualname__
-    return f"{value_type.__module__}.{value_type.__qualname__}"
 
 
 def _path_sort_key(elements: Sequence[PathElement]) -> tuple[tuple[int, int, str], ...]:
@@ -325,7 +292,7 @@ def extract_json(raw: str, *, lenient: bool = False) -> Extracted:
     modes.
     """
     if not isinstance(raw, str):
-        raise TypeError(f"extract_json expects the raw output as str, got {_type_label(type(raw))}")
+        raise TypeError(f"extract_json expects the raw output as str, got {type_label(type(raw))}")
     text = raw.removeprefix("\ufeff")
     try:
         value = _loads(text)
@@ -399,7 +366,7 @@ def _schema_kind(schema: Any) -> SchemaKind:
         if _is_typeddict(schema):
             return "typeddict"
         raise InvalidSchemaError(
-            f"unsupported schema: class {_type_label(schema)}; expected {_ACCEPTED_SCHEMAS}"
+            f"unsupported schema: class {type_label(schema)}; expected {_ACCEPTED_SCHEMAS}"
         )
     hint = ""
     if isinstance(schema, str):
@@ -407,7 +374,7 @@ def _schema_kind(schema: Any) -> SchemaKind:
     elif dataclasses.is_dataclass(schema) or _is_pydantic_model_class(type(schema)):
         hint = f" (pass the class {type(schema).__name__} itself, not an instance)"
     raise InvalidSchemaError(
-        f"unsupported schema: {_short(schema)} of type {_type_label(type(schema))}{hint}; "
+        f"unsupported schema: {_short(schema)} of type {type_label(type(schema))}{hint}; "
         f"expected {_ACCEPTED_SCHEMAS}"
     )
 
@@ -795,108 +762,19 @@ def check_schema(value_or_raw: Any, schema: Any, *, lenient: bool = False) -> Sc
 # JSON-serialisability
 # --------------------------------------------------------------------------------------------------
 
-_ACCEPTED_VALUES: Final = (
-    "None, bool, int, float, str, list, tuple, set, dict with str keys, dataclass instances, pydantic models"
-)
-
 
 def ensure_jsonable(value: Any, *, where: str) -> Any:
-    """Return ``value`` as plain JSON data, or raise :class:`NotSerializableError` naming the bad path.
+    """Return ``value`` as plain JSON data (see :func:`pytest_llmport.jsonvalue.to_json`).
 
-    Dataclass instances become dicts, pydantic models ``model_dump(mode="json")``, tuples lists and sets
-    sorted lists; str/int/float subclasses (e.g. enums mixing them in) become the plain type, as
-    ``json.dumps`` would write them. Non-string dict keys, NaN/Infinity and other types are rejected,
-    because they would not survive a JSON round trip unchanged. ``where`` prefixes the message.
+    Raises :class:`NotSerializableError` naming the bad path, prefixed by ``where``.
     """
-    return _to_jsonable(value, [], where, set())
-
-
-def _not_serializable(where: str, path: Sequence[PathElement], problem: str) -> NotSerializableError:
-    rendered = format_path(path)
-    prefix = f"{where} at {rendered}" if where else f"value at {rendered}"
-    return NotSerializableError(f"{prefix}: {problem}", path=rendered, where=where)
-
-
-def _to_jsonable(value: Any, path: list[PathElement], where: str, active: set[int]) -> Any:
-    if value is None or isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        return value if type(value) is str else str.__str__(value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise _not_serializable(where, path, f"{value!r} is not valid JSON")
-        return float(value)
-    if id(value) in active:
-        raise _not_serializable(where, path, "circular reference")
-    active.add(id(value))
-    try:
-        if isinstance(value, Mapping):
-            result: dict[str, Any] = {}
-            for key, item in value.items():
-                if not isinstance(key, str):
-                    raise _not_serializable(
-                        where,
-                        [*path, str(key)],
-                        f"dict key {key!r} ({_type_label(type(key))}) is not a string",
-                    )
-                result[str.__str__(key)] = _to_jsonable(item, [*path, key], where, active)
-            return result
-        if isinstance(value, (list, tuple)):
-            return [_to_jsonable(item, [*path, index], where, active) for index, item in enumerate(value)]
-        if isinstance(value, (set, frozenset)):
-            items = [_to_jsonable(item, [*path, index], where, active) for index, item in enumerate(value)]
-            # Sets have no order; sorting by canonical JSON makes stored observations reproducible.
-            return sorted(items, key=lambda item: json.dumps(item, sort_keys=True, ensure_ascii=False))
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return {
-                field.name: _to_jsonable(getattr(value, field.name), [*path, field.name], where, active)
-                for field in dataclasses.fields(value)
-            }
-        if _is_pydantic_model_class(type(value)):
-            return _to_jsonable(value.model_dump(mode="json"), path, where, active)
-    finally:
-        active.discard(id(value))
-    raise _not_serializable(
-        where, path, f"{_type_label(type(value))} is not JSON-serialisable (accepted: {_ACCEPTED_VALUES})"
-    )
+    return to_json(value, where=where)
 
 
 # --------------------------------------------------------------------------------------------------
 # String normalisation
 # --------------------------------------------------------------------------------------------------
 
-# NFKC already folds full-width ASCII forms (，：；！？（）～ and letters/digits); these are the Chinese
-# marks it leaves alone, mapped to the ASCII punctuation a half-width answer would use.
-_CJK_PUNCTUATION: Final = str.maketrans(
-    {
-        "，": ",",
-        "、": ",",
-        "。": ".",
-        "：": ":",
-        "；": ";",
-        "！": "!",
-        "？": "?",
-        "（": "(",
-        "）": ")",
-        "【": "[",
-        "】": "]",
-        "〔": "[",
-        "〕": "]",
-        "〖": "[",
-        "〗": "]",
-        "“": '"',
-        "”": '"',
-        "„": '"',
-        "「": '"',
-        "」": '"',
-        "『": '"',
-        "』": '"',
-        "‘": "'",
-        "’": "'",
-    }
-)
 _WHITESPACE: Final = re.compile(r"\s+")
 
 
@@ -920,15 +798,15 @@ class StringNormalization:
         if self.custom is not None:
             converted = self.custom(text)
             if not isinstance(converted, str):
-                raise TypeError(f"the custom normaliser returned {_type_label(type(converted))}, not str")
+                raise TypeError(f"the custom normaliser returned {type_label(type(converted))}, not str")
             text = converted
         if self.width:
-            text = unicodedata.normalize("NFKC", text).translate(_CJK_PUNCTUATION)
+            text = fold_width(text)
         if self.casefold:
             text = text.casefold()
             if self.width:
                 # Casefolding can produce sequences NFKC rewrites; renormalising keeps apply() idempotent.
-                text = unicodedata.normalize("NFKC", text)
+                text = nfkc(text)
         if self.whitespace:
             text = _WHITESPACE.sub(" ", text).strip()
         return text
@@ -1142,7 +1020,7 @@ def _deepdiff_key(key: str) -> str:
 def _to_deepdiff_path(path: str) -> str:
     """Translate ``$.a[0]['b c'][*]..d`` into deepdiff's ``root['a'][0]['b c'][*][**]['d']``."""
     if not isinstance(path, str):
-        raise TypeError(f"paths must be str, got {_type_label(type(path))}")
+        raise TypeError(f"paths must be str, got {type_label(type(path))}")
     if path.startswith("root"):
         return path
     if not path.startswith("$"):

@@ -26,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "models")
+MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts", "models")
 DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers",)
 
@@ -119,6 +119,12 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("llmport_threshold", "default similarity threshold in [0, 1]", default="")
     parser.addini("llmport_metric", "default similarity metric", default="")
     parser.addini(
+        "llmport_check_facts",
+        "similar() also fails when the texts state different numbers or negations",
+        type="bool",
+        default=True,
+    )
+    parser.addini(
         "llmport_embedding_provider",
         "provider whose embeddings endpoint the embedding metric uses",
         default="",
@@ -159,6 +165,7 @@ class Settings:
     embedding_model: str | None = None
     report_path: str | None = None
     max_examples: int = 10
+    check_facts: bool = True
     strict_model: bool = False
     write_observations: bool = False
 
@@ -172,6 +179,7 @@ class MarkerOptions:
     threshold: float | None = None
     metric: str | None = None
     requires: tuple[str, ...] = ()
+    facts: bool | None = None
     models: tuple[str, ...] = ()
 
 
@@ -287,6 +295,7 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         embedding_model=str(config.getini("llmport_embedding_model")).strip() or None,
         report_path=config.getoption("llmport_report"),
         max_examples=int(examples_text),
+        check_facts=bool(config.getini("llmport_check_facts")),
         strict_model=flag("llmport_strict_model", "llmport_strict_model"),
         write_observations=flag("llmport_write_observations", "llmport_write_observations"),
     )
@@ -329,6 +338,9 @@ def marker_options(
         raise ConfigError(
             f"{usage}(metric={metric!r}): unknown similarity metric; known: {', '.join(known_metrics or [])}"
         )
+    facts = marker.kwargs.get("facts")
+    if facts is not None and not isinstance(facts, bool):
+        raise ConfigError(f"{usage}(facts={facts!r}): facts must be True or False")
     requires = marker.kwargs.get("requires", ())
     if not _is_name_list(requires):
         raise ConfigError(
@@ -355,6 +367,7 @@ def marker_options(
         "baseline": baseline,
         "threshold": None if threshold is None else float(threshold),
         "metric": metric,
+        "facts": facts,
     }
     providers = marker.kwargs.get("providers")
     if providers is None:

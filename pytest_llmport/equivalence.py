@@ -77,6 +77,7 @@ class Check:
     metric: str | None = None
     diff: list[str] = field(default_factory=list)
     finding: str | None = None
+    facts: list[str] = field(default_factory=list)  # similar(): why the texts state different facts
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
@@ -89,6 +90,7 @@ class EquivalenceSettings:
     baseline: str
     threshold: float
     metric: str
+    facts: bool = True
 
 
 def check_threshold(value: object, where: str) -> float:
@@ -222,18 +224,28 @@ class Equivalence:
         reference: str | None = None,
         threshold: float | None = None,
         metric: str | None = None,
+        facts: bool | None = None,
     ) -> float:
-        """Record ``text``; assert its similarity to the baseline's (or to ``reference``) meets the threshold.
+        """Record ``text``; assert its similarity to the baseline's (or to ``reference``) meets the threshold
+        and, unless ``facts=False``, that both texts state the same numbers and negations.
 
-        Returns the score. The threshold and metric come from the call, else the marker, else the ini
-        keys ``llmport_threshold`` / ``llmport_metric``, else the defaults chosen on the benchmark.
+        Returns the score. The threshold, metric and facts check come from the call, else the marker,
+        else the ini keys ``llmport_threshold`` / ``llmport_metric`` / ``llmport_check_facts``, else the
+        defaults chosen on the benchmark (facts checked).
         """
         __tracebackhide__ = True
+        from .similarity import verdict
+
         if not isinstance(text, str):
             raise ConfigError(
                 f"{self.nodeid}: llm_equiv.similar({key!r}, ...) needs a str, got {type(text).__name__}"
             )
+        if facts is not None and not isinstance(facts, bool):
+            raise ConfigError(
+                f"{self.nodeid}: llm_equiv.similar({key!r}, facts={facts!r}): facts must be True or False"
+            )
         limit = self.settings.threshold if threshold is None else check_threshold(threshold, self.nodeid)
+        check_facts = self.settings.facts if facts is None else facts
         name = metric or self.settings.metric
         function = self._metrics.get(name)
         if function is None:
@@ -246,15 +258,34 @@ class Equivalence:
         other = reference if reference is not None else self.baseline(key)
         if not isinstance(other, str):
             raise ConfigError(f"{self.nodeid}: the baseline's {key!r} is not text: {other!r}")
-        score = self._score(name, function, other, text)
-        passed = score >= limit
+        result = verdict(
+            other, text, lambda a, b: self._score(name, function, a, b), limit, facts=check_facts
+        )
+        score = result.score
         against = "reference text" if reference is not None else f"baseline {self.settings.baseline}"
-        self.checks.append(Check("similar", key, passed, score=score, threshold=limit, metric=name))
-        if not passed:
+        self.checks.append(
+            Check(
+                "similar",
+                key,
+                result.passed,
+                score=score,
+                threshold=limit,
+                metric=name,
+                facts=list(result.facts),
+                detail=result.facts[0] if result.facts else "",
+            )
+        )
+        shown = f"\n  expected: {_clip(other)}\n  actual:   {_clip(text)}"
+        if score < limit:
             raise EquivalenceError(
                 f"{self.nodeid}: {key!r} on {self.provider} is not similar enough to the {against}: "
-                f"{name} {score:.3f} < threshold {limit:.2f}\n"
-                f"  expected: {_clip(other)}\n  actual:   {_clip(text)}"
+                f"{name} {score:.3f} < threshold {limit:.2f}{shown}"
+            )
+        if result.facts:
+            raise EquivalenceError(
+                f"{self.nodeid}: {key!r} on {self.provider} states other facts than the {against}: "
+                f"{'; '.join(result.facts)} ({name} {score:.3f} >= threshold {limit:.2f}; if such "
+                f"differences are expected here, pass facts=False){shown}"
             )
         return score
 

@@ -837,11 +837,11 @@ def handle(provider: FakeProvider, request: ReceivedRequest) -> _Response:
             return _Response(200, _encode({"error_code": 336000, "error_msg": _error_text(exc)}))
         return _canned(dialect, "server", _error_text(exc))
     if response is None:
-        return _not_found(dialect, request)
+        return not_found(dialect, request)
     return response
 
 
-def _not_found(dialect: str, request: ReceivedRequest) -> _Response:
+def not_found(dialect: str, request: ReceivedRequest) -> _Response:
     what = f"{request.method} {request.path}"
     if dialect == "dashscope":
         return _Response(404, _encode(_ds("NotFound", f"Not Found: {what}")))
@@ -850,6 +850,14 @@ def _not_found(dialect: str, request: ReceivedRequest) -> _Response:
     if dialect == "anthropic":
         return _Response(404, _encode(_an("not_found_error", f"Not Found: {what}")))
     return _Response(404, _encode(_gm(404, "NOT_FOUND", f"Not Found: {what}")))
+
+
+_DOUBLED_VERSION: Final = re.compile(r"(/v\d+(?:alpha\d*|beta\d*)?)\1(?:/|$)")
+
+
+def doubled_version(path: str) -> bool:
+    """``/v1/v1/messages``, ``/v1beta/v1beta/models/...``: no real API serves a version segment twice."""
+    return _DOUBLED_VERSION.search(path) is not None
 
 
 def _bearer(headers: Mapping[str, str]) -> str | None:
@@ -1092,7 +1100,8 @@ def _ernie_token(provider: FakeProvider, query: Mapping[str, str]) -> _Response:
 def _anthropic(provider: FakeProvider, request: ReceivedRequest) -> _Response | None:
     if request.method != "POST" or not request.path.rstrip("/").endswith("/v1/messages"):
         return None
-    key = request.headers.get("x-api-key")
+    # The API takes the key in x-api-key or as a bearer token (what current SDKs send with auth_token).
+    key = request.headers.get("x-api-key") or _bearer(request.headers)
     if not key:
         return _Response(401, _encode(_an("authentication_error", "x-api-key header is required")))
     if provider.api_key is not None and key != provider.api_key:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import ssl
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -11,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from .providers import Provider
 
 if TYPE_CHECKING:
+    import ssl
+
     import httpx
     import openai
 
@@ -33,6 +34,8 @@ class ClientCache:
 
     def ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
+            import ssl  # deferred: a run without marked tests should not pay for it
+
             import certifi
 
             self._ssl = ssl.create_default_context(cafile=certifi.where())

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .providers import Provider
 
 
+@pytest.hookspec
 def pytest_llmport_add_providers(config: pytest.Config) -> Iterable[Provider]:
     """Return providers to add to the registry (called once, in ``pytest_configure``).
 
@@ -32,6 +33,7 @@ def pytest_llmport_add_providers(config: pytest.Config) -> Iterable[Provider]:
     raise NotImplementedError
 
 
+@pytest.hookspec
 def pytest_llmport_add_metrics(config: pytest.Config) -> Mapping[str, Callable[[str, str], float]]:
     """Return similarity metrics by name, for ``llm_equiv.similar(..., metric=NAME)`` and ``metric=`` options.
 
@@ -47,6 +49,7 @@ def pytest_llmport_add_metrics(config: pytest.Config) -> Mapping[str, Callable[[
     raise NotImplementedError
 
 
+@pytest.hookspec
 def pytest_llmport_report(config: pytest.Config, report: Mapping[str, object]) -> None:
     """Called once at the end of the run (on the xdist controller) with the whole portability report.
 

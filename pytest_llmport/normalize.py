@@ -8,10 +8,12 @@ Bad input is data, not a bug: it never raises on a body, only on an unknown dial
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Literal, get_args
+
+from pytest_llmport.sse import SSEEvent
+from pytest_llmport.sse import iter_events as iter_sse_events
 
 if TYPE_CHECKING:
     from pytest_llmport.dialects import Parser
@@ -99,61 +101,6 @@ class NormalizedResult:
 
 
 # --------------------------------------------------------------------------------------------- SSE
-
-
-@dataclass(frozen=True)
-class SSEEvent:
-    event: str | None
-    data: str | None
-    id: str | None
-    comments: tuple[str, ...] = ()
-
-
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def iter_sse_events(text: str) -> list[SSEEvent]:
-    """Split a server-sent-event body into events.
-
-    Tolerant on purpose: ``data:`` with or without a space, CR/LF/CRLF line ends, comment lines, a missing
-    final blank line. One deviation from the spec: an ``id:``/``event:`` line arriving after the current
-    event already has data starts a new event, because some captures (hand-edited DashScope fixtures) drop
-    the blank separator and no real server sends those fields after ``data:``.
-    """
-    events: list[SSEEvent] = []
-    name: str | None = None
-    ident: str | None = None
-    data: list[str] = []
-    comments: list[str] = []
-
-    def flush() -> None:
-        nonlocal name, ident, data, comments
-        if name is not None or ident is not None or data or comments:
-            events.append(SSEEvent(name, "\n".join(data) if data else None, ident, tuple(comments)))
-        name, ident, data, comments = None, None, [], []
-
-    # splitlines() is not used: it also breaks on U+2028 and friends, which JSON may carry raw.
-    for line in _LINE_BREAK.split(text.lstrip("\ufeff")):
-        if not line:
-            flush()
-            continue
-        if line.startswith(":"):
-            comments.append(line[1:].lstrip(" "))
-            continue
-        key, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
-            value = value[1:]
-        key = key.strip()
-        if key in ("event", "id") and data:
-            flush()
-        if key == "data":
-            data.append(value)
-        elif key == "event":
-            name = value
-        elif key == "id":
-            ident = value
-    flush()
-    return events
 
 
 # ---------------------------------------------------------------------------------------- helpers

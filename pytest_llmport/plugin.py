@@ -13,6 +13,7 @@ from .equivalence import Equivalence, EquivalenceError, embedding_metric
 from .errors import ConfigError, LlmportError
 from .handle import LLMProvider
 from .identity import strict_model_failure
+from .metrics import MetricRegistry
 from .properties import falsifying_example
 from .report import PROPERTY
 from .run import PARAM, ItemState, LlmportRun, provider_of
@@ -37,17 +38,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{cfg.MARKER}(providers=None): run this test once per selected LLM provider, recording and "
         "replaying its HTTP traffic; providers=[...] restricts it to a subset, requires=[...] skips "
-        "providers lacking a capability, baseline=/threshold=/metric= tune llm_equiv, models=[...] names "
-        "models the test sends on purpose besides llm_provider.model.",
+        "providers lacking a capability, baseline=/threshold=/metric=/facts= tune llm_equiv, models=[...] "
+        "names models the test sends on purpose besides llm_provider.model.",
     )
     try:
         table = cfg.read_tool_table(config)
         contributed = config.hook.pytest_llmport_add_providers(config=config)
         registry = providers.build_registry(contributed, table.get("providers", {}))
         settings = cfg.resolve(config, registry)
-        metrics: dict[str, Any] = {}
-        for batch in reversed(config.hook.pytest_llmport_add_metrics(config=config)):
-            metrics.update(batch)
+        metrics = MetricRegistry(lambda: config.hook.pytest_llmport_add_metrics(config=config))
         if settings.metric and settings.metric not in metrics:
             raise ConfigError(
                 f"ini llmport_metric={settings.metric!r} is not a known metric; "

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import re
 import socket
 import time
 import zlib
@@ -36,6 +35,8 @@ from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, WithHe
 from .errors import ForeignRequestError, NetworkBlockedError, NoRecordedResponseError, UnrecordedExampleError
 from .identity import ProviderIdentity
 from .scrub import Scrubber
+from .transports import patchers as transport_patchers
+from .transports import replay_chunks
 
 
 @dataclass
@@ -118,7 +119,8 @@ def open_cassette(
 class Router:
     """Stands in for a vcrpy ``Cassette`` inside every patched client and forwards to the current one."""
 
-    skip_patchers = ("httpx", "httpx2")
+    # Our own stubs replace vcrpy's for these (see :mod:`pytest_llmport.transports`).
+    skip_patchers = ("httpx", "httpx2", "aiohttp", "requests", "urllib3")
     custom_patches = ()
 
     def __init__(self) -> None:
@@ -203,20 +205,6 @@ class Router:
 
 
 # -- httpx / httpx2 stubs -------------------------------------------------------------------------
-_SSE_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-
-
-def split_sse(body: bytes) -> list[bytes]:
-    """Split a Server-Sent Events body into its events, delimiters kept, so replay streams event by event."""
-    chunks, start = [], 0
-    for match in _SSE_EVENT_END.finditer(body):
-        chunks.append(body[start : match.end()])
-        start = match.end()
-    if start < len(body):
-        chunks.append(body[start:])
-    return chunks
-
-
 def _headers_dict(items: Any) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
     for name, value in items:
@@ -342,11 +330,7 @@ def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
 
 def _replay(httpx: ModuleType, replay_stream: type, recorded: dict[str, Any]) -> Any:
     headers = recorded.get("headers", {})
-    body = recorded["body"].get("string", b"")
-    if isinstance(body, str):
-        body = body.encode("utf-8")
-    content_type = ",".join(headers.get("content-type", headers.get("Content-Type", []))).lower()
-    chunks = split_sse(body) if "text/event-stream" in content_type else [body]
+    chunks = replay_chunks(recorded)  # llmport.chunks, else SSE events, else one piece
     message = recorded["status"].get("message") or ""
     return httpx.Response(
         recorded["status"]["code"],
@@ -485,6 +469,7 @@ class Patches:
         for name in ("httpx", "httpx2"):
             with contextlib.suppress(ImportError):
                 patchers.extend(httpx_patchers(self._router, __import__(name)))
+        patchers.extend(transport_patchers(self._router))
         if self._block_network:
             patchers.extend(guard_patchers(self._router))
         try:

@@ -64,6 +64,8 @@ class Cell:
             return word
         for check in self.checks:
             if not check.get("passed", True):
+                if check["kind"] == "similar" and check.get("facts"):
+                    return str(check["facts"][0]).split(":")[0]  # "numbers differ", "negation differs"
                 if check["kind"] == "similar":
                     return f"{check['score']:.2f}<{check['threshold']:.2f}"
                 words = {"schema": "schema", "same": "differs", "relation": "broken"}

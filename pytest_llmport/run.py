@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,14 +52,14 @@ class LlmportRun:
         config: pytest.Config,
         settings: Settings,
         registry: dict[str, Provider],
-        metrics: dict[str, Callable[[str, str], float]] | None = None,
+        metrics: Mapping[str, Callable[[str, str], float]] | None = None,
     ) -> None:
         from .report import Matrix
 
         self.config = config
         self.settings = settings
         self.registry = registry
-        self.metrics = metrics or {}
+        self.metrics: Mapping[str, Callable[[str, str], float]] = metrics if metrics is not None else {}
         self.matrix = Matrix(settings.providers, settings.baseline)
         # Baseline observations made in this process, for tests whose baseline ran earlier in the same run.
         self.baselines: dict[Path, dict[str, Any]] = {}
@@ -262,6 +262,7 @@ class LlmportRun:
             baseline=baseline,
             threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
             metric=options.metric or settings.metric or DEFAULT_METRIC,
+            facts=settings.check_facts if options.facts is None else options.facts,
         )
         target = observations_path(self.path_for(item, baseline))
 

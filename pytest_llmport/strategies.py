@@ -26,12 +26,9 @@ Every strategy here draws only through hypothesis, so a derandomised property te
 
 from __future__ import annotations
 
-import base64
 import collections.abc as cabc
 import dataclasses
 import datetime as _dt
-import decimal
-import enum
 import importlib
 import json
 import math
@@ -40,14 +37,14 @@ import string
 import sys
 import types
 import typing
-import unicodedata
-import uuid
 from collections.abc import Callable, Mapping
-from pathlib import PurePath
 from typing import Any
 
 from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
+
+from .jsonvalue import to_json
+from .textfold import CJK_PUNCTUATION, FULL_WIDTH_OFFSET, IDEOGRAPHIC_SPACE, fold_width, to_half_width
 
 __all__ = [
     "CHINESE_PUNCTUATION",
@@ -86,8 +83,8 @@ COMMON_HANZI = (
 CHINESE_PUNCTUATION = "，。？！：；、“”‘’（）《》【】…—·"
 EMOJI = ("😊", "🙏", "👍")
 _ZERO_WIDTH_SPACE = "\u200b"
-_IDEOGRAPHIC_SPACE = "\u3000"
-_FULL_WIDTH_OFFSET = 0xFEE0  # U+FF01..U+FF5E are U+0021..U+007E shifted by this
+_IDEOGRAPHIC_SPACE = IDEOGRAPHIC_SPACE
+_FULL_WIDTH_OFFSET = FULL_WIDTH_OFFSET
 
 _ENGLISH_SENTENCES = (
     "my order has not arrived yet please help me check the status of refund "
@@ -237,44 +234,16 @@ def to_full_width(text: str, *, space: bool = True) -> str:
     return "".join(out)
 
 
-def to_half_width(text: str) -> str:
-    """Full-width ASCII forms (U+FF01..U+FF5E) and the ideographic space back to ASCII; the rest unchanged."""
-    out = []
-    for char in text:
-        code = ord(char)
-        if 0xFF01 <= code <= 0xFF5E:
-            out.append(chr(code - _FULL_WIDTH_OFFSET))
-        elif char == _IDEOGRAPHIC_SPACE:
-            out.append(" ")
-        else:
-            out.append(char)
-    return "".join(out)
-
-
-# CJK punctuation with an ASCII counterpart that NFKC does not map (it maps only the U+FFxx forms).
-_CJK_TO_ASCII = {"。": ".", "“": '"', "”": '"', "‘": "'", "’": "'", "【": "[", "】": "]"}
-_FOLD = str.maketrans(_CJK_TO_ASCII)
-
-
-def fold_width(text: str) -> str:
-    """A canonical form in which all width variants of a text agree: NFKC, then ``。“”‘’【】`` to ASCII.
-
-    ``fold_width(v) == fold_width(text)`` for every ``v`` drawn from ``punctuation_variants(text)``.
-    """
-    return unicodedata.normalize("NFKC", text).translate(_FOLD)
+# The Chinese marks the width variants switch with their ASCII counterparts (a subset of the package's
+# folding table: the ones an answer written in half width would really replace).
+_CJK_TO_ASCII = {mark: CJK_PUNCTUATION[mark] for mark in "。“”‘’【】"}
 
 
 # Half-width punctuation that :func:`swap_punctuation_width` widens next to Chinese text.
 _SWAP_TO_FULL = {",": "，", ".": "。", "?": "？", "!": "！", ":": "：", ";": "；", "(": "（", ")": "）"}
 _SWAP_TO_HALF = {
     **{chr(ord(c) + _FULL_WIDTH_OFFSET): c for c in ",.?!:;()[]\"'"},
-    "。": ".",
-    "“": '"',
-    "”": '"',
-    "‘": "'",
-    "’": "'",
-    "【": "[",
-    "】": "]",
+    **_CJK_TO_ASCII,
 }
 
 
@@ -810,39 +779,3 @@ def _for_type(tp: Any) -> SearchStrategy[Any]:
 
 def _canonical_json(value: Any) -> str:
     return json.dumps(to_json(value), sort_keys=True)
-
-
-def to_json(value: Any) -> Any:
-    """``value`` as plain JSON data (see :func:`from_model` for the conversions); raises ``TypeError``."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, enum.Enum):
-        return to_json(value.value)
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise TypeError(f"{value!r} is not a JSON number")
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {field.name: to_json(getattr(value, field.name)) for field in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {_json_key(key): to_json(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_json(item) for item in value]
-    if isinstance(value, (set, frozenset)):
-        return sorted((to_json(item) for item in value), key=lambda item: json.dumps(item, sort_keys=True))
-    if isinstance(value, (_dt.datetime, _dt.date, _dt.time)):
-        return value.isoformat()
-    if isinstance(value, (uuid.UUID, decimal.Decimal, PurePath)):
-        return str(value)
-    if isinstance(value, (bytes, bytearray)):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if callable(getattr(value, "model_dump", None)):
-        return to_json(value.model_dump(mode="json"))
-    raise TypeError(f"cannot turn {type(value).__name__} into JSON")
-
-
-def _json_key(key: Any) -> str:
-    converted = to_json(key)
-    return converted if isinstance(converted, str) else json.dumps(converted)

@@ -445,6 +445,11 @@ class FakeProvider:
             return failure
         from pytest_llmport import fake_dialects  # deferred: fake_dialects imports this module
 
+        if fake_dialects.doubled_version(request.path):
+            # /v1/v1/chat/completions: a base URL that already ends in the version, plus an SDK adding it.
+            if self._dialect != "openai":
+                return fake_dialects.not_found(self._dialect, request)
+            return _error(404, f"Invalid URL ({request.method} {request.path})")
         if self._dialect != "openai":
             return fake_dialects.handle(self, request)
         path = request.path.rstrip("/")

@@ -496,3 +496,25 @@ def test_native_chat_records_then_replays_offline_without_secrets(
     replayed = pytester.runpytest(providers, *xdist_args)
     replayed.assert_outcomes(passed=8)
     assert cassettes(pytester.path) == files, "replay must not rewrite cassettes"
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        '```JSON\n{"ok": true}\n```',
+        '好的，结果如下：\n```json\n{"ok": true}\n```',
+        '<think>先想一想 {"ok": false}</think>\n{"ok": true}',
+        '  {"ok": true}  ',
+    ],
+)
+def test_json_takes_what_lenient_schema_takes(http: httpx.Client, answer: str) -> None:
+    with FakeProvider(api_key=AK, replies=lambda _: answer) as fake:
+        result = ask(fake, http)
+    assert result.json() == {"ok": True}
+
+
+def test_json_without_a_json_value_names_the_provider(http: httpx.Client) -> None:
+    with FakeProvider(api_key=AK, replies=lambda _: "抱歉，我无法回答") as fake:
+        result = ask(fake, http)
+    with pytest.raises(ValueError, match=r"^openai: the answer holds no JSON value"):
+        result.json()

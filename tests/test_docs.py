@@ -72,6 +72,7 @@ PAGES = (
     "testing.md",
     "limitations.md",
     "property-based.md",
+    "similarity.md",
 )
 # What the fake "model" answers when the last user message contains the key (else it echoes the message).
 FAKE_REPLIES = {
@@ -520,6 +521,7 @@ def test_every_page_exists_and_has_examples() -> None:
         "equivalence.md",
         "testing.md",
         "property-based.md",
+        "similarity.md",
     } <= pages_with_examples
 
 

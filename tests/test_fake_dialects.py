@@ -554,3 +554,50 @@ def test_ids_are_deterministic_per_dialect() -> None:
         with fake_for("anthropic") as fake:
             bodies.append([call(fake, "anthropic")[0].json()["id"] for _ in range(2)])
     assert bodies[0] == bodies[1] and bodies[0][0] != bodies[0][1]
+
+
+# --- fidelity: auth the real APIs accept, paths they refuse ---------------------------------------------
+
+
+def test_anthropic_accepts_a_bearer_token_as_well_as_x_api_key(raw: httpx.Client) -> None:
+    body = {"model": "c", "max_tokens": 50, "messages": [{"role": "user", "content": QUESTION}]}
+    version = {"anthropic-version": "2023-06-01"}
+    with fake_for("anthropic") as fake:
+        url = fake.url + "/v1/messages"
+        bearer = raw.post(url, json=body, headers={**version, "Authorization": f"Bearer {KEY}"})
+        wrong = raw.post(url, json=body, headers={**version, "Authorization": "Bearer sk-wrong"})
+    assert bearer.status_code == 200 and bearer.json()["content"][0]["text"] == TEXT
+    assert wrong.status_code == 401 and wrong.json()["error"]["type"] == "authentication_error"
+
+
+def test_anthropic_sdk_with_an_auth_token() -> None:
+    anthropic = pytest.importorskip("anthropic")
+    with fake_for("anthropic") as fake:
+        client = anthropic.Anthropic(base_url=fake.url, auth_token=KEY, api_key=None, max_retries=0)
+        message = client.messages.create(
+            model="c", max_tokens=50, messages=[{"role": "user", "content": QUESTION}]
+        )
+    assert message.content[0].text == TEXT
+
+
+@pytest.mark.parametrize(
+    ("family", "path"),
+    [
+        ("openai", "/v1/v1/chat/completions"),
+        ("zhipu", "/api/paas/v4/v4/chat/completions"),
+        ("anthropic", "/v1/v1/messages"),
+        ("gemini", "/v1beta/v1beta/models/gemini-x:generateContent"),
+        ("dashscope", "/api/v1/v1/services/aigc/text-generation/generation"),
+    ],
+)
+def test_doubled_version_segments_are_not_found(raw: httpx.Client, family: str, path: str) -> None:
+    with fake_for(family) as fake:
+        headers = {
+            "Authorization": f"Bearer {KEY}",
+            "x-api-key": KEY,
+            "x-goog-api-key": KEY,
+            "anthropic-version": "2023-06-01",
+        }
+        response = raw.post(fake.url + path, json={"model": "m"}, headers=headers)
+        assert response.status_code == 404
+        assert fake.requests[-1].path == path
