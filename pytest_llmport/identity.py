@@ -222,8 +222,9 @@ def prepare(
     mode: str,
     hint: str,
     scrub_uri: Callable[[str], str],
-    also: Iterable[Provider] = (),
+    also: Sequence[Provider] = (),
     others: Mapping[str, Provider] | None = None,
+    cache: dict[tuple[Any, ...], ProviderIdentity] | None = None,
 ) -> tuple[Provider, ProviderIdentity]:
     """At the start of a test: the provider as the test sees it, and the identity its requests must have.
 
@@ -235,7 +236,13 @@ def prepare(
         spec = as_recorded(spec, recorded)
     elif mode == "new_episodes" and cassette.data:
         rebased_mismatch(spec, recorded, nodeid, path, hint)
-    checker = ProviderIdentity(spec, also=also, others=others)
+    # One per provider configuration and run: building one parses URLs, about 30 us.
+    key = (spec.name, spec.base_url, spec.dialect, spec.extra_hosts, *(p.base_url for p in also))
+    checker = cache.get(key) if cache is not None else None
+    if checker is None:
+        checker = ProviderIdentity(spec, also=also, others=others)
+        if cache is not None:
+            cache[key] = checker
     if cassette.data and mode != "all":
         checker.check_cassette(
             nodeid, path, cassette.requests, recorded.get("provider"), hint, bool(recorded)

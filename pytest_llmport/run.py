@@ -19,6 +19,7 @@ from .providers import Provider
 if TYPE_CHECKING:
     from .cassettes import AtomicPersister
     from .equivalence import Equivalence
+    from .identity import ProviderIdentity
     from .recording import ItemRecording, Patches, Router
     from .scrub import Scrubber
 
@@ -70,6 +71,7 @@ class LlmportRun:
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
         self._persister: AtomicPersister | None = None
         self._secret_names: list[str] | None = None
+        self._identities: dict[tuple[Any, ...], ProviderIdentity] = {}
 
     # -- where and how -----------------------------------------------------------------------------
     def path_for(self, item: pytest.Item, provider: str) -> Path:
@@ -187,6 +189,7 @@ class LlmportRun:
             self.scrubber(key).uri,
             also,
             self.registry,
+            self._identities,
         )
         function = getattr(item, "obj", None)
         if is_property_test(function):
