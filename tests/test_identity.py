@@ -252,7 +252,7 @@ def test_old(llm_provider):
 
 
 def test_a_cassette_of_another_provider_is_refused(
-    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, xdist_args: list[str]
 ) -> None:
     pytester.makepyfile(
         test_app="""
@@ -267,7 +267,7 @@ def test_it(llm_provider):
     folder = pytester.path / "cassettes/test_app/test_it"
     (folder / "qwen.yaml").rename(folder / "zhipu.yaml")
     monkeypatch.setenv("CI", "true")
-    result = pytester.runpytest("--providers=zhipu")
+    result = pytester.runpytest("--providers=zhipu", *xdist_args)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*cassette * was recorded for provider 'qwen', not 'zhipu'*"])
 
@@ -485,12 +485,16 @@ def test_a_cassette_recorded_through_a_gateway_replays_without_its_settings(
 
 
 def test_new_episodes_refuses_to_mix_two_base_urls(
-    pytester: pytest.Pytester, llm_env: FakeProvider, other: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    llm_env: FakeProvider,
+    other: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    xdist_args: list[str],
 ) -> None:
     pytester.makepyfile(test_app=GATEWAY.replace("glm-4-plus", "glm-4-flash"))
     pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
     monkeypatch.setenv("LLMPORT_ZHIPU_BASE_URL", other.base_url)
-    result = pytester.runpytest("--providers=zhipu", "--llmport-record-mode=new_episodes")
+    result = pytester.runpytest("--providers=zhipu", "--llmport-record-mode=new_episodes", *xdist_args)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
