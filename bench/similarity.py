@@ -29,6 +29,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+import yaml  # noqa: E402
+
+from pytest_llmport.facts import conflicts  # noqa: E402
 from pytest_llmport.similarity import (  # noqa: E402
     CHRF_LCS_PARAMS,
     DEFAULT_METRIC,
@@ -38,9 +41,12 @@ from pytest_llmport.similarity import (  # noqa: E402
     _chrf_lcs_parts,
     _chrf_lcs_score,
     _trivial,
+    verdict,
 )
 
 DEFAULT_SHARED = REPO_ROOT.parent / "shared" / "benchmarks" / "similarity"
+ANSWER_PAIRS = REPO_ROOT / "tests" / "fixtures" / "answer_pairs.yaml"
+FLIP_KINDS = ("numbers", "negation")
 STSB_POSITIVE = 4.0
 
 
@@ -361,6 +367,119 @@ def tune(shared: Path) -> tuple[float, int, float]:
     return chosen
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Typical answer pairs (tests/fixtures/answer_pairs.yaml) and the default verdict
+
+
+def load_answer_pairs() -> list[dict[str, object]]:
+    pairs: list[dict[str, object]] = yaml.safe_load(ANSWER_PAIRS.read_text(encoding="utf-8"))
+    return pairs
+
+
+Judge = Callable[[str, str], bool]
+
+
+def kind_table(judges: dict[str, Judge], pairs: Sequence[dict[str, object]]) -> None:
+    """Right/wrong count per kind of answer pair for each judge (a metric at its threshold, or a verdict)."""
+    kinds = list(dict.fromkeys(str(pair["kind"]) for pair in pairs))
+    print("| judge | " + " | ".join(kinds) + " | right |")
+    print("|---|" + "---|" * (len(kinds) + 1))
+    for name, judge in judges.items():
+        right = dict.fromkeys(kinds, 0)
+        total = dict.fromkeys(kinds, 0)
+        for pair in pairs:
+            kind = str(pair["kind"])
+            total[kind] += 1
+            right[kind] += judge(str(pair["a"]), str(pair["b"])) == pair["equivalent"]
+        cells = [f"{right[k]}/{total[k]}" for k in kinds]
+        overall = sum(right.values())
+        print(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | **{overall}/{len(pairs)}** ({100 * overall / len(pairs):.0f}%) |"
+        )
+
+
+def rates(judge: Judge, split: Split) -> tuple[float, float]:
+    """True- and false-positive rates of ``judge`` on a labelled split."""
+    labels = split.binary()
+    passed = [judge(a, b) for a, b in split.pairs]
+    positives = sum(labels)
+    tp = sum(1 for p, y in zip(passed, labels, strict=True) if p and y)
+    fp = sum(1 for p, y in zip(passed, labels, strict=True) if p and not y)
+    return tp / positives, fp / (len(labels) - positives)
+
+
+def facts_report(pairs: Sequence[dict[str, object]], test: Sequence[Split]) -> None:
+    """Flips of numbers and negation caught on the fixture; false alarms on the sets' equivalent pairs."""
+    flips = [pair for pair in pairs if pair["kind"] in FLIP_KINDS]
+    caught = sum(1 for pair in flips if conflicts(str(pair["a"]), str(pair["b"])))
+    print(f"Flips caught (kinds {', '.join(FLIP_KINDS)} of the fixture): {caught}/{len(flips)}")
+    for split in test:
+        equivalent = [pair for pair, y in zip(split.pairs, split.binary(), strict=True) if y]
+        alarms = sum(1 for a, b in equivalent if conflicts(a, b))
+        print(
+            f"False alarms on {split.name} equivalent test pairs: {alarms}/{len(equivalent)} "
+            f"({100 * alarms / len(equivalent):.2f}%)"
+        )
+
+
+def speed_table(judges: dict[str, Judge]) -> None:
+    """Milliseconds per call on two 200-character and two 2,000-character generated Chinese texts."""
+    short = long_chinese_pair(200)
+    long = long_chinese_pair(2000)
+    print("| judge | ms/pair, 200 chars | ms/pair, 2,000 chars |")
+    print("|---|---|---|")
+    for name, judge in judges.items():
+        fast, slow = ms_per_call(judge, *short, number=10), ms_per_call(judge, *long, number=5)
+        print(f"| {name} | {fast:.2f} | {slow:.2f} |")
+
+
+def default_verdict(a: str, b: str) -> bool:
+    return verdict(a, b).passed
+
+
+def verdict_report(dev: Sequence[Split], test: Sequence[Split]) -> None:
+    pairs = load_answer_pairs()
+    dev_thresholds = {
+        name: default_threshold_rule([score_split(metric, s)[0] for s in dev], [s.binary() for s in dev])
+        for name, metric in METRICS.items()
+    }
+
+    def at_threshold(metric: Callable[[str, str], float], t: float) -> Judge:
+        return lambda a, b: metric(a, b) >= t
+
+    judges: dict[str, Judge] = {
+        f"{name} >= {t:.2f}": at_threshold(METRICS[name], t) for name, t in dev_thresholds.items()
+    }
+    judges["**default verdict**"] = default_verdict
+    print()
+    print(
+        f"Typical answer pairs ({len(pairs)}, tests/fixtures/answer_pairs.yaml): right per kind. Each metric "
+        "at the threshold the default rule picks for it on dev; the default verdict is chrf_lcs >= "
+        f"{DEFAULT_THRESHOLD} or contained, with the facts check."
+    )
+    print()
+    kind_table(judges, pairs)
+    print()
+    facts_report(pairs, test)
+    print()
+    print(
+        f"True and false positive rates on the test splits ({DEFAULT_METRIC} >= {DEFAULT_THRESHOLD}, "
+        "then the default verdict):"
+    )
+    print()
+    print("| set | score TPR | score FPR | verdict TPR | verdict FPR |")
+    print("|---|---|---|---|---|")
+    score_judge = at_threshold(METRICS[DEFAULT_METRIC], DEFAULT_THRESHOLD)
+    for split in test:
+        s_tpr, s_fpr = rates(score_judge, split)
+        v_tpr, v_fpr = rates(default_verdict, split)
+        print(f"| {split.name} | {s_tpr:.3f} | {s_fpr:.3f} | {v_tpr:.3f} | {v_fpr:.3f} |")
+    print()
+    speed_table({DEFAULT_METRIC: METRICS[DEFAULT_METRIC], "default verdict": default_verdict})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED, help="folder with the benchmark sets")
@@ -440,6 +559,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for s, sc in zip(test, test_scores, strict=True)
         )
     )
+    verdict_report(dev, test)
     return 0
 
 

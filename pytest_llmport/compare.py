@@ -1187,6 +1187,27 @@ def _deep_differences(
     return differences
 
 
+def check_options(
+    tolerance: float | None,
+    abs_tolerance: float | None,
+    exclude_paths: Sequence[str],
+    exclude_regex_paths: Sequence[str],
+) -> tuple[Closeness | None, list[Any], list[re.Pattern[str]]]:
+    """Validate :func:`compare_structures` options (also on the baseline, which compares nothing)."""
+    close = _closeness(tolerance, abs_tolerance)
+    for name, paths in (("exclude_paths", exclude_paths), ("exclude_regex_paths", exclude_regex_paths)):
+        if isinstance(paths, str):
+            raise TypeError(f"{name} must be a sequence of str, not a single str")
+    deepdiff_paths = [_to_deepdiff_path(path) for path in exclude_paths]
+    regexes: list[re.Pattern[str]] = []
+    for pattern in exclude_regex_paths:
+        try:
+            regexes.append(re.compile(pattern))
+        except re.error as exc:
+            raise ValueError(f"invalid regex in exclude_regex_paths {pattern!r}: {exc}") from None
+    return close, deepdiff_paths, regexes
+
+
 def compare_structures(
     expected: Any,
     actual: Any,
@@ -1212,18 +1233,9 @@ def compare_structures(
     Both values go through :func:`ensure_jsonable` first, so unsupported values raise
     :class:`NotSerializableError` naming ``expected`` or ``actual`` and the path.
     """
-    close = _closeness(tolerance, abs_tolerance)
-    for name, paths in (("exclude_paths", exclude_paths), ("exclude_regex_paths", exclude_regex_paths)):
-        if isinstance(paths, str):
-            raise TypeError(f"{name} must be a sequence of str, not a single str")
-    deepdiff_paths = [_to_deepdiff_path(path) for path in exclude_paths]
-    regexes: list[re.Pattern[str]] = []
-    for pattern in exclude_regex_paths:
-        try:
-            regexes.append(re.compile(pattern))
-        except re.error as exc:
-            raise ValueError(f"invalid regex in exclude_regex_paths {pattern!r}: {exc}") from None
-
+    close, deepdiff_paths, regexes = check_options(
+        tolerance, abs_tolerance, exclude_paths, exclude_regex_paths
+    )
     expected = ensure_jsonable(expected, where="expected")
     actual = ensure_jsonable(actual, where="actual")
     if normalize is not None:

@@ -260,7 +260,12 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
 
     def flag(option: str, ini: str) -> bool:
         value = config.getoption(option)
-        return bool(config.getini(ini)) if value is None else bool(value)
+        if value is not None:
+            return bool(value)
+        try:
+            return bool(config.getini(ini))
+        except (ValueError, pytest.UsageError) as exc:  # pytest's message names the value, not the key
+            raise ConfigError(f"ini {ini}: {exc}, not a boolean: use true or false") from None
 
     baseline = config.getoption("llmport_baseline") or str(config.getini("llmport_baseline")).strip()
     if baseline:

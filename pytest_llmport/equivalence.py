@@ -193,8 +193,10 @@ class Equivalence:
     ) -> None:
         """Record ``value`` and, off the baseline, assert it is structurally equal to the baseline's."""
         __tracebackhide__ = True
-        from .compare import compare_structures, format_comparison
+        from .compare import check_options, compare_structures, format_comparison
 
+        # Checked on every provider: a bad option must not pass on the baseline and fail only elsewhere.
+        check_options(tolerance, abs_tolerance, exclude, exclude_regex)
         self.observe(key, value)
         if self.is_baseline:
             self.checks.append(Check("same", key, True, detail="baseline"))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 
 class LlmportError(Exception):
     """Base class of every pytest-llmport error."""
@@ -30,8 +32,24 @@ class NoRecordedResponseError(CassetteError):
     """
 
 
-class NetworkBlockedError(LlmportError):
-    """A connection attempt to a non-loopback host while replaying."""
+class NetworkBlockedError(LlmportError, ConnectionRefusedError):
+    """A connection attempt to a non-loopback host while replaying.
+
+    A ``ConnectionRefusedError`` on purpose: HTTP clients turn it into their own connection error, so the
+    application's ``except`` clauses run as they would offline; the test still fails with this message.
+    """
+
+
+class LookupBlockedError(NetworkBlockedError, socket.gaierror):
+    """A name lookup of a non-loopback host while replaying (a ``socket.gaierror``, as resolvers raise)."""
+
+
+class UnrecordedRequestRefused(LlmportError, ConnectionRefusedError):
+    """What a client sees for a request its cassette cannot answer while replaying.
+
+    A connection error, so the application's error handling runs; the test fails with the
+    :class:`NoRecordedResponseError` message, which was noted when this was raised.
+    """
 
 
 class UnrecordedExampleError(BaseException):

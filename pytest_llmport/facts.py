@@ -324,40 +324,32 @@ _EN_STOP: Final = frozenset((
 ))  # fmt: skip
 
 
+_CN_CUE: Final = re.compile("|".join(_CN_CUES))
+
+
 def _cn_negation_spans(text: str) -> list[tuple[int, int]]:
     """(start, end) of each negating cue in ``text``, lexicalised words such as 不错 skipped."""
     spans: list[tuple[int, int]] = []
     lexical = _covered(text, _CN_NOT_NEGATION)
-    index = 0
-    while index < len(text):
-        cue = next((c for c in _CN_CUES if text.startswith(c, index)), None)
-        if cue is None:
-            index += 1
-            continue
-        end = index + len(cue)
+    for match in _CN_CUE.finditer(text):
+        index, end, cue = match.start(), match.end(), match[0]
         if cue[0] in "不没" and index > 0 and index + 1 < len(text) and text[index - 1] == text[index + 1]:
-            # 能不能, 有没有, 可不可以: a question, not a negation.
-            end = index + 1
-        elif index in lexical or (cue == "别" and index > 0 and _HAN.match(text[index - 1])):
-            pass  # 不错, 特别: words that negate nothing; 别 negates only at the start of a clause
-        else:
-            spans.append((index, end))
-        index = end
+            continue  # 能不能, 有没有, 可不可以: a question, not a negation
+        if index in lexical or (cue == "别" and index > 0 and _HAN.match(text[index - 1])):
+            continue  # 不错, 特别: words that negate nothing; 别 negates only at the start of a clause
+        spans.append((index, end))
     return spans
 
 
-def _negated_cn(text: str) -> dict[str, str]:
+def _negated_cn(text: str, spans: list[tuple[int, int]]) -> dict[str, str]:
     """Predicates negated in Chinese text, each with the negated phrase as written (可以 -> 不可以)."""
     found: dict[str, str] = {}
-    for start, end in _cn_negation_spans(text):
-        rest = text[end:]
+    for start, end in spans:
         han = ""
-        for ch in rest:
+        for ch in text[end : end + 4]:
             if not _HAN.match(ch):
                 break
             han += ch
-            if len(han) == 4:
-                break
         if text[start] == "不" and han[:1] in _COMPLEMENTS and start >= 2 and _HAN.match(text[start - 2]):
             # 登录不了, 找不到: the verb before 不 is what is negated.
             verb = text[start - 2 : start]
@@ -391,61 +383,144 @@ def _negated_en(tokens: list[str]) -> dict[str, str]:
     return found
 
 
+@dataclass(frozen=True)
+class _Reading:
+    """What the negation check needs from one folded text, computed once."""
+
+    text: str
+    tokens: list[str]
+    cue_ends: frozenset[int]
+    negated: dict[str, str]
+
+    @classmethod
+    def of(cls, text: str) -> _Reading:
+        text = _fold(text)
+        tokens = _en_tokens(text)
+        spans = _cn_negation_spans(text)
+        negated = _negated_cn(text, spans) | _negated_en(tokens)
+        return cls(text, tokens, frozenset(end for _, end in spans), negated)
+
+    def states_positively(self, predicate: str) -> bool:
+        """Whether ``predicate`` occurs at least once without a negating cue just before it."""
+        if _HAN.match(predicate):
+            start = self.text.find(predicate)
+            while start != -1:
+                # A cue within the three characters before (不可以退款: 退款 is negated by 不可以).
+                if not any(start - 3 <= end <= start for end in self.cue_ends):
+                    return True
+                start = self.text.find(predicate, start + 1)
+            return False
+        for index, token in enumerate(self.tokens):
+            if token == predicate:
+                window = self.tokens[max(0, index - 3) : index] + self.tokens[index + 1 : index + 2]
+                if not _EN_CUES & set(window):
+                    return True
+        return False
+
+    def only_negates(self, other: _Reading) -> tuple[str, str] | None:
+        """A predicate this text only negates while ``other`` only states it: (predicate, phrase)."""
+        for predicate, phrase in self.negated.items():
+            if (
+                predicate not in other.negated
+                and other.states_positively(predicate)
+                and not self.states_positively(predicate)
+            ):
+                return predicate, phrase
+        return None
+
+
 def negated_predicates(text: str) -> dict[str, str]:
     """What ``text`` negates: predicate -> the negated phrase as written (``可以`` -> ``不可以``)."""
-    text = _fold(text)
-    return _negated(text, _en_tokens(text))
-
-
-def _states_positively(text: str, tokens: list[str], predicate: str) -> bool:
-    """Whether ``predicate`` occurs in ``text`` at least once without a negating cue just before it."""
-    if _HAN.match(predicate):
-        cue_ends = {end for _, end in _cn_negation_spans(text)}
-        start = text.find(predicate)
-        while start != -1:
-            # A cue within the three characters before (不可以退款: 退款 is negated by 不可以).
-            if not any(start - 3 <= end <= start for end in cue_ends):
-                return True
-            start = text.find(predicate, start + 1)
-        return False
-    for index, token in enumerate(tokens):
-        if token != predicate:
-            continue
-        window = tokens[max(0, index - 3) : index] + tokens[index + 1 : index + 2]
-        if not _EN_CUES & set(window):
-            return True
-    return False
-
-
-def _only_negated_in(
-    text: str, tokens: list[str], other: str, other_tokens: list[str]
-) -> tuple[str, str] | None:
-    """A predicate ``text`` only negates while ``other`` only states it: (predicate, negated phrase)."""
-    negated, negated_other = _negated(text, tokens), _negated(other, other_tokens)
-    for predicate, phrase in negated.items():
-        if (
-            predicate not in negated_other
-            and _states_positively(other, other_tokens, predicate)
-            and not _states_positively(text, tokens, predicate)
-        ):
-            return predicate, phrase
-    return None
-
-
-def _negated(text: str, tokens: list[str]) -> dict[str, str]:
-    """What folded ``text`` negates, in Chinese and in English."""
-    return _negated_cn(text) | _negated_en(tokens)
+    return _Reading.of(text).negated
 
 
 def _negation_conflict(a: str, b: str) -> str | None:
-    a, b = _fold(a), _fold(b)
-    tokens_a, tokens_b = _en_tokens(a), _en_tokens(b)
-    found = _only_negated_in(a, tokens_a, b, tokens_b)
+    first, second = _Reading.of(a), _Reading.of(b)
+    found = first.only_negates(second)
     if found is not None:
         return f"negation differs: {found[1]} vs {found[0]}"
-    found = _only_negated_in(b, tokens_b, a, tokens_a)
+    found = second.only_negates(first)
     if found is not None:
         return f"negation differs: {found[0]} vs {found[1]}"
+    return None
+
+
+# ------------------------------------------------------------------------------------------- roles
+_CLAUSE: Final = re.compile(r"[,.;:!?()\[\]\"'\n，。；：！？、（）【】“”‘’]+")
+# Words whose two sides can change places without changing what is said (北京是首都 = 首都是北京).
+_SYMMETRIC: Final = re.compile(r"是|和|与|跟|及|或|又|以及|还是|\b(?:is|are|and|or)\b")
+_TOKEN: Final = re.compile(r"[\u4e00-\u9fff]|[a-z0-9]+")
+
+
+def _clauses(text: str) -> list[str]:
+    return [clause.strip() for clause in _CLAUSE.split(text) if clause.strip()]
+
+
+def _bag(clause: str) -> tuple[str, ...]:
+    return tuple(sorted(_TOKEN.findall(clause)))
+
+
+def _swap(first: list[str], second: list[str]) -> tuple[str, str] | None:
+    """(X, Y) when ``second`` is ``first`` with two parts exchanged around a middle: X M Y -> Y M X.
+
+    Prefix and suffix both share are ignored; the middle must not be empty (``全本未删节`` against
+    ``未删节全本`` moves a modifier, it does not exchange roles) nor hold a word whose two sides can
+    change places (``北京是首都`` = ``首都是北京``, ``A和B``).
+    """
+    start = 0
+    while start < len(first) and first[start] == second[start]:
+        start += 1
+    end = 0
+    while end < len(first) - start and first[-1 - end] == second[-1 - end]:
+        end += 1
+    a, b = first[start : len(first) - end], second[start : len(second) - end]
+    for x_len in range(1, len(a)):
+        for y_len in range(1, len(a) - x_len):
+            x, middle, y = a[:x_len], a[x_len : len(a) - y_len], a[len(a) - y_len :]
+            if b == y + middle + x and x != y:
+                if _SYMMETRIC.search(" ".join(middle)) or _SYMMETRIC.search("".join(middle)):
+                    return None
+                return "".join(x), "".join(y)
+    return None
+
+
+def _swaps(first: list[str], second: list[str]) -> tuple[str, str] | None:
+    """The first exchange when ``second`` is ``first`` cut into pieces, each kept or with two parts
+    exchanged (上海到北京的高铁比飞机 -> 北京到上海的飞机比高铁); None if any piece is reordered otherwise."""
+    found: tuple[str, str] | None = None
+    start = 0
+    counts: dict[str, int] = {}
+    for index, (x, y) in enumerate(zip(first, second, strict=True)):
+        counts[x] = counts.get(x, 0) + 1
+        counts[y] = counts.get(y, 0) - 1
+        if any(counts.values()):
+            continue
+        piece, other = first[start : index + 1], second[start : index + 1]
+        start = index + 1
+        if piece == other:
+            continue
+        swapped = _swap(piece, other)
+        if swapped is None:
+            return None
+        found = found or swapped
+    return found
+
+
+def _roles_conflict(a: str, b: str) -> str | None:
+    """A clause of ``a`` that ``b`` states with two of its parts exchanged (张伟卖给李娜 / 李娜卖给张伟)."""
+    by_bag: dict[tuple[str, ...], list[str]] = {}
+    for clause in _clauses(_fold(a)):
+        tokens = _TOKEN.findall(clause)
+        if len(tokens) >= 4:
+            by_bag.setdefault(tuple(sorted(tokens)), tokens)
+    for clause in _clauses(_fold(b)):
+        tokens = _TOKEN.findall(clause)
+        other = by_bag.get(tuple(sorted(tokens)))
+        if other is None or other == tokens:
+            continue
+        swapped = _swaps(other, tokens)
+        if swapped is not None:
+            return f"roles differ: {swapped[0]} and {swapped[1]} exchanged"
     return None
 
 
@@ -462,4 +537,7 @@ def conflicts(a: str, b: str) -> list[str]:
     negation = _negation_conflict(a, b)
     if negation is not None:
         reasons.append(negation)
+    roles = _roles_conflict(a, b)
+    if roles is not None:
+        reasons.append(roles)
     return reasons

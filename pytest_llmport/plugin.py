@@ -16,11 +16,12 @@ from .identity import strict_model_failure
 from .metrics import MetricRegistry
 from .properties import falsifying_example
 from .report import PROPERTY
-from .run import PARAM, ItemState, LlmportRun, provider_of
+from .run import BACKGROUND_PROPERTY, PARAM, ItemState, LlmportRun, Scope, provider_of
 
 RUN_KEY = pytest.StashKey[LlmportRun]()
 ITEM_KEY = pytest.StashKey[ItemState]()
 PASSED_KEY = pytest.StashKey[bool]()
+SCOPE_KEY = pytest.StashKey[Scope]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -57,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
     run = config.stash[RUN_KEY] = LlmportRun(config, settings, registry, metrics)
     # Registered as a plugin for its pytest_runtest_logreport, which merges xdist workers' results.
     config.pluginmanager.register(run, "llmport-run")
+    if run.replays_all:
+        run.start_guard()  # from here on: imports, session fixtures and unmarked tests are guarded too
 
 
 def pytest_llmport_add_metrics(config: pytest.Config) -> dict[str, Any]:
@@ -68,6 +71,10 @@ def pytest_llmport_add_metrics(config: pytest.Config) -> dict[str, Any]:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     run = session.config.stash.get(RUN_KEY, None)
+    if run is not None:
+        run.collect_children()
+        if run.blocked_outside and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if run is None or hasattr(session.config, "workerinput"):
         return  # xdist workers: the controller merges their reports
     if run.settings.report_path:
@@ -126,6 +133,34 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         session.config.stash[RUN_KEY].warm_up()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    run = collector.config.stash.get(RUN_KEY, None)
+    if run is None or not run.replays_all:
+        return (yield)
+    scope, previous = run.enter(collector.nodeid)
+    try:
+        report = yield
+    finally:
+        blocked = run.new_blocked(scope)
+        run.leave(previous)
+    if blocked and report.passed:  # an import that reached for the network, even if it caught the error
+        report.outcome = "failed"
+        report.longrepr = "\n".join(blocked)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, Any]:
+    run = item.config.stash[RUN_KEY]
+    scope, previous = run.enter(item.nodeid)
+    item.stash[SCOPE_KEY] = scope
+    try:
+        return (yield)
+    finally:
+        run.leave(previous)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
     name = provider_of(item)
@@ -161,6 +196,15 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
+    scope = item.stash.get(SCOPE_KEY, None)
+    if scope is not None:
+        # What the guard refused in this phase fails it, even when the code caught the error.
+        blocked = item.config.stash[RUN_KEY].new_blocked(scope)
+        if blocked and report.passed:
+            report.outcome = "failed"
+            report.longrepr = "\n".join(dict.fromkeys(blocked))
+        if report.when == "teardown" and scope.background and scope.recording is None:
+            report.user_properties.append((BACKGROUND_PROPERTY, list(scope.background)))
     # A non-equivalent answer is a finding about the provider, not a broken recording: keep its cassette
     # so CI replays the finding. Any other failure discards what was recorded.
     finding = call.excinfo is not None and _is_finding(call.excinfo.value)
@@ -197,6 +241,16 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if run is not None and run.matrix.cells:
         terminalreporter.section("llmport: portability matrix")
         for line in run.matrix.render():
+            terminalreporter.write_line(line)
+    if run is not None and run.background:
+        terminalreporter.section("llmport: background traffic (not recorded; refused while replaying)")
+        for where, entry in run.background:
+            terminalreporter.write_line(
+                f"{where}: {entry.get('url')} from thread {entry.get('thread')!r}: {entry.get('hint')}"
+            )
+    if run is not None and run.blocked_outside:
+        terminalreporter.section("llmport: network blocked outside tests")
+        for line in dict.fromkeys(run.blocked_outside):
             terminalreporter.write_line(line)
     if run is not None and run.discarded:
         terminalreporter.section("llmport: cassettes not saved")

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -243,6 +244,23 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Provider)}
 _OVERRIDABLE = tuple(name for name in _FIELDS if name != "name")
 
 
+def check_base_url(url: str, source: str) -> None:
+    """A base URL must be absolute http(s) with a host; say which variable or entry holds a bad one."""
+    try:
+        parts = urlsplit(url)
+        valid = (
+            parts.scheme in ("http", "https") and bool(parts.hostname) and not any(c.isspace() for c in url)
+        )
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise ConfigError(
+            f"{source}={url!r} is not a valid base URL: it needs http:// or https://, a host and an "
+            f"optional path, e.g. https://api.example.com/v1"
+        )
+
+
 def _coerce(provider: str, key: str, value: object) -> object:
     if key == "capabilities":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -314,6 +332,8 @@ def apply_overrides(
             for attr, suffix in (("base_url", "BASE_URL"), ("model", "MODEL"))
             if environ.get(f"{provider.env_prefix}_{suffix}")
         }
+        if "base_url" in changes:
+            check_base_url(changes["base_url"], f"{provider.env_prefix}_BASE_URL")
         if changes:
             result[name] = dataclasses.replace(provider, **changes)
     return result

@@ -14,8 +14,9 @@ Server-Sent Events body one event at a time.
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import socket
+import errno
+import sys
+import threading
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -32,7 +33,13 @@ from vcr.record_mode import RecordMode
 from vcr.request import Request as VcrRequest
 
 from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, WithHeader, explain_mismatch
-from .errors import ForeignRequestError, NetworkBlockedError, NoRecordedResponseError, UnrecordedExampleError
+from .errors import (
+    ForeignRequestError,
+    NoRecordedResponseError,
+    UnrecordedExampleError,
+    UnrecordedRequestRefused,
+)
+from .guard import Threads, background_hint
 from .identity import ProviderIdentity
 from .scrub import Scrubber
 from .transports import patchers as transport_patchers
@@ -54,6 +61,15 @@ class ItemRecording:
     unmatched: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
     identity: ProviderIdentity | None = None
+    # Threads running when the test started; requests from them are background traffic, not the test's.
+    threads: Threads | None = None
+    background: list[dict[str, str]] = field(default_factory=list)
+
+    def note_background(self, method: str, url: str, thread: threading.Thread) -> None:
+        scrubbed = self.cassette.filter_request(VcrRequest(method, url, b"", {})).uri
+        entry = {"url": scrubbed, "method": method, "thread": thread.name, "hint": background_hint(url)}
+        if entry not in self.background:
+            self.background.append(entry)
 
 
 class LlmportCassette(Cassette):  # type: ignore[misc]
@@ -84,6 +100,38 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
         self.llmport.update(metadata[1] if len(metadata) > 1 else {})
         self.dirty = False
         self.rewound = True
+
+    def play_response(self, request: VcrRequest) -> Any:
+        return without_retry_wait(super().play_response(request))
+
+
+# SDKs sleep as long as a recorded answer asked before retrying (the openai SDK up to 60 s); a replay
+# must not. Only delays an SDK would wait are shortened, so the retry decision itself stays the same.
+_RETRY_HEADERS = ("retry-after", "retry-after-ms")
+_MAX_HONOURED_WAIT = 60.0
+
+
+def without_retry_wait(response: dict[str, Any]) -> dict[str, Any]:
+    """The recorded response, with a numeric ``Retry-After`` of at most 60 s made "retry at once"."""
+    headers = response.get("headers") or {}
+    names = [name for name in headers if name.lower() in _RETRY_HEADERS]
+    if not names:
+        return response
+    for name in names:
+        values = headers[name]
+        try:
+            seconds = float(values[0] if isinstance(values, list) else values)
+        except (TypeError, ValueError, IndexError):
+            return response  # an HTTP date, or nothing an SDK reads as a delay
+        if name.lower() == "retry-after-ms":
+            seconds /= 1000
+        if not 0 < seconds <= _MAX_HONOURED_WAIT:
+            return response
+    kept = {name: value for name, value in headers.items() if name.lower() not in _RETRY_HEADERS}
+    # 0 for clients that read Retry-After (urllib3); 1 ms for the openai/anthropic SDKs, which treat 0 as
+    # "no hint" and back off for half a second instead.
+    kept.update({"Retry-After": ["0"], "retry-after-ms": ["1"]})
+    return {**response, "headers": kept}
 
 
 def open_cassette(
@@ -128,22 +176,52 @@ class Router:
 
     @property
     def current(self) -> Cassette | None:
-        return self.item.cassette if self.item else None
+        item = self.item
+        if item is None or (item.threads is not None and item.threads.is_background()):
+            return None
+        return item.cassette
+
+    def current_for(self, method: str, url: str) -> Cassette | None:
+        """The cassette that answers this request, or None: no test runs, or it is background traffic.
+
+        Background traffic (a request from a thread that was running before the test started) goes to
+        the real transport unrecorded; while replaying, the network guard refuses it there.
+        """
+        item = self.item
+        if item is None:
+            return None
+        thread = threading.current_thread()
+        if item.threads is not None and item.threads.is_background(thread):
+            item.note_background(method, url, thread)
+            return None
+        return item.cassette
 
     @property
     def _path(self) -> str:
         return self.item.cassette._path if self.item else "llmport"
 
     def can_play_response_for(self, request: VcrRequest) -> bool:
-        cassette = self.current
+        cassette = self.current_for(request.method, request.uri)
         if cassette is None:
             return False
         if cassette.can_play_response_for(request):
             return True
         self.admit(request)
         if cassette.write_protected:
-            self.no_match(request)
+            # Raised here, before vcrpy builds its own error (which needs a real cassette).
+            raise self.refusal(request)
         return False
+
+    def refusal(self, request: VcrRequest) -> BaseException:
+        """What a client stub raises for a request the cassette cannot answer while replaying.
+
+        A connection error the client understands, so the application's ``except`` clauses run; the
+        test still fails with the :meth:`no_match` message (noted here) when it ends.
+        """
+        error = self.no_match(request)
+        if isinstance(error, UnrecordedExampleError):
+            return error  # stops hypothesis at once, see UnrecordedExampleError
+        return refused(str(error))
 
     def play_response(self, request: VcrRequest) -> Any:
         assert self.item is not None
@@ -204,6 +282,29 @@ class Router:
         return NoRecordedResponseError(message)
 
 
+_refused_types: dict[tuple[int, ...], type[UnrecordedRequestRefused]] = {}
+
+
+def refused(message: str) -> UnrecordedRequestRefused:
+    """The connection error for an unanswerable request, of a type every patched client understands.
+
+    The aiohttp and urllib3 stubs replace the whole request, so the library cannot wrap the error
+    itself: it is also the library's own connection error (aiohttp's ``ClientOSError``, urllib3's
+    ``ProtocolError``, which requests turns into ``ConnectionError``), for whichever are loaded.
+    """
+    bases: list[type] = [UnrecordedRequestRefused]
+    aiohttp, urllib3 = sys.modules.get("aiohttp"), sys.modules.get("urllib3.exceptions")
+    if aiohttp is not None:
+        bases.append(aiohttp.ClientOSError)
+    if urllib3 is not None:
+        bases.append(urllib3.ProtocolError)
+    key = tuple(id(base) for base in bases)
+    error_type = _refused_types.get(key)
+    if error_type is None:
+        error_type = _refused_types[key] = type("UnrecordedRequestRefused", tuple(bases), {})
+    return error_type(errno.ECONNREFUSED, message)
+
+
 # -- httpx / httpx2 stubs -------------------------------------------------------------------------
 def _headers_dict(items: Any) -> dict[str, list[str]]:
     result: dict[str, list[str]] = {}
@@ -216,10 +317,24 @@ def _decode_body(content: bytes, headers: dict[str, list[str]]) -> bytes:
     # Store what the application reads, not the wire encoding, so cassettes stay readable.
     encoding = ",".join(headers.get("content-encoding", headers.get("Content-Encoding", []))).strip().lower()
     if encoding in ("gzip", "deflate"):
-        content = zlib.decompress(content, zlib.MAX_WBITS | 32)
+        try:
+            content = _decompress(content, encoding)
+        except zlib.error:
+            # Not what the header says: keep the bytes and the header, so replay gives the client the
+            # same decoding error it had (and the application handled) while recording.
+            return content
         for name in ("content-encoding", "Content-Encoding"):
             headers.pop(name, None)
     return content
+
+
+def _decompress(content: bytes, encoding: str) -> bytes:
+    try:
+        return zlib.decompress(content, zlib.MAX_WBITS | 32)  # gzip or zlib-wrapped deflate
+    except zlib.error:
+        if encoding != "deflate":
+            raise
+        return zlib.decompress(content, -zlib.MAX_WBITS)  # raw deflate, which httpx accepts too
 
 
 @dataclass
@@ -368,7 +483,7 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
         return lambda capture: cassette.append(vcr_request, capture.response(real))
 
     def handle_request(self: Any, request: Any) -> Any:
-        if router.current is None:
+        if router.current_for(request.method, str(request.url)) is None:
             return real_sync(self, request)
         vcr_request, replayed = prepare(request, request.read())
         if replayed is not None:
@@ -379,7 +494,7 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
         return real
 
     async def handle_async_request(self: Any, request: Any) -> Any:
-        if router.current is None:
+        if router.current_for(request.method, str(request.url)) is None:
             return await real_async(self, request)
         vcr_request, replayed = prepare(request, await request.aread())
         if replayed is not None:
@@ -397,64 +512,11 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
     ]
 
 
-# -- network guard --------------------------------------------------------------------------------
-def _is_loopback(host: Any) -> bool:
-    if not isinstance(host, str):
-        return True  # AF_UNIX paths and the like never leave the machine
-    if host in ("localhost", "") or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.split("%")[0]).is_loopback
-    except ValueError:
-        return False
-
-
-def guard_patchers(router: Router) -> list[Any]:
-    """Refuse name lookups and connections to non-loopback hosts while a test replays."""
-    real_connect = socket.socket.connect
-    real_connect_ex = socket.socket.connect_ex
-    real_getaddrinfo = socket.getaddrinfo
-
-    def refuse(host: Any, port: Any) -> None:
-        item = router.item
-        if item is None or not item.replaying or _is_loopback(host):
-            return
-        message = (
-            f"{item.nodeid}: blocked a connection to {host}:{port} on provider {item.provider!r} while "
-            f"replaying (record mode: {item.record_mode}). Requests through httpx, requests, urllib3 "
-            f"and aiohttp are answered from {item.path}; this one bypassed them. "
-            f"Use --llmport-allow-network to let it through."
-        )
-        item.blocked.append(message)
-        raise NetworkBlockedError(message)
-
-    def connect(self: socket.socket, address: Any) -> None:
-        if isinstance(address, tuple):
-            refuse(address[0], address[1])
-        real_connect(self, address)
-
-    def connect_ex(self: socket.socket, address: Any) -> int:
-        if isinstance(address, tuple):
-            refuse(address[0], address[1])
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host: Any, port: Any, *args: Any, **kwargs: Any) -> Any:
-        refuse(host.decode() if isinstance(host, bytes) else host, port)
-        return real_getaddrinfo(host, port, *args, **kwargs)
-
-    return [
-        mock.patch.object(socket.socket, "connect", connect),
-        mock.patch.object(socket.socket, "connect_ex", connect_ex),
-        mock.patch.object(socket, "getaddrinfo", getaddrinfo),
-    ]
-
-
 class Patches:
     """Installs every patcher once and keeps them until :meth:`stop`."""
 
-    def __init__(self, router: Router, block_network: bool) -> None:
+    def __init__(self, router: Router) -> None:
         self._router = router
-        self._block_network = block_network
         self._stack: contextlib.ExitStack | None = None
 
     @property
@@ -470,8 +532,6 @@ class Patches:
             with contextlib.suppress(ImportError):
                 patchers.extend(httpx_patchers(self._router, __import__(name)))
         patchers.extend(transport_patchers(self._router))
-        if self._block_network:
-            patchers.extend(guard_patchers(self._router))
         try:
             for patcher in patchers:
                 stack.enter_context(patcher)

@@ -34,6 +34,8 @@ class Cell:
     exchanges: list[dict[str, Any]] = field(default_factory=list)
     falsifying: str = ""
     model: dict[str, Any] = field(default_factory=dict)  # identity.model_report: expected, sent, served
+    # Requests from threads that predate the test (SHARED.md: url, thread, hint); not the test's traffic.
+    background: list[dict[str, Any]] = field(default_factory=list)
 
     def word(self) -> str:
         """One short word or score for the terminal matrix; a wrong request model is marked on any cell."""
@@ -100,7 +102,8 @@ class Matrix:
             longrepr,
             list(data.get("exchanges", [])),
             str(data.get("falsifying") or ""),
-            dict(data.get("model") or {}),
+            model=dict(data.get("model") or {}),
+            background=list(data.get("background", [])),
         )
 
     def render(self) -> list[str]:

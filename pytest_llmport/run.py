@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,18 +14,34 @@ import pytest
 
 from .config import MARKER, Settings
 from .errors import CorruptCassetteError, MissingCassetteError
+from .guard import Threads, background_hint
 from .handle import REPLAY_KEY, ClientCache, LLMProvider
 from .providers import Provider
 
 if TYPE_CHECKING:
     from .cassettes import AtomicPersister
     from .equivalence import Equivalence
+    from .guard import Attempt, ChildGuard, Guard
     from .identity import ProviderIdentity
     from .recording import ItemRecording, Patches, Router
     from .scrub import Scrubber
 
 PARAM = "llm_provider_name"
+# Background traffic seen during a test without the marker (marked tests carry it in their report data).
+BACKGROUND_PROPERTY = "llmport_background"
 RECORDING_MODES = ("once", "new_episodes", "all")
+
+
+@dataclass
+class Scope:
+    """What the network guard refused for one test (marked or not) or one collector, and from where."""
+
+    nodeid: str
+    threads: Threads
+    blocked: list[str] = field(default_factory=list)
+    background: list[dict[str, str]] = field(default_factory=list)
+    reported: int = 0  # blocked messages already turned into a failure
+    recording: ItemRecording | None = None
 
 
 @dataclass
@@ -72,6 +89,145 @@ class LlmportRun:
         self._persister: AtomicPersister | None = None
         self._secret_names: list[str] | None = None
         self._identities: dict[tuple[Any, ...], ProviderIdentity] = {}
+        self.guard: Guard | None = None
+        self._children: ChildGuard | None = None
+        self._saved_env: dict[str, str | None] = {}
+        self.scope: Scope | None = None
+        self.blocked_outside: list[str] = []
+        self.background: list[tuple[str, dict[str, str]]] = []
+
+    # -- the network guard -----------------------------------------------------------------------
+    @property
+    def replays_all(self) -> bool:
+        """Nothing in this run can record (record mode none): the guard holds from start to end."""
+        return self.settings.block_network and self.settings.record_mode == "none"
+
+    def start_guard(self) -> None:
+        """Install the network guard; in a run that only replays, also guard child processes."""
+        if not self.settings.block_network or self.guard is not None:
+            return
+        from .guard import Guard
+
+        self.guard = Guard(self._refused, self._blocking)
+        self.guard.install()
+        if self.replays_all:
+            children = self.children()
+            self.guard.proxy_port = children.proxy_port
+            self._set_env(self._saved_env, children.environment(os.environ, proxies=True))
+
+    def _blocking(self) -> bool:
+        if self.replays_all:
+            return True
+        item = self._router.item if self._router is not None else None
+        return item is not None and item.replaying
+
+    def children(self) -> ChildGuard:
+        if self._children is None:
+            from .guard import ChildGuard
+
+            self._children = ChildGuard()
+        return self._children
+
+    @staticmethod
+    def _set_env(saved: dict[str, str | None], values: dict[str, str]) -> None:
+        for var, value in values.items():
+            saved.setdefault(var, os.environ.get(var))
+            os.environ[var] = value
+
+    @staticmethod
+    def _restore_env(saved: dict[str, str | None]) -> None:
+        for var, old in saved.items():
+            if old is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = old
+        saved.clear()
+
+    def enter(self, nodeid: str) -> tuple[Scope, Scope | None]:
+        """A test or collector starts: refusals from now on are its own (or background traffic)."""
+        self.collect_children()
+        previous, self.scope = self.scope, Scope(nodeid, Threads())
+        return self.scope, previous
+
+    def leave(self, previous: Scope | None) -> None:
+        self.collect_children()
+        self.scope = previous
+
+    def _refused(self, attempt: Attempt) -> str:
+        scope = self.scope
+        what = attempt.describe()
+        off = "Use --llmport-allow-network to let it through."
+        if scope is not None:
+            background = scope.threads.is_background(attempt.thread)
+        else:
+            background = attempt.thread is not threading.main_thread()
+        if background:
+            where = scope.nodeid if scope is not None else "outside any test"
+            self._note_background(scope, attempt)
+            return (
+                f"pytest-llmport: blocked {what} from thread {attempt.thread.name!r} while replaying: "
+                f"background traffic during {where} (not failing it). {off}"
+            )
+        if scope is not None and scope.recording is not None:
+            item = scope.recording
+            message = (
+                f"{item.nodeid}: blocked {what} on provider {item.provider!r} while replaying "
+                f"(record mode: {item.record_mode}). Requests through httpx, requests, urllib3 and aiohttp "
+                f"are answered from {item.path}; this one bypassed them. {off}"
+            )
+            item.blocked.append(message)
+            return message
+        where = f"{scope.nodeid}:" if scope is not None else "pytest-llmport, outside any test:"
+        message = (
+            f"{where} blocked {what}: the run replays (record mode: none), so the network guard holds "
+            f"for every test, fixture and import, not only llm_portable tests; loopback (127.0.0.1, ::1, "
+            f"localhost) is allowed. {off}"
+        )
+        (scope.blocked if scope is not None else self.blocked_outside).append(message)
+        return message
+
+    def _note_background(self, scope: Scope | None, attempt: Attempt) -> None:
+        entry = {
+            "url": attempt.target,
+            "thread": attempt.thread.name,
+            "hint": background_hint(attempt.target),
+        }
+        if scope is None:
+            self.background.append(("outside any test", entry))
+            return
+        entries = scope.recording.background if scope.recording is not None else scope.background
+        # The request itself may already be listed (by URL) by the recording layer.
+        if not any(e["thread"] == entry["thread"] and attempt.host in e["url"] for e in entries):
+            entries.append(entry)
+
+    def collect_children(self) -> None:
+        """Turn what child processes' guards refused into failures of the test that was running."""
+        if self._children is None:
+            return
+        for entry in self._children.collect():
+            scope = self.scope
+            where = scope.nodeid if scope is not None else "pytest-llmport (outside any test)"
+            message = (
+                f"{where}: a child process (pid {entry.get('pid')}: {entry.get('command')}) was refused "
+                f"{entry.get('what')} while replaying. Child Python processes run the same guard; other "
+                f"programs are pointed at a closed proxy, which a program that ignores HTTP(S)_PROXY "
+                f"(curl --noproxy, its own network stack) bypasses: see docs/limitations.md. "
+                f"Use --llmport-allow-network to let it through."
+            )
+            if scope is None:
+                self.blocked_outside.append(message)
+            elif scope.recording is not None:
+                scope.recording.blocked.append(message)
+            else:
+                scope.blocked.append(message)
+
+    def new_blocked(self, scope: Scope) -> list[str]:
+        """Refusals of this scope not yet reported as a failure."""
+        self.collect_children()
+        blocked = scope.recording.blocked if scope.recording is not None else scope.blocked
+        fresh = blocked[scope.reported :]
+        scope.reported = len(blocked)
+        return fresh
 
     # -- where and how -----------------------------------------------------------------------------
     def path_for(self, item: pytest.Item, provider: str) -> Path:
@@ -167,9 +323,10 @@ class LlmportRun:
             ) from None
         if self._router is None:
             self._router = Router()
-            self._patches = Patches(self._router, self.settings.block_network)
+            self._patches = Patches(self._router)
         assert self._patches is not None
         self._patches.start()
+        self.start_guard()
         # "all" re-records the test whole; new_episodes would keep the outdated exchange beside the new one.
         hint_mode = "all" if path.is_file() else "once"
         from . import identity
@@ -205,6 +362,12 @@ class LlmportRun:
             property_based=is_property_test(function),
             identity=checker,
         )
+        scope = self.scope
+        if scope is not None:
+            recording.threads = scope.threads
+            recording.blocked = scope.blocked
+            recording.background = scope.background
+            scope.recording = recording
         self._router.item = recording
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
         marker = item.get_closest_marker(MARKER)
@@ -213,17 +376,16 @@ class LlmportRun:
             declared.append(self.settings.embedding_model)  # the embedding metric's requests land here too
         state = ItemState(handle, recording, models=tuple(declared))
         if self.settings.export_env:
-            for var, value in handle.env.items():
-                state.saved_env[var] = os.environ.get(var)
-                os.environ[var] = value
+            self._set_env(state.saved_env, handle.env)
+        if replaying and self.settings.block_network and not self.replays_all:
+            # Child Python processes of a replaying test run the guard too. Not the proxy variables: a
+            # client built now and kept (by the app, or urllib's global opener) would carry them into
+            # later tests that record.
+            self._set_env(state.saved_env, self.children().environment(os.environ, proxies=False))
         return state
 
     def finish(self, item: pytest.Item, state: ItemState, nextitem: pytest.Item | None, passed: bool) -> None:
-        for var, old in state.saved_env.items():
-            if old is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = old
+        self._restore_env(state.saved_env)
         if self._router is not None:
             self._router.item = None
         equiv = state.equiv
@@ -311,10 +473,17 @@ class LlmportRun:
         from .report import PROPERTY
 
         for name, data in report.user_properties:
+            entries: Any = ()
             if name == PROPERTY and isinstance(data, dict):
                 longrepr = report.longreprtext if report.failed else ""
                 outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
                 self.matrix.add(report.nodeid, report.when, outcome, data, longrepr)
+                entries = data.get("background", ())
+            elif name == BACKGROUND_PROPERTY:
+                entries = data
+            for entry in entries:
+                if isinstance(entry, dict) and (report.nodeid, entry) not in self.background:
+                    self.background.append((report.nodeid, entry))
 
     def prepare_property_tests(self, items: list[pytest.Item]) -> None:
         """Make every marked ``@given`` test replayable (see :mod:`pytest_llmport.properties`)."""
@@ -336,6 +505,7 @@ class LlmportRun:
             "checks": [check.to_dict() for check in equiv.checks[-50:]] if equiv else [],
             "observations": dict(equiv.observations) if equiv else {},
             "problems": list(state.recording.unmatched + state.recording.blocked),
+            "background": list(state.recording.background),
             "exchanges": summarize_exchanges(state.recording.cassette, state.handle.spec.dialect),
             "model": model_report(
                 state.recording.cassette, state.handle.spec.dialect, state.handle.model, state.models
@@ -348,3 +518,8 @@ class LlmportRun:
         if self._patches is not None:
             self._patches.stop()
         self.clients.close()
+        if self.guard is not None:
+            self.guard.uninstall()
+        self._restore_env(self._saved_env)
+        if self._children is not None:
+            self._children.close()

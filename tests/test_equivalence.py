@@ -248,3 +248,20 @@ def test_len(llm_provider, llm_equiv):
 """
     )
     pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
+
+
+def test_bad_same_options_fail_on_the_baseline_too(
+    pytester: pytest.Pytester, servers: dict[str, FakeProvider]
+) -> None:
+    pytester.makepyfile(
+        test_bad="""
+import pytest
+
+@pytest.mark.llm_portable
+def test_bad(llm_provider, llm_equiv):
+    llm_equiv.same("k", 1, tolerance="x")
+"""
+    )
+    result = pytester.runpytest("--providers=openai")  # openai is the baseline: nothing is compared
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*tolerance must be a finite number >= 0, got 'x'*"])

@@ -186,3 +186,30 @@ def test_call(llm_provider, llm_equiv):
     result.stdout.fnmatch_lines(
         ["*test_call[[]openai[]]: llm_equiv.similar('reply', facts='off'): facts must be True or False*"]
     )
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "reason"),
+    [
+        ("张伟把公司卖给了李娜。", "李娜把公司卖给了张伟。", "roles differ: 张伟 and 李娜 exchanged"),
+        ("房东应该退还租客的押金", "租客应该退还房东的押金", "roles differ: 房东 and 租客 exchanged"),
+        ("上海到北京的高铁比飞机慢", "北京到上海的飞机比高铁慢", "roles differ: 上海 and 北京 exchanged"),
+        ("Alice paid Bob the deposit", "Bob paid Alice the deposit", "roles differ: alice and bob exchanged"),
+    ],
+)
+def test_exchanged_roles_are_named(first: str, second: str, reason: str) -> None:
+    assert conflicts(first, second) == [reason]
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("北京是中国的首都", "中国的首都是北京"),  # the two sides of 是 may change places
+        ("鹦鹉鱼能和罗汉鱼一起养吗", "罗汉鱼能和鹦鹉鱼一起养吗"),
+        ("又胖又矮的女生适合什么发型", "又矮又胖的女生适合什么发型"),
+        ("为什么冬天下雪不打雷", "冬天下雪为什么不打雷"),  # a moved phrase, not two exchanged
+        ("会议定在周三下午，地点是三楼会议室。", "地点是三楼会议室，会议定在周三下午。"),
+    ],
+)
+def test_reordering_is_not_an_exchange_of_roles(first: str, second: str) -> None:
+    assert conflicts(first, second) == []

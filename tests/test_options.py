@@ -192,3 +192,12 @@ def test_it(llm_provider, ticket):
     assert sorted(p.removeprefix(root) for p in paths) == sorted(
         ["/ticket=3/zhipu.yaml", "/ticket=refund/zhipu.yaml", chinese]
     )
+
+
+def test_bad_boolean_ini_names_the_key(pytester: pytest.Pytester) -> None:
+    pytester.makeini("[pytest]\nllmport_block_network = maybe\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        ["*ini llmport_block_network: invalid truth value 'maybe', not a boolean: use true or false*"]
+    )

@@ -126,3 +126,17 @@ def test_malformed_pyproject_is_a_usage_error(pytester: pytest.Pytester) -> None
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*pyproject.toml*Invalid value*"])
+
+
+@pytest.mark.parametrize(
+    "url", ["open.bigmodel.cn/api/paas/v4", "ftp://example.com/v1", "https:///v1", "http://h:x/"]
+)
+def test_invalid_base_url_names_its_variable(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("LLMPORT_ZHIPU_BASE_URL", url)
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [f"*LLMPORT_ZHIPU_BASE_URL={url!r} is not a valid base URL: it needs http:// or https://*"]
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from pytest_llmport.testing import FakeProvider
@@ -416,7 +418,8 @@ def test_raw(llm_provider):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*test_raw.py::test_raw[[]minimax[]]: blocked a connection to api.minimaxi.com:443 on provider 'minimax'*"
+            "*test_raw.py::test_raw[[]minimax[]]: blocked a name lookup of api.minimaxi.com (getaddrinfo) "
+            "on provider 'minimax'*"
         ]
     )
     allowed = pytester.runpytest("--providers=minimax", "--llmport-allow-network")
@@ -440,3 +443,88 @@ def test_parsed_cassettes_are_cached_and_a_changed_file_is_read_again(
     result = pytester.runpytest("--providers=zhipu", "-p", "cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*$.messages[[]0[]].content: recorded '改了', now '缓存'"])
+
+
+RETRIED = """
+import time
+
+import pytest
+
+
+@pytest.mark.llm_portable
+def test_retried(llm_provider):
+    client = llm_provider.openai_client(max_retries=2)
+    started = time.perf_counter()
+    reply = client.chat.completions.create(model=llm_provider.model, messages=[{"role": "user", "content": "你好"}])
+    print(f"CALL TOOK {time.perf_counter() - started:.3f} s")
+    assert reply.choices[0].message.content
+"""
+
+
+def test_a_recorded_retry_after_is_not_slept_on_replay(
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_retry=RETRIED)
+    llm_env.fail_next_with(
+        "rate_limit", headers={"Retry-After": "0.05"}
+    )  # the SDK waits that long, then retries
+    pytester.runpytest("--providers=deepseek").assert_outcomes(passed=1)
+    ((path, text),) = cassettes(pytester.path).items()
+    assert text.count("code: 429") == 1 and text.count("code: 200") == 1
+    # As if the provider had asked for 30 s: the openai SDK honours up to 60 s before retrying.
+    assert "- '0.05'" in text
+    (pytester.path / path).write_text(text.replace("- '0.05'", "- '30'"), encoding="utf-8")
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest("--providers=deepseek", "-s")
+    result.assert_outcomes(passed=1)
+    (took,) = [float(m) for m in re.findall(r"CALL TOOK ([0-9.]+) s", result.stdout.str())]
+    assert took < 1.0, f"replaying a 429 with Retry-After: 30 took {took} s"
+
+
+def test_a_bad_content_encoding_the_app_handled_is_recorded_and_replayed(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Liar(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"not gzip at all"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    pytester.makepyfile(
+        test_liar="""
+import httpx
+import pytest
+
+@pytest.mark.llm_portable
+def test_models(llm_provider):
+    try:
+        llm_provider.httpx_client().get("models").json()
+    except httpx.DecodingError:
+        print("APP HANDLED the bad encoding")
+"""
+    )
+    with ThreadingHTTPServer(("127.0.0.1", 0), Liar) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        monkeypatch.delenv("CI", raising=False)
+        monkeypatch.setenv("DEEPSEEK_API_KEY", KEY)
+        monkeypatch.setenv("LLMPORT_DEEPSEEK_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}/v1")
+        result = pytester.runpytest("--providers=deepseek", "-s")
+        server.shutdown()
+    result.assert_outcomes(passed=1)
+    assert "APP HANDLED the bad encoding" in result.stdout.str()
+    ((_, text),) = cassettes(pytester.path).items()
+    assert "content-encoding" in text.lower(), "the header stays, so replay fails to decode the same way"
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest("--providers=deepseek", "-s")
+    result.assert_outcomes(passed=1)
+    assert "APP HANDLED the bad encoding" in result.stdout.str()

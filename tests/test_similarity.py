@@ -5,9 +5,11 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 from fractions import Fraction
+from pathlib import Path
 
 import opencc
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,10 +19,12 @@ from pytest_llmport.similarity import (
     METRICS,
     Metric,
     UnknownMetricError,
+    answer_text,
     bigram_jaccard,
     chrf,
     chrf_lcs,
     chrf_score,
+    contained,
     edit_similarity,
     get_metric,
     lcs_length,
@@ -29,6 +33,7 @@ from pytest_llmport.similarity import (
     rouge_l,
     token_jaccard,
     tokenize,
+    verdict,
 )
 from pytest_llmport.textfold import CJK_PUNCTUATION, fold_width, to_half_width
 
@@ -277,3 +282,52 @@ def test_unknown_metric_lists_known_names() -> None:
     for name in METRICS:
         assert name in message
     assert isinstance(excinfo.value, ValueError)
+
+
+# ------------------------------------------------------------------------------------ the default verdict
+
+ANSWER_PAIRS = yaml.safe_load((Path(__file__).parent / "fixtures" / "answer_pairs.yaml").read_text("utf-8"))
+
+
+def test_answer_pair_fixture_covers_every_kind() -> None:
+    kinds = {pair["kind"] for pair in ANSWER_PAIRS}
+    assert len(ANSWER_PAIRS) >= 40
+    assert kinds == {
+        "paraphrase", "reordering", "verbosity", "list-vs-prose", "zh-vs-en", "json-vs-prose", "script",
+        "negation", "numbers", "swapped-roles", "unrelated",
+    }  # fmt: skip
+    for pair in ANSWER_PAIRS:
+        assert isinstance(pair["equivalent"], bool) and pair["a"] and pair["b"]
+
+
+def test_default_verdict_on_typical_answer_pairs() -> None:
+    # The figures docs/similarity.md publishes (bench/similarity.py prints them per kind).
+    right = {kind: 0 for kind in {pair["kind"] for pair in ANSWER_PAIRS}}
+    for pair in ANSWER_PAIRS:
+        right[pair["kind"]] += verdict(pair["a"], pair["b"]).passed == pair["equivalent"]
+    assert sum(right.values()) == 38
+    # Every flip of a number or a negation is caught; script variants always pass.
+    assert right["numbers"] == 6 and right["negation"] == 6 and right["script"] == 4
+    assert right["zh-vs-en"] == 0  # needs the semantic option
+
+
+def test_answer_text_reads_json_by_its_values_and_drops_markup() -> None:
+    assert answer_text('{"city": "北京", "weather": "晴", "temperature": 25, "ok": true}') == "北京,晴,25"
+    assert answer_text('```json\n{"name": "张伟", "tags": ["a", "b"]}\n```') == "张伟,a,b"
+    assert answer_text("1. 身份证\n2. 户口本\n- **照片**") == "身份证\n户口本\n照片"
+    # JSON inside prose is prose: its words count as they are.
+    assert answer_text('结果是 {"a": 1}') == '结果是 {"a": 1}'
+
+
+def test_contained_answers_pass_the_verdict() -> None:
+    short, long = (
+        "可以退款。",
+        "您好！根据我们的退换货政策，这件商品是可以退款的。如果还有其他问题，欢迎联系客服。",
+    )
+    assert contained(short, long) and contained(long, short)
+    result = verdict(short, long)
+    assert result.score < DEFAULT_THRESHOLD and result.contained and result.passed
+    # Only twice as long and more: a similar-length text is judged by its score.
+    assert not contained("可以退款", "可以退款的")
+    # Contained, but negated: the facts still decide.
+    assert not verdict("可以退款", "很抱歉，这件商品不可以退款，请谅解").passed

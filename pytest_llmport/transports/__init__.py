@@ -45,7 +45,7 @@ def lookup(
     request = VcrRequest(method, uri, body, dict(headers()))
     router.admit(request)  # another host than the provider's: refused before it leaves
     if cassette.write_protected:
-        raise router.no_match(request)
+        raise router.refusal(request)
     return request, None
 
 

@@ -222,9 +222,9 @@ def aiohttp_patchers(router: Router) -> list[Any]:
         return response
 
     async def _request(self: ClientSession, method: str, str_or_url: Any, **kwargs: Any) -> ClientResponse:
-        if router.current is None:
-            return await real_request(self, method, str_or_url, **kwargs)
         url = self._build_url(str_or_url)
+        if router.current_for(method.upper(), str(url)) is None:
+            return await real_request(self, method, str_or_url, **kwargs)
         if kwargs.get("params"):
             url = url.extend_query(kwargs["params"])
         body = await _request_body(self, kwargs)
@@ -242,6 +242,7 @@ def aiohttp_patchers(router: Router) -> list[Any]:
             response = replayed(self, method.upper(), url, found)
         else:
             cassette = router.current
+            assert cassette is not None  # checked by current_for above
             real = await real_request(self, method, str_or_url, raise_for_status=False, **kwargs)
             auto_decompress = kwargs.get("auto_decompress")
             encoded = not (self.auto_decompress if auto_decompress is None else auto_decompress)

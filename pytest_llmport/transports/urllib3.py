@@ -220,10 +220,10 @@ def urllib3_patchers(router: Router) -> list[Any]:
     def urlopen(
         self: HTTPConnectionPool, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any
     ) -> Any:
-        if router.current is None:
+        full = _full_url(self, url)
+        if router.current_for(method.upper(), full) is None:
             return real_urlopen(self, method, url, body, headers, **kwargs)
         started = time.perf_counter()
-        full = _full_url(self, url)
         recorded_body, body = _body(body)
         sent_headers = self.headers if headers is None else headers
         vcr_request, found = lookup(
@@ -237,6 +237,7 @@ def urllib3_patchers(router: Router) -> list[Any]:
         if found is not None:
             return replayed(found, method.upper(), full, preload, kwargs.get("retries"))
         cassette = router.current
+        assert cassette is not None  # checked by current_for above
         real = real_urlopen(self, method, url, body, headers, preload_content=False, **kwargs)
         if isinstance(real, _Response):
             return real  # a retry or redirect urllib3 made itself, recorded by that nested call
