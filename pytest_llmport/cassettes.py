@@ -18,6 +18,7 @@ import marshal
 import os
 import re
 import shlex
+import sys
 import tempfile
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -138,12 +139,39 @@ def _seal(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"length": len(stored), "sha256": hashlib.sha256(stored).hexdigest()}
 
 
+# Client libraries whose version a cassette notes when they are loaded (the inventory flags older ones).
+_SDKS = {
+    "openai": "openai",
+    "anthropic": "anthropic",
+    "zhipuai": "zhipuai",
+    "dashscope": "dashscope",
+    "google-genai": "google.genai",
+    "litellm": "litellm",
+    "langchain-openai": "langchain_openai",
+    "qianfan": "qianfan",
+}
+
+
+def _sdk_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    versions = {}
+    for distribution, module in _SDKS.items():
+        if module in sys.modules:
+            try:
+                versions[distribution] = metadata.version(distribution)
+            except metadata.PackageNotFoundError:
+                continue
+    return versions
+
+
 def _header(data: Mapping[str, Any]) -> dict[str, Any]:
     from . import __version__
 
     header = dict(data.get("llmport") or {})
     header.pop("interactions", None)
     header.setdefault("recorded", datetime.date.today().isoformat())
+    header.setdefault("sdk", _sdk_versions())
     # format first, the count last: a reader sees the version before anything else.
     return {
         "format": FORMAT,
@@ -283,10 +311,27 @@ def verify_seal(data: Mapping[str, Any]) -> None:
             raise CassetteDamage(f"{where}.llmport.incomplete has no 'error' kind")
 
 
+class WithHeader:
+    """:class:`ReadableYamlSerializer` plus one cassette's top-level ``llmport:`` mapping, written first."""
+
+    def __init__(self, header: dict[str, Any]) -> None:
+        self.header = header
+
+    def serialize(self, cassette_dict: dict[str, Any]) -> str:
+        data = {"llmport": dict(self.header), **cassette_dict} if self.header else cassette_dict
+        return ReadableYamlSerializer.serialize(data)
+
+    @staticmethod
+    def deserialize(text: str, verify: bool = True) -> dict[str, Any]:
+        return ReadableYamlSerializer.deserialize(text, verify=verify)
+
+
 def validate_layout(data: Any) -> None:
     """Raise ``ValueError`` naming the first part of ``data`` that is not a cassette."""
     if not isinstance(data, dict) or not isinstance(data.get("interactions"), list):
         raise ValueError("the file has no 'interactions' list; it is not a cassette (or it was cut short)")
+    if not isinstance(data.get("llmport", {}), dict):
+        raise ValueError("its top-level 'llmport' entry is not a mapping")
     for index, item in enumerate(data["interactions"]):
         where = f"interactions[{index}]"
         if not isinstance(item, dict) or not isinstance(item.get("request"), dict):
@@ -469,13 +514,13 @@ def write_atomically(path: Path, data: bytes, what: str = "file") -> None:
 
 
 def _interactions(data: Any) -> Any:
-    """What vcrpy's persisters return: requests, responses and, when present, metadata."""
+    """What vcrpy's persisters return: requests, responses, metadata, then our ``llmport:`` mapping."""
     from vcr.request import Request
     from vcr.serializers import compat
 
     requests = [Request._from_dict(item["request"]) for item in data["interactions"]]
     responses = [compat.convert_to_bytes(item["response"]) for item in data["interactions"]]
-    return (requests, responses, data["metadata"]) if data.get("metadata") else (requests, responses)
+    return requests, responses, data.get("metadata") or {}, data.get("llmport") or {}
 
 
 # -- matching -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts")
+MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts", "models")
 DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers", "prices")
 CASSETTE_INVENTORY = ("report", "prune")
@@ -125,7 +125,32 @@ def add_options(parser: pytest.Parser) -> None:
         "days after which the cassette inventory calls a cassette old (default 180)",
         default="",
     )
+    group.addoption(
+        "--llmport-strict-model",
+        dest="llmport_strict_model",
+        action="store_true",
+        default=None,
+        help="fail a test whose requests name a model other than llm_provider.model (or the marker's "
+        "models=[...]); default: a finding only",
+    )
+    group.addoption(
+        "--llmport-write-observations",
+        dest="llmport_write_observations",
+        action="store_true",
+        default=None,
+        help="write the baseline's <provider>.observations.json files on replay too (default: only when "
+        "the baseline test is recorded)",
+    )
     parser.addini("llmport_providers", "default providers (comma or space separated)", default="")
+    parser.addini(
+        "llmport_strict_model",
+        "fail tests that send another model than llm_provider.model",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "llmport_write_observations", "write baseline observations on replay too", type="bool", default=False
+    )
     parser.addini("llmport_baseline", "default baseline provider", default="")
     parser.addini(
         "llmport_max_examples", "most examples a property-based llm_portable test generates", default="10"
@@ -187,6 +212,8 @@ class Settings:
     cassette_inventory: str | None = None
     cassette_max_age: int = 180
     check_facts: bool = True
+    strict_model: bool = False
+    write_observations: bool = False
 
 
 @dataclass(frozen=True)
@@ -199,6 +226,7 @@ class MarkerOptions:
     metric: str | None = None
     requires: tuple[str, ...] = ()
     facts: bool | None = None
+    models: tuple[str, ...] = ()
 
 
 def read_tool_table(config: pytest.Config) -> dict[str, Any]:
@@ -339,6 +367,8 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
             str(config.getini("llmport_cassette_max_age")).strip() or "180", "ini llmport_cassette_max_age"
         ),
         check_facts=bool(config.getini("llmport_check_facts")),
+        strict_model=flag("llmport_strict_model", "llmport_strict_model"),
+        write_observations=flag("llmport_write_observations", "llmport_write_observations"),
     )
 
 
@@ -418,8 +448,15 @@ def marker_options(
             f"{usage}(requires=...): unknown capabilities {', '.join(unknown_caps)}; "
             f"known: {', '.join(CAPABILITIES)}"
         )
+    models = marker.kwargs.get("models", ())
+    if not _is_name_list(models) or not all(models):
+        raise ConfigError(
+            f"{usage}(models={models!r}): models must be a list of the model names the test sends on "
+            f'purpose besides llm_provider.model, e.g. models=["glm-4-flash", "glm-4-plus"]'
+        )
     extra: dict[str, Any] = {
         "requires": tuple(requires),
+        "models": tuple(models),
         "baseline": baseline,
         "threshold": None if threshold is None else float(threshold),
         "metric": metric,

@@ -66,3 +66,12 @@ class UnrecordedExampleError(BaseException):
     A ``BaseException`` on purpose: hypothesis would treat an ``Exception`` as a failure to shrink (asking
     for still more unrecorded inputs) and SDKs would retry it with back-off; this stops the test at once.
     """
+
+
+class ForeignRequestError(BaseException):
+    """A request that does not go to the provider under test (see :mod:`pytest_llmport.identity`).
+
+    A ``BaseException`` for the reason :class:`UnrecordedExampleError` is one: SDKs would retry an
+    ``Exception`` with back-off and apps would catch it; this is a mistake in the test setup, so it
+    stops the test at once.
+    """

@@ -14,6 +14,7 @@ from .coexist import conflict
 from .equivalence import Equivalence, embedding_metric
 from .errors import ConfigError, LlmportError
 from .handle import LLMProvider
+from .identity import strict_model_failure
 from .metrics import MetricRegistry
 from .outcome import cell_kind
 from .properties import falsifying_example
@@ -66,7 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{cfg.MARKER}(providers=None): run this test once per selected LLM provider, recording and "
         "replaying its HTTP traffic; providers=[...] restricts it to a subset, requires=[...] skips "
-        "providers lacking a capability, baseline=/threshold=/metric=/facts= tune llm_equiv.",
+        "providers lacking a capability, baseline=/threshold=/metric=/facts= tune llm_equiv, models=[...] "
+        "names models the test sends on purpose besides llm_provider.model.",
     )
     try:
         table = cfg.read_tool_table(config)
@@ -228,13 +230,18 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     state = item.stash.get(ITEM_KEY, None)
     try:
-        return (yield)
+        result = yield
     finally:
         # The app may have swallowed or wrapped our error (the openai SDK turns it into
         # APIConnectionError); the missing recording is the real cause, so say that.
         problems = (state.recording.unmatched + state.recording.blocked) if state else []
         if problems:
             raise pytest.fail.Exception("\n".join(dict.fromkeys(problems)), pytrace=False) from None
+    if state is not None and item.config.stash[RUN_KEY].settings.strict_model:
+        wrong_model = strict_model_failure(item.nodeid, state.recording.cassette, state.handle, state.models)
+        if wrong_model:
+            raise pytest.fail.Exception(wrong_model, pytrace=False)
+    return result
 
 
 @pytest.hookimpl(wrapper=True)

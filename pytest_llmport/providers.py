@@ -66,6 +66,9 @@ class Provider:
     # A second secret some native APIs need (ERNIE's OAuth client secret); scrubbed like the key.
     secret_key_env: str = ""
     capabilities: frozenset[str] = field(default_factory=lambda: DEFAULT_CAPABILITIES)
+    # URL prefixes besides base_url that belong to this provider (an OAuth token endpoint on another
+    # host); requests anywhere else are refused while recording (see pytest_llmport.identity).
+    extra_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", self.name):
@@ -77,6 +80,11 @@ class Provider:
             raise ConfigError(
                 f"provider {self.name!r}: unknown capabilities {', '.join(unknown)}; "
                 f"known: {', '.join(CAPABILITIES)}"
+            )
+        if isinstance(self.extra_hosts, str) or not all("://" in str(url) for url in self.extra_hosts):
+            raise ConfigError(
+                f"provider {self.name!r}: extra_hosts={self.extra_hosts!r} must be a tuple of URL prefixes, "
+                f'e.g. ("https://aip.baidubce.com/oauth/2.0/token",)'
             )
         if self.auth not in AUTH_SCHEMES:
             raise ConfigError(
@@ -279,6 +287,13 @@ def _coerce(provider: str, key: str, value: object) -> object:
                 f"known capabilities: {', '.join(CAPABILITIES)}"
             )
         return frozenset(value)
+    if key == "extra_hosts":
+        if not isinstance(value, list) or not all(isinstance(v, str) and "://" in v for v in value):
+            raise ConfigError(
+                f"[tool.llmport.providers.{provider}] extra_hosts = {value!r} is not a list of URL "
+                f'prefixes; write for example extra_hosts = ["https://aip.baidubce.com/oauth/2.0/token"]'
+            )
+        return tuple(value)
     if key == "dialect" and value not in DIALECTS:
         raise ConfigError(
             f"[tool.llmport.providers.{provider}] dialect = {value!r} is not one of {', '.join(DIALECTS)}"

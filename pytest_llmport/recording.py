@@ -31,9 +31,15 @@ from vcr.patch import CassettePatcherBuilder
 from vcr.record_mode import RecordMode
 from vcr.request import Request as VcrRequest
 
-from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, explain_mismatch
-from .errors import NoRecordedResponseError, UnrecordedExampleError, UnrecordedRequestRefused
+from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, WithHeader, explain_mismatch
+from .errors import (
+    ForeignRequestError,
+    NoRecordedResponseError,
+    UnrecordedExampleError,
+    UnrecordedRequestRefused,
+)
 from .guard import Threads, background_hint
+from .identity import ProviderIdentity
 from .scrub import Scrubber
 from .transports import Capture, replay_chunks
 from .transports import patchers as transport_patchers
@@ -55,6 +61,7 @@ class ItemRecording:
     blocked: list[str] = field(default_factory=list)
     #: Scrubs a message the plugin builds before anyone sees it.
     scrub: Callable[[str], str] = str
+    identity: ProviderIdentity | None = None
     # Threads running when the test started; requests from them are background traffic, not the test's.
     threads: Threads | None = None
     background: list[dict[str, str]] = field(default_factory=list)
@@ -98,6 +105,12 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
     def filter_request(self, request: VcrRequest) -> VcrRequest:
         return self.scrub_request(request)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The cassette's top-level ``llmport:`` mapping (provider, base URL ... it was recorded against).
+        self.llmport: dict[str, Any] = {}
+        self._serializer = WithHeader(self.llmport)
+
     def _load(self) -> None:
         from vcr.persisters.filesystem import CassetteNotFoundError
 
@@ -112,6 +125,7 @@ class LlmportCassette(Cassette):  # type: ignore[misc]
         self._old_interactions = list(self.data)
         self._loaded_count = len(self.data)
         self._metadata = metadata[0] if metadata else {}
+        self.llmport.update(metadata[1] if len(metadata) > 1 else {})
         self.dirty = False
         self.rewound = True
 
@@ -215,6 +229,7 @@ class Router:
             return False
         if cassette.can_play_response_for(request):
             return True
+        self.admit(request)
         if cassette.write_protected:
             # Raised here, before vcrpy builds its own error (which needs a real cassette).
             raise self.refusal(request)
@@ -257,6 +272,16 @@ class Router:
         if item is None:
             raise AttributeError(name)
         return getattr(item.cassette, name)
+
+    def admit(self, request: VcrRequest) -> None:
+        """Refuse, before it leaves, a request the cassette does not answer that is not the provider's."""
+        item = self.item
+        if item is None or item.identity is None or item.identity.admits(request.uri):
+            return
+        scrubbed = item.cassette.filter_request(request)
+        message = item.identity.refusal(item.nodeid, request.method, scrubbed.uri)
+        item.blocked.append(message)
+        raise ForeignRequestError(message)
 
     def no_match(self, request: VcrRequest) -> NoRecordedResponseError | UnrecordedExampleError:
         """Note a request the cassette cannot answer, and build the error that says why."""
@@ -528,6 +553,7 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
                 pass
         # vcrpy plays only from a loaded ("rewound") cassette, so a fresh one goes straight to recording.
         vcr_request = VcrRequest(request.method, str(request.url), body, dict(request.headers))
+        router.admit(vcr_request)
         if cassette.write_protected:
             raise router.no_match(vcr_request)
         cassette.pending[id(vcr_request)] = vcr_request

@@ -22,7 +22,7 @@ REPORT_FORMAT = "pytest-llmport-report"
 REPORT_VERSION = 2
 MATRIX_ROWS = 50  # rows the terminal matrix shows in full; beyond that, only rows with a difference
 # Report-data keys a Cell keeps as they are (other helpers' fields: SHARED conventions, section 3).
-PASSTHROUGH = ("model", "cassette")
+PASSTHROUGH = ("cassette",)
 
 
 def test_label(nodeid: str, provider: str) -> str:
@@ -50,6 +50,7 @@ class Cell:
     kind: str = ""  # see pytest_llmport.outcome (absent in reports of earlier versions)
     exception: str = ""
     category: str = ""
+    model: dict[str, Any] = field(default_factory=dict)  # identity.model_report: expected, sent, served
     # Requests from threads that predate the test (SHARED.md: url, thread, hint); not the test's traffic.
     background: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -73,7 +74,11 @@ class Cell:
         return self.outcome != "passed" or self.word().endswith("*")
 
     def word(self) -> str:
-        """One short word or score for the terminal matrix."""
+        """One short word or score for the terminal matrix; a wrong request model is marked on any cell."""
+        word = self._word()
+        return f"{word} wrong-model" if self.model.get("mismatch") and self.outcome != "skipped" else word
+
+    def _word(self) -> str:
         if self.outcome == "xfailed":
             # An expected failure still shows what failed: the finding matters more than the marker.
             failed = Cell(
@@ -82,12 +87,16 @@ class Cell:
             return f"{failed.word()} (xfail)"
         if self.outcome == "skipped":
             return "skip"
-        if self.kind in ("recording-problem", "no-baseline"):
+        # identity.ProviderIdentity.refusal: a request to another host than the provider's.
+        problem = "wrong-host" if any(": refused " in p for p in self.problems) else "recording-problem"
+        if self.kind == "recording-problem":
+            return problem
+        if self.kind == "no-baseline":
             return self.kind
         if self.kind == "app-failure":
             return "app:" + self.exception.partition(":")[0]
         if self.outcome == "error":
-            return "recording-problem" if self.problems else "error"
+            return problem if self.problems else "error"
         from .observe import exchange_word
 
         scores = [c["score"] for c in self.checks if c.get("score") is not None]
@@ -96,7 +105,7 @@ class Cell:
             text = f"ok {min(scores):.2f}" if scores else "ok"
             return text + ("*" if findings else "")
         if self.problems:
-            return "recording-problem"
+            return problem
         if self.kind == "provider-error" and self.category:
             return self.category
         word = exchange_word(self.exchanges)
@@ -143,6 +152,7 @@ class Matrix:
             kind=str(data.get("kind") or ""),
             exception=str(data.get("exception") or ""),
             category=str(data.get("category") or ""),
+            model=dict(data.get("model") or {}),
             background=list(data.get("background", [])),
             extra={k: data[k] for k in PASSTHROUGH if k in data},
         )
@@ -208,9 +218,18 @@ class Matrix:
                 f"... and {hidden} more rows where every provider passed with no finding "
                 f"(--llmport-matrix=all shows them)"
             )
+        from .identity import model_findings
+
+        notes += [
+            f"  {label} [{provider}]: {finding}"
+            for label, row in ordered
+            for provider, cell in sorted(row.items())
+            for finding in model_findings(cell.model, provider)
+        ]
         lines.append(
             f"baseline: {self.baseline}; ok N = passed, lowest similarity N; a<b = similarity a below "
-            "threshold b; app:E = the app raised E; * = finding below"
+            "threshold b; app:E = the app raised E; * = finding below; wrong-model = a request named "
+            "another model than llm_provider.model"
         )
         if notes:
             lines.append("findings:")

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .cassettes import AtomicPersister
     from .equivalence import Equivalence
     from .guard import Attempt, ChildGuard, Guard
+    from .identity import ProviderIdentity
     from .recording import ItemRecording, Patches, Router
     from .scrub import Scrubber
 
@@ -114,6 +115,7 @@ class ItemState:
     saved_env: dict[str, str | None] = field(default_factory=dict)
     restore_env: Callable[[], None] = lambda: None
     equiv: Equivalence | None = None
+    models: tuple[str, ...] = ()  # the marker's models=[...]: models the test uses on purpose
 
 
 @dataclass
@@ -174,6 +176,7 @@ class LlmportRun:
         self._seen: dict[str, str] = {}
         self._output: tuple[int, Scrubber] | None = None
         self._current: tuple[str, ItemState] | None = None
+        self._identities: dict[tuple[Any, ...], ProviderIdentity] = {}
         self.guard: Guard | None = None
         self._children: ChildGuard | None = None
         self._saved_env: dict[str, str | None] = {}
@@ -343,7 +346,7 @@ class LlmportRun:
                 f"{spec.api_key_env} is not set: cannot record {name!r} "
                 f"({'no cassette at ' + str(path) if not exists else 'record mode all'})"
             )
-        if "<" in spec.base_url:
+        if "<" in spec.base_url and not (exists and mode == "once"):
             pytest.skip(
                 f"{name}: set {spec.env_prefix}_BASE_URL (base URL {spec.base_url} has a placeholder)"
             )
@@ -470,8 +473,28 @@ class LlmportRun:
         self.start_guard()
         # "all" re-records the test whole; new_episodes would keep the outdated exchange beside the new one.
         hint_mode = "all" if path.is_file() else "once"
-        from .properties import is_property_test
+        from . import identity
+        from .properties import configure, is_property_test
 
+        hint = self._hint(item, spec, hint_mode)
+        embedding = self.settings.embedding_provider if self.settings.embedding_model else None
+        also = [self.registry[embedding]] if embedding else []
+        spec, checker = identity.prepare(
+            item.nodeid,
+            spec,
+            cassette,
+            path,
+            replaying,
+            mode,
+            hint,
+            self.scrubber(key).uri,
+            also,
+            self.registry,
+            self._identities,
+        )
+        function = getattr(item, "obj", None)
+        if is_property_test(function):
+            configure(function, cassette.llmport, replaying, self.settings.max_examples, item.nodeid, hint)
         recording = ItemRecording(
             item.nodeid,
             name,
@@ -480,7 +503,8 @@ class LlmportRun:
             self._hint(item, spec, hint_mode),
             replaying,
             cassette,
-            property_based=is_property_test(getattr(item, "obj", None)),
+            property_based=is_property_test(function),
+            identity=checker,
             scrub=lambda text: self.output_scrubber().text(text),
         )
         scope = self.scope
@@ -491,7 +515,11 @@ class LlmportRun:
             scope.recording = recording
         self._router.item = recording
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
-        state = ItemState(handle, recording, self._hint(item, spec, hint_mode))
+        marker = item.get_closest_marker(MARKER)
+        declared = list(marker.kwargs.get("models", ())) if marker else []
+        if embedding and self.settings.embedding_model:
+            declared.append(self.settings.embedding_model)  # the embedding metric's requests land here too
+        state = ItemState(handle, recording, self._hint(item, spec, hint_mode), models=tuple(declared))
         self._current = (item.nodeid, state)
         if self.settings.export_env:
             from . import sdks
@@ -554,7 +582,9 @@ class LlmportRun:
             # Scrubbed for this run's comparisons too, so they see what CI will read from the file.
             observations = self.output_scrubber().value(dict(equiv.observations))
             self.baselines[target] = observations
-            save_observations(target, equiv.provider, observations)
+            # A replay writes nothing into the source tree unless asked (--llmport-write-observations).
+            if not state.recording.replaying or self.settings.write_observations:
+                save_observations(target, equiv.provider, observations)
         cassette = state.recording.cassette
         # A recorded test that sent nothing still gets a (empty) cassette, so replay knows it was recorded.
         fresh = not state.recording.replaying and not state.recording.path.exists()
@@ -686,6 +716,7 @@ class LlmportRun:
                 make_replayable(getattr(function, "__func__", function), self.settings.max_examples)
 
     def report_data(self, state: ItemState, outcome: Outcome) -> dict[str, Any]:
+        from .identity import model_report
         from .observe import summarize_exchanges
 
         equiv = state.equiv
@@ -711,6 +742,9 @@ class LlmportRun:
                 "source": "replayed" if state.recording.replaying else "recorded",
                 "path": str(state.recording.path),
             },
+            "model": model_report(
+                state.recording.cassette, state.handle.spec.dialect, state.handle.model, state.models
+            ),
         }
         scrubbed: dict[str, Any] = self.output_scrubber().value(data)
         return scrubbed

@@ -225,6 +225,8 @@ def test_emb(llm_provider, llm_equiv):
         server.stop()
     monkeypatch.setenv("CI", "true")
     pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
+    # The embedding request goes to another provider and names another model, and is the plugin's own.
+    pytester.runpytest("--providers=zhipu", "--llmport-strict-model").assert_outcomes(passed=1)
 
 
 def test_custom_metric_through_the_hook(pytester: pytest.Pytester, servers: dict[str, FakeProvider]) -> None:

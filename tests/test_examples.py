@@ -23,3 +23,25 @@ def test_bundled_example_replays_offline(
     )
     result.assert_outcomes(**outcomes)
     result.stdout.fnmatch_lines(["*llmport: portability matrix*", "test * openai * zhipu * qwen * deepseek"])
+
+
+def test_property_example_replays_from_the_repository_root_with_other_settings(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The repository's own ini (no llmport_max_examples: 10, not the example's 8) and rootdir, and a
+    # third example count on top: the cassettes say how many examples were recorded, and replay obeys.
+    root = EXAMPLES.parent
+    monkeypatch.setenv("CI", "true")
+    result = pytester.runpytest_subprocess(
+        str(EXAMPLES / "property_based"),
+        "-c",
+        str(root / "pyproject.toml"),
+        "--rootdir",
+        str(root),
+        "--providers=openai,zhipu,qwen,deepseek",
+        "-o",
+        "llmport_max_examples=3",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=11, xfailed=1)

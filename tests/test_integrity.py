@@ -198,9 +198,9 @@ def test_failing_tests_keep_their_findings_and_replay_them(
     result.stdout.fnmatch_lines(
         [
             "*llmport: cassettes not saved*",
-            "test_findings.py::test_expected_cut_missed[[]zhipu[]]: *zhipu.yaml: not saved: the test failed after "
+            "  test_findings.py::test_expected_cut_missed[[]zhipu[]]: *zhipu.yaml: the test failed after "
             "exchange #1 POST */chat/completions was cut short (HTTP 200): remote-protocol: peer closed*",
-            "  To record it: ZHIPUAI_API_KEY=... pytest 'test_findings.py::test_expected_cut_missed[[]zhipu[]]' "
+            "    To record it: ZHIPUAI_API_KEY=... pytest 'test_findings.py::test_expected_cut_missed[[]zhipu[]]' "
             "--providers=zhipu --llmport-record-mode=once",
         ]
     )
@@ -292,9 +292,7 @@ def test_a_response_never_recorded_is_never_saved_as_success(
     result = pytester.runpytest("--providers=qwen", f"--llmport-report={report}")
     result.assert_outcomes(passed=1)
     assert cassettes(pytester.path) == {}
-    result.stdout.fnmatch_lines(
-        ["*test_never_read*: not saved: POST */chat/completions: no response was recorded*"]
-    )
+    result.stdout.fnmatch_lines(["*test_never_read*: POST */chat/completions: no response was recorded*"])
     cells = json.loads(report.read_text("utf-8"))["tests"]
     assert [cell["qwen"]["kind"] for cell in cells.values()] == ["recording-problem"]
     result.stdout.fnmatch_lines(["*test_open.py::test_never_read*recording-problem*"])
@@ -537,6 +535,6 @@ def test_stop(llm_provider):
     result.stdout.fnmatch_lines(
         [
             "*llmport: cassettes not saved*",
-            "test_stop.py::test_stop[[]zhipu[]]: *: not saved: the run was interrupted*",
+            "  test_stop.py::test_stop[[]zhipu[]]: *: the run was interrupted*",
         ]
     )

@@ -16,7 +16,7 @@ import pytest
 @pytest.mark.llm_portable
 def test_ask(llm_provider):
     client = llm_provider.httpx_client()
-    client.post("chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "你好"}]})
+    client.post("chat/completions", json={"model": llm_provider.model, "messages": [{"role": "user", "content": "你好"}]})
 """
 
 

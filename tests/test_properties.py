@@ -102,7 +102,31 @@ def test_examples_replay_offline_and_broken_relations_are_reported(
     assert cassettes(pytester.path) == files
 
 
-def test_changed_strategy_says_the_input_was_never_recorded(
+def test_changed_strategy_is_reported_once_before_any_example(
+    pytester: pytest.Pytester,
+    two_providers: tuple[FakeProvider, FakeProvider],
+    monkeypatch: pytest.MonkeyPatch,
+    xdist_args: list[str],
+) -> None:
+    pytester.makepyfile(test_prop=PROPERTY)
+    pytester.runpytest("--providers=zhipu", "-k", "known").assert_outcomes(passed=1)
+    for server in two_providers:
+        server.stop()
+    monkeypatch.setenv("CI", "true")
+    pytester.makepyfile(test_prop=PROPERTY.replace("min_value=1000", "min_value=2000"))
+    result = pytester.runpytest("--providers=zhipu", "-k", "known", *xdist_args)
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_prop.py::test_category_is_known[[]zhipu[]]: the @given strategies of this test changed since "
+            "its cassette was recorded (fingerprint *, now *), so its examples would be inputs that were never "
+            "recorded. Re-record the test whole. To record it: * --llmport-record-mode=all",
+        ]
+    )
+    assert "no recorded response" not in result.stdout.str(), "said once, before any example ran"
+
+
+def test_an_unrecorded_input_in_a_cassette_without_fingerprint_stops_at_once(
     pytester: pytest.Pytester,
     two_providers: tuple[FakeProvider, FakeProvider],
     monkeypatch: pytest.MonkeyPatch,
@@ -111,6 +135,10 @@ def test_changed_strategy_says_the_input_was_never_recorded(
     pytester.runpytest("--providers=zhipu", "-k", "known").assert_outcomes(passed=1)
     for server in two_providers:
         server.stop()
+    # As recorded by 0.1: no llmport: mapping, so nothing says the strategy changed.
+    path = pytester.path / "cassettes/test_prop/test_category_is_known/zhipu.yaml"
+    text = path.read_text("utf-8")
+    path.write_text(text[text.index("version: 1") :], encoding="utf-8")
     monkeypatch.setenv("CI", "true")
     pytester.makepyfile(test_prop=PROPERTY.replace("min_value=1000", "min_value=2000"))
     started = time.perf_counter()
@@ -126,6 +154,37 @@ def test_changed_strategy_says_the_input_was_never_recorded(
     )
     # Stopped at the first unrecorded input: no shrinking, no SDK retries with back-off.
     assert elapsed < 20
+
+
+def test_replay_walks_the_recorded_examples_whatever_the_settings(
+    pytester: pytest.Pytester,
+    two_providers: tuple[FakeProvider, FakeProvider],
+    monkeypatch: pytest.MonkeyPatch,
+    xdist_args: list[str],
+) -> None:
+    steady, fickle = two_providers
+    suite = pytester.mkdir("suite")
+    (suite / "pytest.ini").write_text("[pytest]\nllmport_max_examples = 4\n", encoding="utf-8")
+    (suite / "test_prop.py").write_text(PROPERTY, encoding="utf-8")
+    recorded = pytester.runpytest("suite", "-c", "suite/pytest.ini", "--providers=zhipu,qwen")
+    recorded.assert_outcomes(passed=3, failed=1)
+    files = cassettes(pytester.path)
+    text = files["suite/cassettes/test_prop/test_category_is_known/zhipu.yaml"]
+    assert "  hypothesis:\n    max_examples: 4\n    strategy: " in text
+    steady.stop()
+    fickle.stop()
+    monkeypatch.setenv("CI", "true")
+    # Another example count, another ini and rootdir (the parent folder, no llmport_max_examples: 10).
+    pytester.makeini("[pytest]\n")
+    for args in (
+        ["suite", "-c", "suite/pytest.ini", "-o", "llmport_max_examples=9"],
+        ["suite", "-c", "suite/pytest.ini", "-o", "llmport_max_examples=2"],
+        ["suite", "--rootdir", str(pytester.path)],
+    ):
+        replayed = pytester.runpytest(*args, "--providers=zhipu,qwen", "-p", "no:cacheprovider", *xdist_args)
+        replayed.assert_outcomes(passed=3, failed=1)
+        replayed.stdout.fnmatch_lines(["*smallest failing input: *order=1501*"])
+    assert cassettes(pytester.path) == files
 
 
 def test_bad_relation_expectation_is_explained(

@@ -47,6 +47,8 @@ def test_no_key_of_any_builtin_provider_reaches_disk(
             monkeypatch.setenv(provider.api_key_env, key)
             monkeypatch.setenv(f"{provider.env_prefix}_BASE_URL", server.base_url)
         pytester.makepyfile(test_leak=LEAKY)
+        # The fake speaks the OpenAI protocol, which is not ERNIE native's API (its paths differ).
+        pytester.makepyprojecttoml('[tool.llmport.providers.ernie-native]\ndialect = "openai"\n')
         names = ",".join(keys)
         pytester.runpytest(f"--providers={names}").assert_outcomes(passed=len(keys))
         sent = [request for request in server.requests if request.query]

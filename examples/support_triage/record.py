@@ -31,7 +31,7 @@ DUMMY_KEY = "sk-llmport-fake-recording"  # llmport-scan: allow (a dummy key)
 
 def rewrite_uris(path: Path, fake_base: str, real_base: str) -> int:
     """Point every recorded request of ``path`` at ``real_base``; return how many were rewritten."""
-    pattern = re.compile(r"^(\s*uri: )" + re.escape(fake_base) + r"(?=[/?\s]|$)", re.MULTILINE)
+    pattern = re.compile(r"^(\s*(?:uri|base_url): )" + re.escape(fake_base) + r"(?=[/?\s]|$)", re.MULTILINE)
     text, count = pattern.subn(lambda m: m.group(1) + real_base, path.read_text(encoding="utf-8"))
     if fake_base in text:
         raise RuntimeError(f"{path}: {fake_base} left outside a request URI; check the cassette by hand")

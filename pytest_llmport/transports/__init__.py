@@ -43,6 +43,7 @@ def lookup(
         except UnhandledHTTPRequestError:
             pass
     request = VcrRequest(method, uri, body, dict(headers()))
+    router.admit(request)  # another host than the provider's: refused before it leaves
     if cassette.write_protected:
         raise router.refusal(request)
     # Sent for real from here; appending its response takes it off (a failed transfer stays: broken).
