@@ -1,9 +1,10 @@
 """All vcrpy use: one cassette per test and provider, HTTP clients patched once per run of marked tests.
 
-Speed comes from not re-patching: vcrpy's patchers (``requests``, ``urllib3``, ``http.client``, ``aiohttp``
-...) and our own httpx/httpx2 transport stubs are installed when the first marked test starts and removed
-when the next test is not marked. They talk to a :class:`Router`, which forwards to the current test's
-cassette. Per test only the cassette itself is loaded.
+Speed comes from not re-patching: vcrpy's patchers (``http.client``, ``boto3``, ``httplib2``, ``tornado``)
+and our own stubs (httpx/httpx2 here, aiohttp and urllib3/requests in :mod:`pytest_llmport.transports`) are
+installed when the first marked test starts and removed when the next test is not marked. They talk to
+a :class:`Router`, which forwards to the current test's cassette. Per test only the cassette itself is
+loaded.
 
 httpx and httpx2 (the transport of the ``openai`` and ``zhipuai`` SDKs) get stubs of our own instead of
 vcrpy's, because vcrpy's read a streamed response to the end before the application sees its first byte,
@@ -25,6 +26,7 @@ from types import ModuleType
 from typing import Any
 from unittest import mock
 
+import vcr.patch
 from vcr.cassette import Cassette
 from vcr.errors import UnhandledHTTPRequestError
 from vcr.patch import CassettePatcherBuilder
@@ -192,7 +194,6 @@ class Router:
 
     # Our own stubs replace vcrpy's for these (see :mod:`pytest_llmport.transports`).
     skip_patchers = ("httpx", "httpx2", "aiohttp", "requests", "urllib3")
-    custom_patches = ()
 
     def __init__(self) -> None:
         self.item: ItemRecording | None = None
@@ -607,6 +608,37 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
     ]
 
 
+# vcrpy 8 (the one on Python 3.10) builds these groups and has no ``skip_patchers``.
+_VCRPY8_PATCHER_GROUPS = (
+    "httplib",
+    "requests",
+    "boto3",
+    "urllib3",
+    "httplib2",
+    "tornado",
+    "aiohttp",
+    "httpx",
+    "httpx2",
+)
+
+
+def vcrpy_patchers(router: Router) -> list[Any]:
+    """vcrpy's patchers for every library we have no stub of our own for (``Router.skip_patchers``).
+
+    vcrpy 8 ignores ``skip_patchers``: left to its ``build()`` it would also swap urllib3's connection
+    classes under our urllib3 stub, and put its httpx and aiohttp stubs in place. So the groups are built
+    one by one here, with the group names vcrpy 9 publishes, or vcrpy 8's.
+    """
+    builder = CassettePatcherBuilder(router)
+    names = getattr(vcr.patch, "PATCHER_NAMES", _VCRPY8_PATCHER_GROUPS)
+    return [
+        patcher
+        for name in names
+        if name not in router.skip_patchers
+        for patcher in getattr(builder, f"_{name}")()
+    ]
+
+
 class Patches:
     """Installs every patcher once and keeps them until :meth:`stop`."""
 
@@ -622,7 +654,7 @@ class Patches:
         if self._stack is not None:
             return
         stack = contextlib.ExitStack()
-        patchers = list(CassettePatcherBuilder(self._router).build())
+        patchers = vcrpy_patchers(self._router)
         for name in ("httpx", "httpx2"):
             with contextlib.suppress(ImportError):
                 patchers.extend(httpx_patchers(self._router, __import__(name)))

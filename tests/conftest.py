@@ -7,6 +7,7 @@ from pathlib import Path
 # copy. Copies do not mix: libyaml's C extension keeps the first yaml.nodes classes (tags stop resolving),
 # and httpx exceptions from one copy slip past ``except`` clauses of the other. Import them once, here.
 import aiohttp  # noqa: F401
+import deepdiff  # noqa: F401 - imports numpy if installed; numpy 2.2 (Python 3.10) warns on a second import
 import httpcore  # noqa: F401 - httpx imports it lazily, on the first transport
 import httpcore2  # noqa: F401 - the same for httpx2 (the openai SDK's transport)
 import httpx  # noqa: F401

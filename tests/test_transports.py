@@ -305,3 +305,27 @@ def test_aiohttp_raise_for_status_records_the_error_first(tmp_path: Path) -> Non
         fake.stop()
         with cassette(path, "none"):
             assert asyncio.run(call(fake.base_url)) == 401
+
+
+# -- which patchers are in place -----------------------------------------------------------------------
+def test_vcrpy_stubs_stay_out_from_under_ours(tmp_path: Path) -> None:
+    """vcrpy 8 (Python 3.10) ignores ``skip_patchers``; its stubs must not sit under ours all the same."""
+    import http.client
+
+    import httpx
+    import urllib3.connectionpool
+
+    pool_connection = urllib3.connectionpool.HTTPConnectionPool.ConnectionCls
+    mock_transport = httpx.MockTransport.handle_request
+    plain_http = http.client.HTTPConnection
+    with cassette(tmp_path / "none.yaml", "once"):
+        assert urllib3.connectionpool.HTTPConnectionPool.ConnectionCls is pool_connection
+        assert httpx.MockTransport.handle_request is mock_transport
+        assert aiohttp.ClientSession._request.__module__ == "pytest_llmport.transports.aiohttp"
+        # A test's own mock transport is no HTTP exchange: it answers, nothing is recorded.
+        with httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204))) as client:
+            assert client.get("http://127.0.0.1:9/x").status_code == 204
+        # vcrpy still stands in for the libraries we have no stub of our own for.
+        assert http.client.HTTPConnection is not plain_http
+    assert http.client.HTTPConnection is plain_http
+    assert not (tmp_path / "none.yaml").exists()
