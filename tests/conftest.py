@@ -11,6 +11,7 @@ import deepdiff  # noqa: F401 - imports numpy if installed; numpy 2.2 (Python 3.
 import httpcore  # noqa: F401 - httpx imports it lazily, on the first transport
 import httpcore2  # noqa: F401 - the same for httpx2 (the openai SDK's transport)
 import httpx  # noqa: F401
+import numpy  # noqa: F401 - the semantic metric's encoder; numpy 2.4 refuses a second import outright
 import openai  # noqa: F401
 import pytest
 import requests  # noqa: F401
