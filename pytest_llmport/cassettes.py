@@ -252,8 +252,8 @@ class ReadableYamlSerializer:
 def cassette_format(data: Mapping[str, Any]) -> int:
     """The format of a parsed cassette: 1 without an ``llmport`` block; raises on a format not known."""
     header = data.get("llmport")
-    if header is None:
-        return 1
+    if header is None or (isinstance(header, dict) and "format" not in header):
+        return 1  # unsealed: recorded before seals (a header without a format holds identity facts only)
     fmt = header.get("format") if isinstance(header, dict) else None
     if not isinstance(fmt, int) or isinstance(fmt, bool) or fmt < 2:
         raise CassetteDamage(f"llmport.format is {fmt!r}, not a cassette format number")

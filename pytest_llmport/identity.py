@@ -107,6 +107,19 @@ class ProviderIdentity:
             return False
         return any(location.admits(target) for location in self.locations)
 
+    def _admits_scrubbed(self, uri: str) -> bool:
+        # A key in the path was scrubbed with the path around it: only scheme, host and port are left.
+        from .placeholders import MARKER
+
+        try:
+            target = Location.parse(uri)
+        except ValueError:
+            return False
+        if not MARKER.search(target.path):
+            return False
+        here = (target.scheme, target.host, target.port)
+        return any((place.scheme, place.host, place.port) == here for place in self.locations)
+
     def _where(self) -> str:
         paths = DIALECT_PATHS.get(self.dialect)
         own = f" (the {self.dialect} API's paths {', '.join(paths)} only)" if paths else ""
@@ -159,7 +172,7 @@ class ProviderIdentity:
                 f"  Fix: put it back where provider {recorded_provider} reads it, or re-record. {hint}"
             )
         for index, request in enumerate(requests):
-            if not self.admits(request.uri):
+            if not self.admits(request.uri) and not self._admits_scrubbed(request.uri):
                 owners = self._owners(request.uri)
                 owned = f" ({owners})" if owners else ""
                 why = (

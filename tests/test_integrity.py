@@ -339,7 +339,7 @@ def test_a_cassette_cut_at_any_line_end_never_loads(recorded: Path, test: str) -
 
     def load(content: str) -> list[tuple[str, str, bytes]]:
         target.write_text(content, "utf-8")
-        requests, responses = AtomicPersister().load_cassette(target, ReadableYamlSerializer)
+        requests, responses, *_ = AtomicPersister().load_cassette(target, ReadableYamlSerializer)
         return [(r.uri, r.body, s["body"]["string"]) for r, s in zip(requests, responses, strict=True)]
 
     whole = load(text)
@@ -511,7 +511,7 @@ def test_a_full_disk_gives_one_clean_error_naming_the_file(
     assert run.returncode == 1, output + run.stderr
     assert "1 passed, 1 deselected, 1 error" in output
     assert f"test_one.py::test_one[zhipu]: could not write the cassette {path}: File too large" in output
-    assert f"llmport: could not write the report {report}: File too large" in output
+    assert f"could not write the JSON report {report}: File too large" in output, output
     assert "Traceback" not in output and "INTERNALERROR" not in output
     assert not path.exists() and not report.exists()
     assert list(path.parent.iterdir()) == [] and list(report.parent.iterdir()) == []

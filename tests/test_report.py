@@ -163,7 +163,7 @@ def test_a_big_matrix_shows_only_rows_with_a_difference(pytester: pytest.Pyteste
     result.assert_outcomes(passed=103, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "test_rows.py::test_many[[]7[]]  ok      fail",
+            "test_rows.py::test_many[[]7[]]  ok      app:AssertionError",
             "... and 51 more rows where every provider passed with no finding (--llmport-matrix=all shows them)",
         ]
     )
@@ -177,19 +177,32 @@ def test_a_big_matrix_shows_only_rows_with_a_difference(pytester: pytest.Pyteste
 
 
 def test_cassettes_not_saved_are_grouped_by_reason_in_full() -> None:
+    def entry(test: str, reason: str) -> dict[str, str]:
+        return {
+            "nodeid": test,
+            "path": f"cassettes/{test}.yaml",
+            "reason": reason,
+            "hint": "To record it: ...",
+        }
+
+    cut = "the test failed after exchange #1 POST http://h/v1/chat/completions was cut short (HTTP 200): x"
     lines = group_discarded(
         [
-            "t.py::a[zhipu]: cassettes/t/a/zhipu.yaml",
-            ("t.py::b[qwen]: cassettes/t/b/qwen.yaml", "the recording was cut short by the server"),
-            "t.py::c[zhipu]: cassettes/t/c/zhipu.yaml",
+            entry("t.py::a[zhipu]", cut),
+            entry("t.py::b[qwen]", "the run was interrupted during the test"),
+            entry("t.py::c[zhipu]", cut.replace("#1", "#2")),
         ]
     )
+    keeps = "(--llmport-record-on-failure keeps a broken recording):"
     assert lines == [
-        "2 x the test failed (--llmport-record-on-failure keeps it):",
-        "  t.py::a[zhipu]: cassettes/t/a/zhipu.yaml",
-        "  t.py::c[zhipu]: cassettes/t/c/zhipu.yaml",
-        "1 x the recording was cut short by the server:",
-        "  t.py::b[qwen]: cassettes/t/b/qwen.yaml",
+        f"2 x a response was cut short and the test failed {keeps}",
+        f"  t.py::a[zhipu]: cassettes/t.py::a[zhipu].yaml: {cut}",
+        "    To record it: ...",
+        f"  t.py::c[zhipu]: cassettes/t.py::c[zhipu].yaml: {cut.replace('#1', '#2')}",
+        "    To record it: ...",
+        f"1 x the run was interrupted during the test {keeps}",
+        "  t.py::b[qwen]: cassettes/t.py::b[qwen].yaml: the run was interrupted during the test",
+        "    To record it: ...",
     ]
 
 
