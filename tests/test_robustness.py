@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, unquote, unquote_plus, urlencode
 
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from vcr.request import Request
 from vcr.serialize import deserialize, serialize
@@ -434,6 +434,9 @@ def test_a_placeholder_matches_any_value_where_it_stands(
 @given(api_keys, api_keys)
 def test_a_placeholder_in_a_url_matches_any_value(live: str, token: str) -> None:
     import httpx
+
+    # A key that is a dot segment ("00000/..") is resolved away by the URL itself before anything is sent.
+    assume(not any(part in (".", "..") for part in live.split("/")))
 
     recorded = f"https://h/v1/keys/{MARKER}/usage?unlisted={MARKER}&access_token={REDACTED}&page=1"
     sent = str(
