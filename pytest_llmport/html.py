@@ -18,7 +18,8 @@ from html import escape
 from importlib import resources
 from typing import Any
 
-from .verdict import KIND_LABELS, KINDS, NOTE_LABELS, Verdict, cell_notes, money, percentile, verdicts
+from .outcome import KINDS
+from .verdict import KIND_LABELS, NOTE_LABELS, Verdict, cell_notes, money, percentile, verdicts
 
 # Nothing may load from anywhere: the page is complete as it is.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"

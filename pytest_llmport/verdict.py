@@ -12,16 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# The outcome kinds of a cell, in the order the verdict lists them (SHARED conventions, section 2).
-KINDS = (
-    "passed",
-    "equivalence",
-    "app-failure",
-    "provider-error",
-    "recording-problem",
-    "no-baseline",
-    "skipped",
-)
+from .outcome import KINDS
+
+# The outcome kinds of a cell, in the order the verdict lists them, are defined once, in outcome.py.
 KIND_LABELS = {
     "equivalence": "equivalence findings",
     "app-failure": "the app's own failures",
