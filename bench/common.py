@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,14 +99,21 @@ def write_project(
     return project
 
 
+# Installed packages have their bytecode compiled; a shell with PYTHONDONTWRITEBYTECODE=1 (this machine's)
+# would make every run compile the plugin's ~40 modules again. Bench runs keep bytecode in one folder of
+# their own instead, outside the source tree.
+PYCACHE = Path(tempfile.gettempdir()) / "llmport-bench-pycache"
+
+
 def clean_env(extra: dict[str, str]) -> dict[str, str]:
     """This environment without provider keys, plugin settings, ``CI`` or coverage, plus ``extra``."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("OPENAI_", "LLMPORT_", "PYTEST_"))
-        and key not in ("CI", "BENCH_FAKE_BASE_URL", "COVERAGE_PROCESS_START")
+        and key not in ("CI", "BENCH_FAKE_BASE_URL", "COVERAGE_PROCESS_START", "PYTHONDONTWRITEBYTECODE")
     }
+    env["PYTHONPYCACHEPREFIX"] = str(PYCACHE)
     env.update(extra)
     return env
 

@@ -112,12 +112,13 @@ def pytest_runtestloop(session):
         _DATA["loop_cpu_s"] = time.process_time() - cpu
 
 
-def pytest_unconfigure(config):
+def pytest_sessionfinish(session):
+    # Not at unconfigure: xdist's controller may end a worker once its session has finished.
     out = os.environ.get("LLMPORT_BENCH_OUT")
     if not out:
         return
     memory = _memory_kb()
-    _DATA.update(rss_end_kb=memory["VmRSS"], hwm_kb=memory["VmHWM"], who=_who(config))
+    _DATA.update(rss_end_kb=memory["VmRSS"], hwm_kb=memory["VmHWM"], who=_who(session.config))
     _DATA["process_s"] = time.perf_counter() - _DATA["imported_s"]
     if _TRACE and _SNAPSHOT:
         grown = tracemalloc.take_snapshot().compare_to(_SNAPSHOT[0], "lineno")
