@@ -358,59 +358,157 @@ class AtomicPersister:
     With a ``cache_dir`` (pytest's cache folder), parsed cassettes are also kept there as ``marshal`` data
     keyed by each file's path, size and modification time: YAML parsing is most of what replaying a test
     costs, and a cassette rarely changes between two runs on one machine. One file per process
-    (``parsed-<worker>.marshal``), read once on first use and written once by :meth:`flush` at the end of
-    the run, so neither a warm nor a cold run pays a file per test. A stale entry is ignored and an
-    unreadable file skipped; the YAML file is always the truth.
+    (``parsed-<worker>.marshal``), so neither a warm nor a cold run pays a file per test: a stream of
+    entries, each a small ``(key, stamp, length)`` header followed by the entry's own marshal data. On
+    first use the headers of every process's file are read, not the data; an entry's data is read when
+    its cassette is loaded. Memory holds the headers and the last few entries used, never the suite's
+    cassettes (a suite of 50,000 would otherwise sit in every worker). When something new was parsed or
+    changed, :meth:`flush` writes the entries used in this run (so stale ones drop out) and replaces this
+    process's file. A stale entry is ignored and an unreadable file skipped; the YAML file is the truth.
     """
 
-    FORMAT = 3  # 3: entries are sealed cassettes, verified when parsed
+    FORMAT = 4  # 4: a stream of (key, stamp, length) headers, each followed by a sealed cassette's data
+    # Entries used lately stay in memory, in case a test adds to its cassette in place (mark_changed).
+    RECENT = 16
 
     def __init__(self, cache_dir: Path | None = None, worker: str = "main") -> None:
         self.cache_dir = cache_dir
         self.worker = worker
-        self._known: dict[str, tuple[tuple[int, int], Any]] | None = None
-        self._used: dict[str, tuple[tuple[int, int], Any]] = {}
+        # key -> (stamp, open file, offset, length) of an entry's data in the files read at first use.
+        self._index: dict[str, tuple[tuple[int, int], Any, int, int]] | None = None
+        self._files: list[Any] = []
+        # Used lately: key -> [stamp, data, dirty]; older entries leave memory once they are written out.
+        self._recent: dict[str, list[Any]] = {}
+        self._hits: set[str] = set()  # used as read: copied over from the old file at flush
+        self._out: Any = None  # the new file, opened when the first new or changed entry goes out
+        self._out_path: Path | None = None
+        self._written: set[str] = set()
         self._changed = False
 
-    def _entries(self) -> dict[str, tuple[tuple[int, int], Any]]:
-        if self._known is None:
-            self._known = {}
+    def _entries(self) -> dict[str, tuple[tuple[int, int], Any, int, int]]:
+        if self._index is None:
+            self._index = {}
             for file in sorted(self.cache_dir.glob("parsed-*.marshal")) if self.cache_dir else ():
                 try:
-                    fmt, entries = marshal.loads(file.read_bytes())  # noqa: S302 - our own cache
-                except (OSError, ValueError, EOFError, TypeError):
+                    handle = file.open("rb")
+                except OSError:
                     continue
-                if fmt == self.FORMAT and isinstance(entries, dict):
-                    self._known.update(entries)
-        return self._known
+                self._files.append(handle)
+                # A damaged or cut file keeps the entries before the damage.
+                with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
+                    if marshal.load(handle) != self.FORMAT:  # noqa: S302 - our own cache
+                        continue
+                    while True:
+                        try:
+                            key, stamp, length = marshal.load(handle)  # noqa: S302 - our own cache
+                        except EOFError:
+                            break
+                        self._index[key] = (tuple(stamp), handle, handle.tell(), length)
+                        handle.seek(length, os.SEEK_CUR)
+        return self._index
+
+    @staticmethod
+    def _read(entry: tuple[tuple[int, int], Any, int, int]) -> bytes:
+        _, handle, offset, length = entry
+        handle.seek(offset)
+        data: bytes = handle.read(length)
+        if len(data) != length:
+            raise EOFError("cut short")
+        return data
 
     def _cached(self, key: str, stamp: tuple[int, int]) -> Any:
         if self.cache_dir is None:
             return None
+        recent = self._recent.get(key)
+        if recent is not None and recent[0] == stamp:
+            return recent[1]
         entry = self._entries().get(key)
-        if entry is None or tuple(entry[0]) != stamp:
+        if entry is None or entry[0] != stamp:
             self._changed = True
             return None
-        self._used[key] = entry
-        return entry[1]
+        try:
+            data = marshal.loads(self._read(entry))  # noqa: S302 - our own cache
+        except (OSError, ValueError, EOFError, TypeError):
+            self._changed = True
+            return None
+        self._keep(key, stamp, data, dirty=False)
+        return data
 
     def _remember(self, key: str, stamp: tuple[int, int], data: Any) -> None:
         if self.cache_dir is not None:
-            self._used[key] = (stamp, data)
+            self._keep(key, stamp, data, dirty=True)
             self._changed = True
+
+    def _keep(self, key: str, stamp: tuple[int, int], data: Any, dirty: bool) -> None:
+        self._recent.pop(key, None)
+        self._recent[key] = [stamp, data, dirty]
+        while len(self._recent) > self.RECENT:
+            oldest = next(iter(self._recent))
+            self._let_go(oldest, self._recent.pop(oldest))
 
     def mark_changed(self) -> None:
         """Something was added to a cached entry in place (an exchange summary): write it at the end."""
         self._changed = True
+        for entry in self._recent.values():
+            entry[2] = True
+
+    def _let_go(self, key: str, entry: list[Any]) -> None:
+        stamp, data, dirty = entry
+        if not dirty:
+            self._hits.add(key)
+            return
+        self._hits.discard(key)
+        self._append(key, stamp, marshal.dumps(data))
+
+    def _append(self, key: str, stamp: tuple[int, int], encoded: bytes) -> None:
+        if self._out is False or self.cache_dir is None:
+            return  # the cache could not be written: that only costs speed
+        try:
+            if self._out is None:
+                for stale in self.cache_dir.glob(f".parsed-{glob.escape(self.worker)}.*{TEMP_SUFFIX}"):
+                    with contextlib.suppress(OSError):
+                        stale.unlink()  # left by a run that was killed
+                self._out_path = self.cache_dir / f".parsed-{self.worker}.{os.getpid()}{TEMP_SUFFIX}"
+                self._out = self._out_path.open("wb")
+                marshal.dump(self.FORMAT, self._out)
+            marshal.dump((key, stamp, len(encoded)), self._out)
+            self._out.write(encoded)
+            self._written.add(key)
+        except (OSError, ValueError):
+            self._out_failed()
+
+    def _out_failed(self) -> None:
+        if self._out:
+            with contextlib.suppress(OSError):
+                self._out.close()
+        if self._out_path is not None:
+            self._out_path.unlink(missing_ok=True)
+        self._out = False
 
     def flush(self) -> None:
         """Write this process's entries (only those used in this run, so stale ones drop out)."""
-        if self.cache_dir is None or not self._changed:
+        if self.cache_dir is None:
             return
-        target = self.cache_dir / f"parsed-{self.worker}.marshal"
-        # A cache that cannot be written only costs speed.
-        with contextlib.suppress(CassetteWriteError, ValueError):
-            write_atomically(target, marshal.dumps((self.FORMAT, self._used)), what="cache")
+        while self._recent:
+            oldest = next(iter(self._recent))
+            self._let_go(oldest, self._recent.pop(oldest))
+        if self._changed:
+            index = self._entries()
+            for key in sorted(self._hits - self._written):
+                with contextlib.suppress(OSError, ValueError, EOFError):
+                    self._append(key, index[key][0], self._read(index[key]))
+        if self._out:
+            target = self.cache_dir / f"parsed-{self.worker}.marshal"
+            try:
+                self._out.close()
+                os.replace(self._out_path, target)  # type: ignore[arg-type]
+            except OSError:
+                self._out_failed()
+        for handle in self._files:
+            handle.close()
+        self._files, self._index, self._out, self._out_path = [], None, None, None
+        self._hits.clear()
+        self._written.clear()
         self._changed = False
 
     def load_cassette(self, cassette_path: str | Path, serializer: Any) -> Any:

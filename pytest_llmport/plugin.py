@@ -208,6 +208,12 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, Any]:
         return (yield)
     finally:
         run.leave(previous)
+        # pytest keeps every item to the end of the session: the test's cassette, clients and scope must
+        # not stay with it, or a worker's memory grows with the suite (bench/scale.py).
+        keys: tuple[pytest.StashKey[Any], ...] = (ITEM_KEY, OUTCOME_KEY, SCOPE_KEY, SETUP_PROBLEM_KEY)
+        for key in keys:
+            if key in item.stash:
+                del item.stash[key]
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -1,0 +1,229 @@
+"""Every speed figure of issue 14 in one run: replay (streams and failing fast included), scale, start-up.
+
+Run as ``python bench/all.py [--quick] [--json PATH]``. Each benchmark runs as its own script (its tables are
+printed as it goes) and hands its figures over as JSON; a summary table with the ratios and the targets
+follows, and ``--json`` writes everything. ``--quick`` is a smoke run (small sizes, one repeat) whose
+figures are not worth quoting. Sizes: ``--n`` (replay), ``--tests`` (scale, tests x 5 providers),
+``--startup-runs``; ``--only replay,scale,startup`` runs a subset. The machine this runs on may be shared:
+compare figures within one run, and say how loaded it was (the load average is printed). Nothing here
+asserts on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import write_json
+
+HERE = Path(__file__).resolve().parent
+BENCHES = ("replay", "scale", "startup")
+
+Row = tuple[str, str, str, str]  # what, figure, target, verdict
+
+
+def run_bench(name: str, args: list[str], out: Path) -> dict[str, Any]:
+    """Run bench/<name>.py with ``--json``; its own output goes straight to the terminal."""
+    target = out / f"{name}.json"
+    command = [sys.executable, str(HERE / f"{name}.py"), *args, "--json", str(target)]
+    print(f"\n===== {' '.join(command[1:])}", flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    data: dict[str, Any] = json.loads(target.read_text(encoding="utf-8"))
+    data["bench_s"] = time.perf_counter() - started
+    return data
+
+
+def verdict(value: float | None, limit: float, *, at_most: bool = True) -> str:
+    if value is None:
+        return "not measured"
+    return "met" if (value <= limit if at_most else value >= limit) else "NOT MET"
+
+
+def replay_rows(data: dict[str, Any]) -> list[Row]:
+    def loop(variant: str, key: str = "loop_ms") -> float | None:
+        entry = data.get(variant)
+        return float(entry[key]) if isinstance(entry, dict) and key in entry else None
+
+    rows: list[Row] = []
+    n = data.get("n")
+    plain, floor = loop("plain"), loop("floor")
+    for variant in ("plain", "floor", "llmport", "llmport-cold", "pytest-recording"):
+        value = loop(variant)
+        if value is None:
+            continue
+        ratio = f" ({value / plain:.2f}x plain)" if plain else ""
+        rows.append((f"replay N={n}: {variant}, ms/item in the test loop", f"{value:.3f}{ratio}", "", ""))
+    if floor is not None:
+        for variant, label in (("llmport", "warm"), ("llmport-cold", "cold")):
+            value = loop(variant)
+            if value is not None:
+                added = value - floor
+                rows.append(
+                    (
+                        f"replay: llmport {label} above the floor, ms",
+                        f"{added:+.3f}",
+                        "+0.15",
+                        verdict(added, 0.15),
+                    )
+                )
+        ours, theirs = loop("llmport"), loop("pytest-recording")
+        if ours is not None and theirs is not None and theirs > floor:
+            share = (ours - floor) / (theirs - floor)
+            rows.append(
+                (
+                    "replay: llmport's added cost / pytest-recording's",
+                    f"{share:.2f}",
+                    "0.10",
+                    verdict(share, 0.1),
+                )
+            )
+    mismatch, ours = loop("llmport-mismatch"), loop("llmport")
+    if mismatch is not None and ours:
+        ratio = mismatch / ours
+        rows.append(
+            ("failing fast: a mismatching replay / a passing one", f"{ratio:.2f}x", "3x", verdict(ratio, 3))
+        )
+    stream, oneshot = loop("stream"), loop("oneshot")
+    if stream is not None and oneshot:
+        ratio = stream / oneshot
+        rows.append(("streams: 200-event SSE replay / one-shot", f"{ratio:.2f}x", "2x", verdict(ratio, 2)))
+    return rows
+
+
+def scale_rows(data: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    sizes = data.get("sizes", [])
+    for size in sizes:
+        items, plain, ours = size["items"], size["plain"], size["llmport"]
+        rows.append(
+            (
+                f"scale {items} items, -n {data.get('workers')}: llmport replay, whole process",
+                f"{ours['wall_s']:.1f} s, {ours['per_item_ms']:.2f} ms/item "
+                f"({ours['per_item_ms'] / plain['per_item_ms']:.2f}x plain), "
+                f"loop {ours['loop_per_item_ms']:.2f} ms/item",
+                "",
+                "",
+            )
+        )
+        rows.append(
+            (
+                f"scale {items} items: worker peak memory, llmport / plain",
+                f"{ours['worker_peak_mb']:.0f} / {plain['worker_peak_mb']:.0f} MB "
+                f"(loop growth {ours['worker_loop_growth_mb']:.1f} / {plain['worker_loop_growth_mb']:.1f})",
+                "",
+                "",
+            )
+        )
+    if len(sizes) > 1:
+        first, last = sizes[0], sizes[-1]
+        # The test loop's figure: start-up and collection do not spread over the items alike at every size.
+        flat = last["llmport"]["loop_per_item_ms"] / first["llmport"]["loop_per_item_ms"]
+        rows.append(
+            (
+                f"scale: per-item cost in the loop at {last['items']} / at {first['items']} items",
+                f"{flat:.2f}x",
+                "flat (~1x)",
+                verdict(flat, 1.25),
+            )
+        )
+        # Loop growth per item beyond plain pytest's: flat in N when memory follows the cassettes in use.
+        for size in (first, last):
+            extra = size["llmport"]["worker_loop_growth_mb"] - size["plain"]["worker_loop_growth_mb"]
+            per = extra * 1024 / (size["items"] / data.get("workers", 1))
+            rows.append(
+                (
+                    f"scale {size['items']} items: loop growth beyond plain, per item a worker ran",
+                    f"{per:.2f} KB",
+                    "",
+                    "",
+                )
+            )
+    return rows
+
+
+def startup_rows(data: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    target = float(data.get("target_ms", 20.0))
+    for name, figures in data.get("pairs", {}).items():
+        wall, cpu = figures["added_wall_ms"], figures["added_cpu_ms"]
+        rows.append(
+            (
+                f"start-up ({name}), plugin added, median of {data.get('runs')}",
+                f"wall {wall:+.1f} ms, cpu {cpu:+.1f} ms",
+                f"+{target:.0f} ms",
+                verdict(wall, target),
+            )
+        )
+    rows.append(("start-up: import of pytest_llmport.plugin", f"{data.get('import_ms', 0):.1f} ms", "", ""))
+    return rows
+
+
+ROWS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
+    "replay": replay_rows,
+    "scale": scale_rows,
+    "startup": startup_rows,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: a smoke run")
+    parser.add_argument("--n", type=int, help="replay: items per variant (default 1000; quick 100)")
+    parser.add_argument("--repeat", type=int, help="replay: runs per variant (default 3; quick 1)")
+    parser.add_argument("--tests", help="scale: test counts x 5 providers (default 200,2000; quick 20)")
+    parser.add_argument("--startup-runs", type=int, help="start-up: runs per variant (default 10; quick 3)")
+    parser.add_argument("--only", default=",".join(BENCHES), help=f"a subset of {','.join(BENCHES)}")
+    parser.add_argument("--json", metavar="PATH", help="also write every figure as JSON to PATH (- = stdout)")
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(BENCHES))
+    if unknown:
+        parser.error(f"--only: unknown {', '.join(unknown)}; known: {', '.join(BENCHES)}")
+    quick = args.quick
+    bench_args = {
+        "replay": [
+            "--n",
+            str(args.n or (100 if quick else 1000)),
+            "--repeat",
+            str(args.repeat or (1 if quick else 3)),
+        ],
+        "scale": ["--tests", args.tests or ("20" if quick else "200,2000")],
+        "startup": ["--runs", str(args.startup_runs or (3 if quick else 10))],
+    }
+    load = os.getloadavg()
+    results: dict[str, Any] = {"load_before": load, "quick": quick}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="llmport-bench-all-") as tmp:
+        for name in chosen:
+            results[name] = run_bench(name, bench_args[name], Path(tmp))
+    results["load_after"] = os.getloadavg()
+    rows = [row for name in chosen for row in ROWS[name](results[name])]
+    results["summary"] = [
+        dict(zip(("what", "figure", "target", "verdict"), row, strict=True)) for row in rows
+    ]
+    width = max(len(row[0]) for row in rows)
+    fig = max(len(row[1]) for row in rows)
+    note = ", QUICK: not for quoting" if quick else ""
+    print(f"\n===== summary ({time.perf_counter() - started:.0f} s{note})")
+    print(f"{'':<{width}}  {'figure':<{fig}}  {'target':<10}  verdict")
+    for what, figure, target, result in rows:
+        print(f"{what:<{width}}  {figure:<{fig}}  {target:<10}  {result}")
+    print(
+        f"load average (1, 5, 15 min) before: {', '.join(f'{x:.1f}' for x in load)}; after: "
+        f"{', '.join(f'{x:.1f}' for x in results['load_after'])} on {os.cpu_count()} CPUs"
+    )
+    write_json(args.json, results)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
