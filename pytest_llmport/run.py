@@ -683,6 +683,8 @@ class LlmportRun:
         return embed
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if hasattr(self.config, "workerinput"):
+            return  # an xdist worker: the controller merges what the report carries (kept here, it grew)
         from .report import DISCARDED, PROPERTY
 
         discarded = getattr(report, DISCARDED, None)
