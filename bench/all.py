@@ -160,7 +160,7 @@ def startup_rows(data: dict[str, Any]) -> list[Row]:
                 f"start-up ({name}), plugin added, median of {data.get('runs')}",
                 f"wall {wall:+.1f} ms, cpu {cpu:+.1f} ms",
                 f"+{target:.0f} ms",
-                verdict(wall, target),
+                verdict(max(wall, cpu), target),  # met only when both are: on a busy machine wall time lies
             )
         )
     rows.append(("start-up: import of pytest_llmport.plugin", f"{data.get('import_ms', 0):.1f} ms", "", ""))
