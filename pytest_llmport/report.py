@@ -452,7 +452,7 @@ def schema_errors(report: object) -> list[str]:
     """Where ``report`` breaks the schema, as ``$.path: message`` lines (empty when it conforms)."""
     import importlib
 
-    # Imported by name, like compare.py does: jsonschema ships no type stubs.
+    # Imported by name, like compare/schema.py does: jsonschema ships no type stubs.
     validators: Any = importlib.import_module("jsonschema.validators")
     validator = validators.Draft202012Validator(schema())
     return [
