@@ -7,12 +7,13 @@ same verdict as a single run over all providers.
 from __future__ import annotations
 
 import math
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .outcome import KINDS
+from .outcome import KINDS, kind_of_cell
 
 # The outcome kinds of a cell, in the order the verdict lists them, are defined once, in outcome.py.
 KIND_LABELS = {
@@ -30,30 +31,6 @@ NOTE_LABELS = {
     "finish-length": "answers cut at the length limit",
     "content-filter": "content filtered",
 }
-
-
-def cell_kind(cell: Mapping[str, Any]) -> str:
-    """The cell's ``kind`` when the run recorded one, else derived from its outcome and checks."""
-    kind = cell.get("kind")
-    if isinstance(kind, str) and kind:
-        return kind
-    outcome = cell.get("outcome")
-    if outcome == "skipped":
-        return "skipped"
-    if cell.get("problems"):
-        return "recording-problem"
-    if outcome == "passed":
-        return "passed"
-    if "MissingBaselineError" in str(cell.get("longrepr") or ""):
-        return "no-baseline"
-    if outcome == "error":
-        return "recording-problem"
-    exchanges = cell.get("exchanges") or []
-    if any("error" in e or e.get("content_filtered") for e in exchanges):
-        return "provider-error"
-    if any(not check.get("passed", True) for check in cell.get("checks") or []):
-        return "equivalence"
-    return "app-failure"
 
 
 def cell_notes(cell: Mapping[str, Any]) -> list[str]:
@@ -169,7 +146,7 @@ def verdicts(report: Mapping[str, Any]) -> list[Verdict]:
 
 def _add(verdict: Verdict, test: str, cell: Mapping[str, Any]) -> None:
     verdict.cells += 1
-    kind = cell_kind(cell)
+    kind = kind_of_cell(cell)
     verdict.kinds[kind] += 1
     for note in cell_notes(cell):
         verdict.notes[note] += 1
@@ -282,3 +259,14 @@ def render(report: Mapping[str, Any]) -> list[str]:
             + "; token counts differ between tokenizers, so compare costs, not token counts"
         )
     return lines
+
+
+def __getattr__(name: str) -> Any:
+    if name == "cell_kind":
+        warnings.warn(
+            "pytest_llmport.verdict.cell_kind is deprecated: use pytest_llmport.outcome.kind_of_cell",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return kind_of_cell
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
