@@ -31,7 +31,6 @@ if TYPE_CHECKING:
 PARAM = "llm_provider_name"
 # Background traffic seen during a test without the marker (marked tests carry it in their report data).
 BACKGROUND_PROPERTY = "llmport_background"
-RECORDING_MODES = ("once", "new_episodes", "all")
 
 
 ALLOW = "Use --llmport-allow-network to let it through."

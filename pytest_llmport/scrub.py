@@ -344,9 +344,6 @@ class Scrubber:
         scrubbed = self.text(text)
         return value if scrubbed == text else scrubbed.encode("utf-8", "surrogateescape")
 
-    def strings(self, values: Iterable[str]) -> list[str]:
-        return [self.text(value) for value in values]
-
     def value(self, value: Any) -> Any:
         """A scrubbed copy of a JSON-like value the plugin writes (observations, report data)."""
         return self._walk(value, self.text)
