@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .config import MARKER, Settings
+from .environ import restore_variables, set_variables
 from .errors import CassetteFormatError, CorruptCassetteError, LlmportError, MissingCassetteError
 from .guard import Threads, background_hint
 from .handle import ClientCache, LLMProvider
@@ -217,18 +218,9 @@ class LlmportRun:
 
     @staticmethod
     def _set_env(saved: dict[str, str | None], values: dict[str, str]) -> None:
-        for var, value in values.items():
-            saved.setdefault(var, os.environ.get(var))
-            os.environ[var] = value
+        set_variables(values, saved)
 
-    @staticmethod
-    def _restore_env(saved: dict[str, str | None]) -> None:
-        for var, old in saved.items():
-            if old is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = old
-        saved.clear()
+    _restore_env = staticmethod(restore_variables)
 
     def enter(self, nodeid: str) -> tuple[Scope, Scope | None]:
         """A test or collector starts: refusals from now on are its own (or background traffic)."""
