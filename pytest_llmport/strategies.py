@@ -615,6 +615,8 @@ def _implied_types(schema: Mapping[str, Any]) -> list[str]:
     return implied or ["null", "boolean", "integer", "number", "string", "array", "object"]
 
 
+# This name and _canonical_json's are in the strategies' repr, which the cassette's fingerprint of a recorded
+# @given test hashes: merging or renaming them would make every such cassette ask to be recorded again.
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False)
 
