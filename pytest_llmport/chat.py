@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .deprecation import moved
-from .dialects import REGISTRY, ernie, normalize
+from .dialects import REGISTRY, ernie
 from .dialects.common import Ask
+from .dialects.normalizer import normalize
 from .dialects.result import NormalizedResult, ProviderError, ToolCall, Usage
 from .sse import complete_prefix
 
@@ -214,6 +215,15 @@ def _ernie_token(
     return ernie.token_of(raw), response.status_code, response.headers.get("content-type", ""), raw
 
 
+def _token_failure(status: int, content_type: str, raw: str, request: dict[str, Any]) -> NormalizedResult:
+    """The result of a chat whose token exchange failed: the OAuth error, else a missing token."""
+    result = normalize("ernie", status=status, body=raw, content_type=content_type, request=request)
+    if result.error is not None:
+        return result
+    error = ProviderError("auth", None, f"no access_token in the OAuth response: {raw[:200]}", status)
+    return NormalizedResult(finish_reason="error", error=error, warnings=result.warnings)
+
+
 def chat(
     spec: Provider,
     *,
@@ -267,7 +277,7 @@ def chat(
             exchanges = 2
             if token is None:
                 return answer(
-                    result=ernie.token_failure(status, content_type, raw, body),
+                    result=_token_failure(status, content_type, raw, body),
                     status=status,
                     ttft_ms=None,
                     total_ms=token_ms,

@@ -1,8 +1,9 @@
 """Deprecated: the result shape and ``normalize()`` moved to :mod:`pytest_llmport.dialects`.
 
 ``from pytest_llmport.normalize import X`` keeps working with a :class:`DeprecationWarning` naming the new
-home: :func:`pytest_llmport.dialects.normalize`, the types in :mod:`pytest_llmport.dialects.result`, the
-parsing helpers in :mod:`pytest_llmport.dialects.common`, the SSE splitter in :mod:`pytest_llmport.sse`.
+home: :func:`pytest_llmport.dialects.normalizer.normalize` (and its ``Accumulator``), the types in
+:mod:`pytest_llmport.dialects.result`, the parsing helpers in :mod:`pytest_llmport.dialects.common`, the
+SSE splitter in :mod:`pytest_llmport.sse`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ __getattr__ = moved(
     {
         "DIALECTS": "pytest_llmport.dialects:DIALECTS",
         "UnknownDialectError": "pytest_llmport.dialects:UnknownDialectError",
-        "normalize": "pytest_llmport.dialects:normalize",
+        "normalize": "pytest_llmport.dialects.normalizer:normalize",
+        "Accumulator": "pytest_llmport.dialects.normalizer:Accumulator",
         **{
             name: f"{_RESULT}:{name}"
             for name in (
@@ -36,7 +38,6 @@ __getattr__ = moved(
         **{
             name: f"{_COMMON}:{name}"
             for name in (
-                "Accumulator",
                 "as_dict",
                 "as_int",
                 "as_list",

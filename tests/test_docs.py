@@ -428,7 +428,7 @@ def test_configuration_documents_the_fixture_and_the_hook() -> None:
 
 
 def test_equivalence_page_documents_the_fixture_report_and_defaults() -> None:
-    from pytest_llmport.dialects import ERROR_CATEGORIES, FINISH_REASONS
+    from pytest_llmport.dialects.result import ERROR_CATEGORIES, FINISH_REASONS
     from pytest_llmport.equivalence import Equivalence
     from pytest_llmport.similarity import DEFAULT_METRIC, DEFAULT_THRESHOLD, METRICS
 

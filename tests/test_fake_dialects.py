@@ -13,7 +13,8 @@ import openai
 import pytest
 import requests
 
-from pytest_llmport.dialects import NormalizedResult, normalize
+from pytest_llmport.dialects.normalizer import normalize
+from pytest_llmport.dialects.result import NormalizedResult
 from pytest_llmport.fake import CANNED_ERRORS, ERROR_KINDS, QUIRKS, ernie_access_token
 from pytest_llmport.sse import iter_events as iter_sse_events
 from pytest_llmport.testing import FakeProvider, Reply, count_tokens

@@ -198,7 +198,7 @@ class _Blocked:
     "statement",
     [
         "import pytest_llmport.similarity",
-        "from pytest_llmport.dialects import normalize",
+        "from pytest_llmport.dialects.normalizer import normalize",
         "from pytest_llmport.providers import BUILTIN_PROVIDERS",
         "from pytest_llmport.chat import chat",
     ],
@@ -219,7 +219,8 @@ def test_the_library_layers_import_without_pytest(statement: str) -> None:
 
 
 OLD_NAMES = [
-    ("pytest_llmport.normalize", "normalize", "pytest_llmport.dialects", "normalize"),
+    ("pytest_llmport.normalize", "normalize", "pytest_llmport.dialects.normalizer", "normalize"),
+    ("pytest_llmport.normalize", "Accumulator", "pytest_llmport.dialects.normalizer", "Accumulator"),
     ("pytest_llmport.normalize", "NormalizedResult", "pytest_llmport.dialects.result", "NormalizedResult"),
     ("pytest_llmport.normalize", "DIALECTS", "pytest_llmport.dialects", "DIALECTS"),
     ("pytest_llmport.normalize", "categorize", "pytest_llmport.dialects.common", "categorize"),
@@ -253,7 +254,7 @@ def test_old_import_paths_warn_and_serve_the_new_object(old: str, name: str, new
 
 def test_old_parsers_table_still_parses() -> None:
     import pytest_llmport.dialects as dialects
-    from pytest_llmport.dialects.common import Accumulator
+    from pytest_llmport.dialects.normalizer import Accumulator
 
     with pytest.warns(DeprecationWarning, match="PARSERS is deprecated"):
         parsers = dialects.PARSERS  # type: ignore[attr-defined]
@@ -286,3 +287,20 @@ def test_the_dialect_layer_is_what_this_test_checks() -> None:
     for dialect in ("openai", "dashscope", "ernie", "anthropic", "gemini"):
         assert f"pytest_llmport.dialects.{dialect}" in layer
         assert f"pytest_llmport.fake.{dialect}" in layer
+
+
+def test_loading_the_plugin_reads_no_answer_machinery() -> None:
+    # Every provider's URL is checked against its dialect at start-up, so the dialect records load then;
+    # the result types, the normaliser and the SSE splitter wait for the first answer to read.
+    result = _run(
+        """
+        import sys
+        import pytest_llmport.plugin
+        from pytest_llmport.providers import check_dialect_url, BUILTIN_PROVIDERS
+        for provider in BUILTIN_PROVIDERS:
+            check_dialect_url(provider)
+        late = ("pytest_llmport.dialects.result", "pytest_llmport.dialects.normalizer", "pytest_llmport.sse")
+        print(sorted(m for m in late if m in sys.modules), "pytest_llmport.dialects.openai" in sys.modules)
+        """
+    )
+    assert result.stdout.strip() == "[] True", result.stdout + result.stderr

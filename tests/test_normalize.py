@@ -14,15 +14,10 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_llmport.dialects import (
-    DIALECTS,
-    FINISH_REASONS,
-    REGISTRY,
-    NormalizedResult,
-    UnknownDialectError,
-    normalize,
-)
+from pytest_llmport.dialects import DIALECTS, REGISTRY, UnknownDialectError
 from pytest_llmport.dialects.common import categorize
+from pytest_llmport.dialects.normalizer import normalize
+from pytest_llmport.dialects.result import FINISH_REASONS, NormalizedResult
 from pytest_llmport.sse import SSEEvent
 from pytest_llmport.sse import iter_events as iter_sse_events
 

@@ -3,7 +3,8 @@
 Each module (:mod:`.openai`, :mod:`.dashscope`, :mod:`.ernie`, :mod:`.anthropic`, :mod:`.gemini`) holds all
 its dialect knows: the request builder, the URL rules (paths, URL traps), the response parser and its
 finish-reason and error tables, as one :class:`~.common.Dialect`. :mod:`.common` holds what two or more
-of them share, :mod:`.result` the result shape. Standard library only: no pytest, no HTTP client.
+of them share, :mod:`.normalizer` reads a response into the shape of :mod:`.result`
+(:func:`pytest_llmport.dialects.normalizer.normalize`). Standard library only: no pytest, no HTTP client.
 
 To add a dialect: write its module with a ``DIALECT``, add it to :data:`REGISTRY`, and teach the fake
 provider (``pytest_llmport.fake``) to speak it too, from the provider's documentation rather than from
@@ -18,36 +19,9 @@ from typing import NamedTuple
 
 from ..deprecation import moved
 from . import anthropic, dashscope, ernie, gemini, openai
-from .common import Dialect, Request, UrlTrap, parse
-from .result import (
-    ERROR_CATEGORIES,
-    FINISH_REASONS,
-    ErrorCategory,
-    FinishReason,
-    NormalizedResult,
-    ProviderError,
-    ToolCall,
-    Usage,
-)
+from .common import Dialect, UrlTrap
 
-__all__ = [
-    "DIALECTS",
-    "ERROR_CATEGORIES",
-    "FINISH_REASONS",
-    "REGISTRY",
-    "Dialect",
-    "ErrorCategory",
-    "FinishReason",
-    "NormalizedResult",
-    "ProviderError",
-    "ToolCall",
-    "UnknownDialectError",
-    "Usage",
-    "find",
-    "get",
-    "normalize",
-    "url_trap",
-]
+__all__ = ["DIALECTS", "REGISTRY", "Dialect", "UnknownDialectError", "find", "get", "url_trap"]
 
 REGISTRY: Mapping[str, Dialect] = MappingProxyType(
     {d.name: d for d in (openai.DIALECT, dashscope.DIALECT, ernie.DIALECT, anthropic.DIALECT, gemini.DIALECT)}
@@ -75,18 +49,6 @@ def get(name: str) -> Dialect:
     if dialect is None:
         raise UnknownDialectError(name)
     return dialect
-
-
-def normalize(
-    dialect: str,
-    *,
-    status: int,
-    body: str | bytes,
-    content_type: str = "",
-    request: Request | None = None,
-) -> NormalizedResult:
-    """Normalise one recorded response. Raises only :class:`UnknownDialectError`: a bad body is data."""
-    return parse(get(dialect), status=status, body=body, content_type=content_type, request=request)
 
 
 def url_trap(dialect: str, base_url: str) -> UrlTrap | None:

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..sse import SSEEvent
 from .common import (
-    Accumulator,
     Ask,
     Dialect,
     Request,
@@ -22,7 +20,11 @@ from .common import (
     stop_list,
     text_of,
 )
-from .result import FinishReason
+
+if TYPE_CHECKING:
+    from ..sse import SSEEvent
+    from .normalizer import Accumulator
+    from .result import FinishReason
 
 DEFAULT_MAX_TOKENS = 1024
 """Anthropic requires ``max_tokens``; this is sent unless ``extra`` gives one."""

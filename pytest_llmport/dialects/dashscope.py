@@ -6,11 +6,9 @@ from __future__ import annotations
 import itertools
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..sse import SSEEvent
 from .common import (
-    Accumulator,
     Ask,
     Dialect,
     Request,
@@ -23,7 +21,11 @@ from .common import (
     first_choice,
     json_payloads,
 )
-from .result import FinishReason
+
+if TYPE_CHECKING:
+    from ..sse import SSEEvent
+    from .normalizer import Accumulator
+    from .result import FinishReason
 
 FINISH: dict[str, FinishReason] = {
     "stop": "stop",

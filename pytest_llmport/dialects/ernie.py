@@ -3,12 +3,10 @@ with the API key and secret key) rides in the query, and errors are ``error_code
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
 
-from ..sse import SSEEvent
 from .common import (
-    Accumulator,
     Ask,
     Dialect,
     Request,
@@ -21,7 +19,6 @@ from .common import (
     json_or_none,
     json_payloads,
     json_wanted,
-    parse,
     split_system,
     status_category,
     text_of,
@@ -29,7 +26,11 @@ from .common import (
     tool_result_name,
     usage_openai,
 )
-from .result import ErrorCategory, FinishReason, NormalizedResult, ProviderError
+
+if TYPE_CHECKING:
+    from ..sse import SSEEvent
+    from .normalizer import Accumulator
+    from .result import ErrorCategory, FinishReason
 
 CHAT_PATH = "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/"
 TOKEN_PATH = "/oauth/2.0/token"  # noqa: S105 - a URL path, not a secret
@@ -111,15 +112,6 @@ def token_of(raw: str) -> str | None:
     if isinstance(payload, dict) and isinstance(payload.get("access_token"), str) and payload["access_token"]:
         return str(payload["access_token"])
     return None
-
-
-def token_failure(status: int, content_type: str, raw: str, request: Request) -> NormalizedResult:
-    """The result of a chat whose token exchange failed: the OAuth error, else a missing token."""
-    result = parse(DIALECT, status=status, body=raw, content_type=content_type, request=request)
-    if result.error is not None:
-        return result
-    error = ProviderError("auth", None, f"no access_token in the OAuth response: {raw[:200]}", status)
-    return NormalizedResult(finish_reason="error", error=error, warnings=result.warnings)
 
 
 def model_from_path(path: str) -> str:

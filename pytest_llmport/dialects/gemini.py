@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
-from ..sse import SSEEvent
 from .common import (
-    Accumulator,
     Ask,
     Dialect,
     Request,
@@ -33,7 +31,11 @@ from .common import (
     tool_names,
     tool_result_name,
 )
-from .result import ErrorCategory, FinishReason
+
+if TYPE_CHECKING:
+    from ..sse import SSEEvent
+    from .normalizer import Accumulator
+    from .result import ErrorCategory, FinishReason
 
 FINISH: dict[str, FinishReason] = {
     "STOP": "stop",

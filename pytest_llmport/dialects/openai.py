@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..sse import SSEEvent
 from .common import (
-    Accumulator,
     Ask,
     Dialect,
     Request,
@@ -29,7 +27,11 @@ from .common import (
     status_category,
     usage_openai,
 )
-from .result import ErrorCategory, FinishReason
+
+if TYPE_CHECKING:
+    from ..sse import SSEEvent
+    from .normalizer import Accumulator
+    from .result import ErrorCategory, FinishReason
 
 FINISH: dict[str, FinishReason] = {
     "stop": "stop",
