@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import Any
 
 import pytest
@@ -42,8 +42,11 @@ EARLY_KEY = pytest.StashKey[Outside]()
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
-    # Registered before any conftest, so users' providers of the same name win.
-    pluginmanager.register(providers, "llmport-builtin-providers")
+
+
+def pytest_llmport_add_providers(config: pytest.Config) -> Iterable[providers.Provider]:
+    # This plugin registers before any conftest, so users' providers of the same name win.
+    return providers.BUILTIN_PROVIDERS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

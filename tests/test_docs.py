@@ -428,8 +428,8 @@ def test_configuration_documents_the_fixture_and_the_hook() -> None:
 
 
 def test_equivalence_page_documents_the_fixture_report_and_defaults() -> None:
+    from pytest_llmport.dialects.result import ERROR_CATEGORIES, FINISH_REASONS
     from pytest_llmport.equivalence import Equivalence
-    from pytest_llmport.normalize import ERROR_CATEGORIES, FINISH_REASONS
     from pytest_llmport.similarity import DEFAULT_METRIC, DEFAULT_THRESHOLD, METRICS
 
     text = (DOCS / "equivalence.md").read_text(encoding="utf-8")
@@ -470,7 +470,7 @@ def test_providers_page_documents_the_vocabularies() -> None:
 
 
 def test_testing_page_documents_the_fake_dialects_and_quirks() -> None:
-    from pytest_llmport.fake_dialects import ERROR_KINDS, FAKE_DIALECTS, QUIRKS
+    from pytest_llmport.fake import ERROR_KINDS, FAKE_DIALECTS, QUIRKS
 
     text = (DOCS / "testing.md").read_text(encoding="utf-8")
     for name in (*FAKE_DIALECTS, *QUIRKS, *ERROR_KINDS):

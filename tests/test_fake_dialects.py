@@ -1,5 +1,5 @@
 """Every dialect and provider quirk of the fake provider, driven over real sockets and read back through
-``pytest_llmport.normalize``, so the fake and the normalisers check each other."""
+``pytest_llmport.dialects``, so the fake and the normalisers check each other."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import openai
 import pytest
 import requests
 
-from pytest_llmport.fake_dialects import CANNED_ERRORS, ERROR_KINDS, QUIRKS, ernie_access_token
-from pytest_llmport.normalize import NormalizedResult, iter_sse_events, normalize
+from pytest_llmport.dialects.normalizer import normalize
+from pytest_llmport.dialects.result import NormalizedResult
+from pytest_llmport.fake import CANNED_ERRORS, ERROR_KINDS, QUIRKS, ernie_access_token
+from pytest_llmport.sse import iter_events as iter_sse_events
 from pytest_llmport.testing import FakeProvider, Reply, count_tokens
 
 KEY = "sk-fake-dialects-0123"
