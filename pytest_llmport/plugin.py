@@ -30,6 +30,7 @@ from .run import (
     guarded_conftest_imports,
     provider_of,
 )
+from .testids import leaky_ids, param_id
 
 RUN_KEY = pytest.StashKey[LlmportRun]()
 ITEM_KEY = pytest.StashKey[ItemState]()
@@ -166,8 +167,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> Generator[None, Any, Any]:
+    chosen = yield  # another plugin's id, or None for pytest's own
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return chosen
+    escape = not config.getini("disable_test_id_escaping_and_forfeit_all_rights_to_community_support")
+    return param_id(val, chosen, run.redact, escape)
+
+
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
-    session.config.stash[RUN_KEY].prepare_property_tests(items)
+    run = session.config.stash[RUN_KEY]
+    run.prepare_property_tests(items)
+    leaky_ids(items, run.redact)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

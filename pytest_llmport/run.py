@@ -394,9 +394,13 @@ class LlmportRun:
 
     def is_secret(self, text: str) -> bool:
         """True when ``text`` holds a known key or has the shape of a provider's credential."""
-        from .scan import credential_shaped
+        return self.redact(text) != text
 
-        return self.output_scrubber().text(text) != text or credential_shaped(text)
+    def redact(self, text: str) -> str:
+        """``text`` with known keys and credential-shaped strings replaced by their markers."""
+        from .scan import redact_shapes
+
+        return redact_shapes(self.output_scrubber().text(text))
 
     def scrub_report(self, report: pytest.TestReport) -> None:
         """Take the secrets out of a marked test's report: failure text, captured output, properties.
