@@ -18,11 +18,6 @@ import pytest
 
 from .errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
-
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
@@ -240,6 +235,12 @@ def read_tool_table(config: pytest.Config) -> dict[str, Any]:
 
 
 def _load_tool_table(path: Path) -> dict[str, Any]:
+    # Imported here: a project configured by pytest.ini alone never needs a TOML parser.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -424,7 +425,8 @@ def marker_options(
     ):
         raise ConfigError(f"{usage}(threshold={threshold!r}): threshold must be a number between 0 and 1")
     metric = marker.kwargs.get("metric")
-    known_metrics = sorted(metrics) if metrics is not None else None
+    # Listed only for a marker that names a metric: listing them imports the built-in ones (rapidfuzz).
+    known_metrics = sorted(metrics) if metrics is not None and metric is not None else None
     if metric is not None and (
         not isinstance(metric, str) or (known_metrics and metric not in known_metrics)
     ):

@@ -23,6 +23,7 @@ import errno
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
@@ -510,9 +511,9 @@ class ChildGuard:
 
     def close(self) -> None:
         self._closed.close()
-        for path in self._dir.iterdir():
-            path.unlink()
-        self._dir.rmdir()
+        # Not file by file: a child Python that writes bytecode (xdist workers do, unless
+        # PYTHONDONTWRITEBYTECODE is set) leaves a __pycache__ folder beside the sitecustomize.
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def install_in_child() -> None:

@@ -332,7 +332,9 @@ class RunReport:
         from .prices import load
 
         self.settings = settings
-        self.prices = load(prices)
+        self._price_overrides = prices
+        # [tool.llmport.prices] is checked at start-up; the built-in table alone is read for a report.
+        self._prices = load(prices) if prices else None
         self.capabilities = {name: sorted(spec.capabilities) for name, spec in registry.items()}
         for path, what, option in (
             (settings.report_path, "JSON report", "--llmport-report"),
@@ -384,12 +386,20 @@ class RunReport:
 
             self._write(self.settings.html_path, lambda: render_html(report), "HTML report")
 
+    @property
+    def prices(self) -> PriceTable:
+        if self._prices is None:
+            from .prices import load
+
+            self._prices = load(self._price_overrides)
+        return self._prices
+
     def summary(self, matrix: Matrix, discarded: Iterable[Any]) -> list[tuple[str, list[str]]]:
         """The terminal sections, in order: verdict per provider, matrix, unsaved cassettes, errors."""
-        from .verdict import render
-
         sections: list[tuple[str, list[str]]] = []
         if matrix.cells:
+            from .verdict import render
+
             report = self.build(matrix)
             sections.append((f"verdict per provider (baseline {matrix.baseline})", render(report)))
             sections.append(("portability matrix", matrix.render(self.settings.matrix_rows)))
