@@ -181,7 +181,7 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
     run = session.config.stash[RUN_KEY]
     run.prepare_property_tests(items)
-    leaky_ids(items, run.redact)
+    leaky_ids(items, run.redact, PARAM)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
