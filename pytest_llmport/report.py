@@ -64,9 +64,9 @@ class Cell:
         data = {k: v for k, v in self.__dict__.items() if k != "extra"}
         data.update(self.extra)
         if not data["kind"]:
-            from .outcome import kind_of_cell
+            from .verdict import cell_kind
 
-            data["kind"] = kind_of_cell(data)
+            data["kind"] = cell_kind(data)
         return data
 
     def differs(self) -> bool:
@@ -423,12 +423,11 @@ class RunReport:
 
 def junit_properties(data: Mapping[str, Any], report: Any) -> list[tuple[str, str]]:
     """Flat ``llmport.*`` string properties for JUnit XML: provider, kind, model and each check's score."""
-    from .outcome import kind_of_cell
+    from .verdict import cell_kind
 
-    # The kind the matrix shows (decided live, from the exception); one without it is decided from the data.
     outcome = "error" if report.failed and report.when != "call" else report.outcome
     cell = {**data, "outcome": outcome, "longrepr": report.longreprtext if report.failed else ""}
-    props = [(f"{PROPERTY}.provider", str(data["provider"])), (f"{PROPERTY}.kind", kind_of_cell(cell))]
+    props = [(f"{PROPERTY}.provider", str(data["provider"])), (f"{PROPERTY}.kind", cell_kind(cell))]
     exchanges = data.get("exchanges") or []
     sent = sorted({str(e["request_model"]) for e in exchanges if e.get("request_model")})
     served = sorted({str(e["response_model"]) for e in exchanges if e.get("response_model")})

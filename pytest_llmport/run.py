@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .config import MARKER, Settings
-from .environ import restore_variables, set_variables
 from .errors import CassetteFormatError, CorruptCassetteError, LlmportError, MissingCassetteError
 from .guard import Threads, background_hint
 from .handle import ClientCache, LLMProvider
@@ -218,9 +217,15 @@ class LlmportRun:
 
     @staticmethod
     def _set_env(saved: dict[str, str | None], values: dict[str, str]) -> None:
+        from .environ import set_variables
+
         set_variables(values, saved)
 
-    _restore_env = staticmethod(restore_variables)
+    @staticmethod
+    def _restore_env(saved: dict[str, str | None]) -> None:
+        from .environ import restore_variables
+
+        restore_variables(saved)
 
     def enter(self, nodeid: str) -> tuple[Scope, Scope | None]:
         """A test or collector starts: refusals from now on are its own (or background traffic)."""

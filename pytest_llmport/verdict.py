@@ -7,7 +7,6 @@ same verdict as a single run over all providers.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,10 @@ NOTE_LABELS = {
     "finish-length": "answers cut at the length limit",
     "content-filter": "content filtered",
 }
+
+
+# A cell's kind is decided in outcome.py, live or (for a cell that has none) from its data.
+cell_kind = kind_of_cell
 
 
 def cell_notes(cell: Mapping[str, Any]) -> list[str]:
@@ -146,7 +149,7 @@ def verdicts(report: Mapping[str, Any]) -> list[Verdict]:
 
 def _add(verdict: Verdict, test: str, cell: Mapping[str, Any]) -> None:
     verdict.cells += 1
-    kind = kind_of_cell(cell)
+    kind = cell_kind(cell)
     verdict.kinds[kind] += 1
     for note in cell_notes(cell):
         verdict.notes[note] += 1
@@ -259,14 +262,3 @@ def render(report: Mapping[str, Any]) -> list[str]:
             + "; token counts differ between tokenizers, so compare costs, not token counts"
         )
     return lines
-
-
-def __getattr__(name: str) -> Any:
-    if name == "cell_kind":
-        warnings.warn(
-            "pytest_llmport.verdict.cell_kind is deprecated: use pytest_llmport.outcome.kind_of_cell",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return kind_of_cell
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

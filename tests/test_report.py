@@ -436,9 +436,8 @@ def test_a_cell_without_a_kind_is_decided_in_the_live_order(cell: dict[str, obje
     assert kind_of_cell(cell) == kind
 
 
-def test_verdict_cell_kind_is_a_deprecated_name_for_kind_of_cell() -> None:
+def test_verdict_cell_kind_is_the_one_in_outcome() -> None:
     from pytest_llmport import verdict
     from pytest_llmport.outcome import kind_of_cell
 
-    with pytest.warns(DeprecationWarning, match="outcome.kind_of_cell"):
-        assert verdict.cell_kind is kind_of_cell
+    assert verdict.cell_kind is kind_of_cell

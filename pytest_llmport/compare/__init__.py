@@ -13,6 +13,9 @@ Three layers, each usable on its own, each in its own module:
   provider's output is structurally equivalent to the baseline's, with optional order-insensitivity,
   numeric tolerance, path exclusions and string normalisation, and renders a short ``$.path``-style diff.
 
+:mod:`.messages` holds the two exceptions (:class:`SchemaError`, :class:`InvalidSchemaError`) and how values
+appear in their messages.
+
 Nothing here imports pytest or vcrpy, and the heavy dependencies (deepdiff, jsonschema, pydantic) are
 only imported when a call needs them, so importing the package stays cheap. Every name stays importable
 from ``pytest_llmport.compare``, where it lived when this was one module.

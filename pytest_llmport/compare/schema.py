@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any, Final, Literal
 
 from ..jsonvalue import PathElement, format_path, type_label
-from .extract import Wrapper, extract_json
+from .extract import Extracted, extract_json
 from .messages import InvalidSchemaError, SchemaError, path_sort_key, render_errors, short
 from .typecheck import (
     TypeChecker,
@@ -29,12 +29,9 @@ SchemaKind = Literal["json_schema", "pydantic", "dataclass", "typeddict"]
 
 
 @dataclasses.dataclass(frozen=True)
-class SchemaResult:
+class SchemaResult(Extracted):
     """A value that passed :func:`check_schema`; for pydantic and dataclass schemas, the built instance."""
 
-    value: Any
-    bare: bool
-    wrapper: Wrapper | None
     schema_kind: SchemaKind
 
 
