@@ -286,6 +286,7 @@ class Judge:
         replaying: bool,
         record_command: str,
         problem: Callable[[str], None],
+        unusable: str | None = None,
     ) -> None:
         self.handle = handle
         self.model = model
@@ -293,6 +294,7 @@ class Judge:
         self._replaying = replaying
         self._record_command = record_command
         self._problem = problem
+        self._unusable = unusable  # why asking cannot be recorded (a key not set), if it cannot
 
     @property
     def label(self) -> str:
@@ -315,6 +317,8 @@ class Judge:
     def ask(
         self, rubric: str, baseline: str, candidate: str, question: str | None, where: str
     ) -> JudgeVerdict:
+        if self._unusable is not None:
+            raise ConfigError(self._unusable)
         chat_messages = messages(rubric, baseline, candidate, question, where)
         version = prompt_version(rubric)
         self.check_recorded(version, where)

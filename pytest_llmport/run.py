@@ -16,7 +16,6 @@ import pytest
 from .config import MARKER, Settings
 from .errors import (
     CassetteFormatError,
-    ConfigError,
     CorruptCassetteError,
     LlmportError,
     MissingCassetteError,
@@ -702,17 +701,15 @@ class LlmportRun:
 
             recording = state.recording
             key = os.environ.get(spec.api_key_env, "")
-            where = f"{item.nodeid}: the judge {spec.name}:{model}"
+            where = f"{item.nodeid}: the judge {spec.name}:{model} cannot record its verdict"
+            unusable = None  # only asking needs these; the baseline records its text without the judge
             if not recording.replaying and spec.key_required and not key:
-                raise ConfigError(
-                    f"{where} cannot record its verdict: {spec.api_key_env} is not set. Set it, or "
-                    f"name another judge (--llmport-judge=<provider>[:model])"
+                unusable = (
+                    f"{where}: {spec.api_key_env} is not set. Set it, or name another judge "
+                    f"(--llmport-judge=<provider>[:model])"
                 )
-            if not recording.replaying and "<" in spec.base_url:
-                raise ConfigError(
-                    f"{where} cannot record its verdict: set {spec.env_prefix}_BASE_URL "
-                    f"(its base URL {spec.base_url} has a placeholder)"
-                )
+            elif not recording.replaying and "<" in spec.base_url:
+                unusable = f"{where}: set {spec.env_prefix}_BASE_URL (its base URL {spec.base_url} has a gap)"
             command = self._hint(item, state.handle.spec, "all").removeprefix("To record it: ")
             if spec.key_required and spec.api_key_env not in command:
                 command = f"{spec.api_key_env}=... {command}"
@@ -731,6 +728,7 @@ class LlmportRun:
                 replaying=recording.replaying,
                 record_command=command,
                 problem=recording.unmatched.append,
+                unusable=unusable,
             )
 
         return build

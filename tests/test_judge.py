@@ -289,8 +289,9 @@ def test_the_judge_key_missing_while_recording_is_named(
 ) -> None:
     monkeypatch.delenv("DEEPSEEK_API_KEY")
     pytester.makepyfile(test_app=SUITE)
-    result = pytester.runpytest("--providers=zhipu", "--llmport-judge=deepseek", "--llmport-record-mode=all")
-    result.assert_outcomes(failed=1)
+    # The baseline records its text without asking the judge: it needs no judge key.
+    result = pytester.runpytest("--providers=openai,zhipu", "--llmport-judge=deepseek")
+    result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
             "*test_refund[[]zhipu[]]: the judge deepseek:deepseek-chat cannot record its verdict: "
