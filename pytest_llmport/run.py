@@ -709,7 +709,10 @@ class LlmportRun:
                     f"(--llmport-judge=<provider>[:model])"
                 )
             elif not recording.replaying and "<" in spec.base_url:
-                unusable = f"{where}: set {spec.env_prefix}_BASE_URL (its base URL {spec.base_url} has a gap)"
+                unusable = (
+                    f"{where}: set {spec.env_prefix}_BASE_URL "
+                    f"(its base URL {spec.base_url} has a placeholder)"
+                )
             command = self._hint(item, state.handle.spec, "all").removeprefix("To record it: ")
             if spec.key_required and spec.api_key_env not in command:
                 command = f"{spec.api_key_env}=... {command}"
