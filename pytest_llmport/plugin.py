@@ -71,8 +71,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{cfg.MARKER}(providers=None): run this test once per selected LLM provider, recording and "
         "replaying its HTTP traffic; providers=[...] restricts it to a subset, requires=[...] skips "
-        "providers lacking a capability, baseline=/threshold=/metric=/facts= tune llm_equiv, models=[...] "
-        "names models the test sends on purpose besides llm_provider.model.",
+        "providers lacking a capability, baseline=/threshold=/metric=/facts=/judge= tune llm_equiv, "
+        "models=[...] names models the test sends on purpose besides llm_provider.model.",
     )
     try:
         table = cfg.read_tool_table(config)
