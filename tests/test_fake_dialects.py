@@ -603,3 +603,23 @@ def test_doubled_version_segments_are_not_found(raw: httpx.Client, family: str, 
         response = raw.post(fake.url + path, json={"model": "m"}, headers=headers)
         assert response.status_code == 404
         assert fake.requests[-1].path == path
+
+
+@pytest.mark.parametrize("family", ["openai", "dashscope", "ernie", "anthropic", "gemini"])
+def test_a_failing_reply_callable_is_the_dialects_server_error(family: str) -> None:
+    def broken(payload: dict[str, Any]) -> Reply:
+        raise RuntimeError("the reply table is broken")
+
+    with fake_for(family) as fake:
+        fake.replies = broken
+        response, body = call(fake, family)
+    result = normalized(family, response, body)
+    assert result.error is not None
+    assert result.error.category == "server"
+    assert "the reply table is broken" in (result.error.message or "")
+    # The family's own server error: ERNIE answers it in HTTP 200, Anthropic as 529 overloaded.
+    assert (
+        response.status_code
+        == fake.error_body("server")[0]
+        == {"ernie": 200, "anthropic": 529}.get(family, 500)
+    )

@@ -229,7 +229,6 @@ def serve(
     *,
     errors: ErrorTable,
     not_found: Callable[[ReceivedRequest], Response],
-    crashed: Callable[[str], Response] | None = None,
 ) -> Response:
     """Run a native dialect's ``route``; bad requests, crashes and unknown paths get its envelope."""
     try:
@@ -237,8 +236,9 @@ def serve(
     except BadRequest as exc:
         return canned(errors, "bad_request", exc.message)
     except Exception as exc:
-        # A broken reply callable must surface to the client as a 500, not as a dead connection.
-        return crashed(failure_text(exc)) if crashed else canned(errors, "server", failure_text(exc))
+        # A broken reply callable must surface to the client as a server error, not as a dead connection
+        # (ERNIE's server error is an error_code in HTTP 200, like all its errors).
+        return canned(errors, "server", failure_text(exc))
     return not_found(request) if response is None else response
 
 

@@ -63,13 +63,8 @@ def not_found(request: ReceivedRequest) -> Response:
     return Response(200, encode({"error_code": 3, "error_msg": message}))
 
 
-def _crashed(message: str) -> Response:
-    # ERNIE reports its own failures as an error_code in HTTP 200 too.
-    return Response(200, encode({"error_code": 336000, "error_msg": message}))
-
-
 def handle(context: Context, request: ReceivedRequest) -> Response:
-    return serve(_route, context, request, errors=CANNED, not_found=not_found, crashed=_crashed)
+    return serve(_route, context, request, errors=CANNED, not_found=not_found)
 
 
 def access_token(client_id: str) -> str:

@@ -42,7 +42,7 @@ def doubled_version(path: str) -> bool:
 
 
 class FakeProvider:
-    """A deterministic OpenAI-compatible provider on ``127.0.0.1`` (see the module documentation).
+    """A deterministic OpenAI-compatible provider on ``127.0.0.1`` (see :mod:`pytest_llmport.testing`).
 
     ``replies`` chooses the assistant reply: a mapping gives the value of the first key (in insertion
     order) that occurs in the text of the last user message; a callable is called with the parsed request
