@@ -21,7 +21,7 @@ from .errors import ConfigError
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts", "models")
+MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts", "models", "judge")
 DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers", "prices")
 CASSETTE_INVENTORY = ("report", "prune")
@@ -136,6 +136,15 @@ def add_options(parser: pytest.Parser) -> None:
         help="write the baseline's <provider>.observations.json files on replay too (default: only when "
         "the baseline test is recorded)",
     )
+    group.addoption(
+        "--llmport-judge",
+        dest="llmport_judge",
+        default=None,
+        metavar="PROVIDER[:MODEL]",
+        help="provider (and model) that llm_equiv.judge() asks, e.g. openai:gpt-4o-mini (default: ini "
+        "llmport_judge); a marker's judge= wins",
+    )
+    parser.addini("llmport_judge", "judge provider[:model] for llm_equiv.judge()", default="")
     parser.addini("llmport_providers", "default providers (comma or space separated)", default="")
     parser.addini(
         "llmport_strict_model",
@@ -209,6 +218,7 @@ class Settings:
     check_facts: bool = True
     strict_model: bool = False
     write_observations: bool = False
+    judge: str | None = None  # "<provider>[:model]" that llm_equiv.judge() asks
 
 
 @dataclass(frozen=True)
@@ -222,6 +232,7 @@ class MarkerOptions:
     requires: tuple[str, ...] = ()
     facts: bool | None = None
     models: tuple[str, ...] = ()
+    judge: str | None = None
 
 
 def read_tool_table(config: pytest.Config) -> dict[str, Any]:
@@ -370,7 +381,30 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         check_facts=bool(config.getini("llmport_check_facts")),
         strict_model=flag("llmport_strict_model", "llmport_strict_model"),
         write_observations=flag("llmport_write_observations", "llmport_write_observations"),
+        judge=_judge(config, known),
     )
+
+
+def check_judge(text: str, known: Iterable[str], source: str) -> str:
+    """``<provider>[:model]`` with a known provider, else a usage error that shows the form."""
+    from .judge import split_judge
+
+    name, model = split_judge(text)
+    if not name:
+        raise ConfigError(f"{source}: give <provider>[:model], e.g. openai:gpt-4o-mini")
+    check_known([name], known, source)
+    return f"{name}:{model}" if model else name
+
+
+def _judge(config: pytest.Config, known: Iterable[str]) -> str | None:
+    option = config.getoption("llmport_judge")
+    text, source = (
+        (option, f"--llmport-judge={option}")
+        if option is not None
+        else (str(config.getini("llmport_judge")).strip(), "")
+    )
+    source = source or f"ini llmport_judge={text!r}"
+    return check_judge(text, known, source) if text else None
 
 
 def _whole_number(text: str, source: str) -> int:
@@ -456,7 +490,13 @@ def marker_options(
             f"{usage}(models={models!r}): models must be a list of the model names the test sends on "
             f'purpose besides llm_provider.model, e.g. models=["glm-4-flash", "glm-4-plus"]'
         )
+    judge = marker.kwargs.get("judge")
+    if judge is not None:
+        if not isinstance(judge, str):
+            raise ConfigError(f'{usage}(judge={judge!r}): judge must be "<provider>[:model]"')
+        judge = check_judge(judge, known, f"{usage}(judge={judge!r})")
     extra: dict[str, Any] = {
+        "judge": judge,
         "requires": tuple(requires),
         "models": tuple(models),
         "baseline": baseline,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -24,6 +24,7 @@ from .run import (
     guarded_conftest_imports,
     provider_of,
 )
+from .testids import leaky_ids, param_id
 
 # What only a marked test needs is imported where it is used, so a run without one stays light
 # (tests/test_import.py, bench/startup.py).
@@ -42,8 +43,11 @@ EARLY_KEY = pytest.StashKey[Outside]()
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
-    # Registered before any conftest, so users' providers of the same name win.
-    pluginmanager.register(providers, "llmport-builtin-providers")
+
+
+def pytest_llmport_add_providers(config: pytest.Config) -> Iterable[providers.Provider]:
+    # This plugin registers before any conftest, so users' providers of the same name win.
+    return providers.BUILTIN_PROVIDERS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,8 +71,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{cfg.MARKER}(providers=None): run this test once per selected LLM provider, recording and "
         "replaying its HTTP traffic; providers=[...] restricts it to a subset, requires=[...] skips "
-        "providers lacking a capability, baseline=/threshold=/metric=/facts= tune llm_equiv, models=[...] "
-        "names models the test sends on purpose besides llm_provider.model.",
+        "providers lacking a capability, baseline=/threshold=/metric=/facts=/judge= tune llm_equiv, "
+        "models=[...] names models the test sends on purpose besides llm_provider.model.",
     )
     try:
         table = cfg.read_tool_table(config)
@@ -164,8 +168,20 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         )
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> Generator[None, Any, Any]:
+    chosen = yield  # another plugin's id, or None for pytest's own
+    run = config.stash.get(RUN_KEY, None)
+    if run is None:
+        return chosen
+    escape = not config.getini("disable_test_id_escaping_and_forfeit_all_rights_to_community_support")
+    return param_id(val, chosen, run.redact, escape)
+
+
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
-    session.config.stash[RUN_KEY].prepare_property_tests(items)
+    run = session.config.stash[RUN_KEY]
+    run.prepare_property_tests(items)
+    leaky_ids(items, run.redact, PARAM)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

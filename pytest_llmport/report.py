@@ -427,8 +427,6 @@ def junit_properties(data: Mapping[str, Any], report: Any) -> list[tuple[str, st
 
     outcome = "error" if report.failed and report.when != "call" else report.outcome
     cell = {**data, "outcome": outcome, "longrepr": report.longreprtext if report.failed else ""}
-    if report.when != "call":
-        cell.pop("kind", None)
     props = [(f"{PROPERTY}.provider", str(data["provider"])), (f"{PROPERTY}.kind", cell_kind(cell))]
     exchanges = data.get("exchanges") or []
     sent = sorted({str(e["request_model"]) for e in exchanges if e.get("request_model")})
@@ -462,7 +460,7 @@ def schema_errors(report: object) -> list[str]:
     """Where ``report`` breaks the schema, as ``$.path: message`` lines (empty when it conforms)."""
     import importlib
 
-    # Imported by name, like compare.py does: jsonschema ships no type stubs.
+    # Imported by name, like compare/schema.py does: jsonschema ships no type stubs.
     validators: Any = importlib.import_module("jsonschema.validators")
     validator = validators.Draft202012Validator(schema())
     return [
