@@ -674,10 +674,14 @@ class LlmportRun:
 
         spec = self.registry[baseline]
         nodeid = item.nodeid.replace(f"[{state.handle.name}", f"[{baseline}", 1)
-        if state.sample is not None:
-            # Every sample of the baseline, not the one this item pairs with.
-            nodeid = nodeid.partition("[")[0]
         command = f"pytest {shlex.quote(nodeid)} --providers={baseline} --llmport-record-mode=all"
+        if state.sample is not None:
+            # Every sample of the baseline, not only the one this item pairs with.
+            nodeid = nodeid.partition("[")[0]
+            command = (
+                f"pytest {shlex.quote(nodeid)} --providers={baseline} --llmport-samples={state.sample.count} "
+                f"--llmport-record-mode=all"
+            )
         if spec.key_required:
             command = f"{spec.api_key_env}=... {command}"
         state.equiv = Equivalence(
