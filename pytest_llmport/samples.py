@@ -316,6 +316,8 @@ def aggregate(cells: Mapping[int, Cell], count: int, required: float) -> Cell:
     elif rate.ran and first.outcome == "passed":
         # Every sample that ran passed, yet the rate is not proven (a tolerated sample was skipped...):
         outcome, kind = "failed", "equivalence"
+    elif first.outcome == "xfailed" and required >= 1.0:
+        outcome, kind = "xfailed", first.kind  # the test's own xfail marker: nothing was tolerated
     elif first.outcome == "xfailed":
         outcome, kind = "failed", first.kind or "equivalence"  # tolerated samples, and too many of them
     else:
@@ -353,8 +355,10 @@ def sampled_word(cell: Cell, word: str) -> str:
     if cell.outcome == "skipped":
         return word
     if cell.outcome == "passed":
-        head, _, rest = word.partition(" ")
-        return f"{head} {rate}" + (f" {rest}" if rest else "")
+        # "ok 0.87*" -> "ok 5/5 [0.57-1.00] 0.87*": a finding's star stays last (Cell.differs reads it)
+        star = "*" if word.endswith("*") else ""
+        head, _, rest = word.removesuffix("*").partition(" ")
+        return f"{head} {rate}" + (f" {rest}" if rest else "") + star
     explained = next(
         (c for c in summary.get("cells", []) if c.get("sample") == summary.get("explained_by")), None
     )

@@ -307,3 +307,16 @@ def test_bad_samples_are_usage_errors_naming_the_test_and_the_fix(
     result = pytester.runpytest("--providers=openai", *([value] if source == "option" else []))
     assert result.ret in (pytest.ExitCode.INTERRUPTED, pytest.ExitCode.USAGE_ERROR)
     (result.stdout if source == "marker" else result.stderr).fnmatch_lines([message])
+
+
+def test_a_sampled_cell_keeps_its_finding_star_and_a_user_xfail() -> None:
+    from pytest_llmport.report import Cell
+    from pytest_llmport.samples import aggregate
+
+    found = [{"kind": "schema", "key": "k", "passed": True, "finding": "not bare JSON (code_fence)"}]
+    cell = aggregate({1: Cell("passed", found), 2: Cell("passed")}, 2, 1.0)
+    assert cell.word() == "ok 2/2 [0.34-1.00]*" and cell.differs()
+    expected = aggregate({1: Cell("xfailed", kind="app-failure", exception="ValueError: x")}, 1, 1.0)
+    assert expected.outcome == "xfailed"
+    tolerated = aggregate({1: Cell("xfailed", kind="equivalence"), 2: Cell("passed")}, 2, 0.5)
+    assert tolerated.outcome == "failed" and tolerated.kind == "equivalence"
