@@ -325,6 +325,11 @@ class LlmportRun:
 
     def _hint(self, item: pytest.Item, spec: Provider, mode: str) -> str:
         command = f"pytest {shlex.quote(item.nodeid)} --providers={spec.name} --llmport-record-mode={mode}"
+        from .samples import sample_of
+
+        sample = sample_of(item)
+        if sample is not None:  # the item's id exists only with this count (it may come from the option)
+            command += f" --llmport-samples={sample.count}"
         if spec.key_required:
             command = f"{spec.api_key_env}=... {command}"
         return f"To record it: {command}"

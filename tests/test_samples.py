@@ -320,3 +320,20 @@ def test_a_sampled_cell_keeps_its_finding_star_and_a_user_xfail() -> None:
     assert expected.outcome == "xfailed"
     tolerated = aggregate({1: Cell("xfailed", kind="equivalence"), 2: Cell("passed")}, 2, 0.5)
     assert tolerated.outcome == "failed" and tolerated.kind == "equivalence"
+
+
+def test_a_missing_sample_cassette_says_how_to_record_that_sample(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    suite(pytester, "")
+    result = pytester.runpytest("--providers=zhipu", "--llmport-samples=2")
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*test_app.py::test_reply[[]zhipu-s2[]]: no cassette for provider 'zhipu' at *zhipu.s2.yaml (record mode: "
+            "none).",
+            "  To record it: ZHIPUAI_API_KEY=... pytest 'test_app.py::test_reply[[]zhipu-s2[]]' --providers=zhipu "
+            "--llmport-record-mode=once --llmport-samples=2",
+        ]
+    )
