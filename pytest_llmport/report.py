@@ -246,10 +246,12 @@ class Matrix:
             for provider, cell in sorted(row.items())
             for finding in model_findings(cell.model, provider)
         ]
+        sampled = any(cell.samples for _, row in ordered for cell in row.values())
         lines.append(
             f"baseline: {self.baseline}; ok N = passed, lowest similarity N; a<b = similarity a below "
             "threshold b; app:E = the app raised E; * = finding below; wrong-model = a request named "
             "another model than llm_provider.model"
+            + ("; k/n [a-b] = samples passed of those that ran, 95% Wilson interval" if sampled else "")
         )
         if notes:
             lines.append("findings:")
@@ -440,6 +442,9 @@ def junit_properties(data: Mapping[str, Any], report: Any) -> list[tuple[str, st
     if report.when != "call":
         cell.pop("kind", None)
     props = [(f"{PROPERTY}.provider", str(data["provider"])), (f"{PROPERTY}.kind", cell_kind(cell))]
+    sample = data.get("sample")
+    if isinstance(sample, Mapping):  # a samples=N test: which of its answers this test case is
+        props.append((f"{PROPERTY}.sample", f"{sample.get('index')}/{sample.get('of')}"))
     exchanges = data.get("exchanges") or []
     sent = sorted({str(e["request_model"]) for e in exchanges if e.get("request_model")})
     served = sorted({str(e["response_model"]) for e in exchanges if e.get("response_model")})

@@ -111,6 +111,9 @@ def test_samples_record_one_cassette_each_and_replay_with_a_pass_rate(
     row = matrix_row(replayed.outlines)
     assert "ok 3/3 [0.44-1.00]" in row and "2/3 [0.21-0.94] 0.0" in row, row
     replayed.stdout.fnmatch_lines(
+        ["baseline: openai; *; k/n [[]a-b[]] = samples passed of those that ran, 95% Wilson interval"]
+    )
+    replayed.stdout.fnmatch_lines(
         ["*zhipu vs openai: 0/1 equivalent*", "*samples:  1 sampled test, 0 equivalent*"]
     )
     cells = json.loads(report.read_text("utf-8"))["tests"]["test_app.py::test_reply"]
@@ -135,7 +138,9 @@ def test_tolerated_samples_xfail_and_the_lower_bound_decides_the_run(
     pytester: pytest.Pytester, varying: FakeProvider
 ) -> None:
     suite(pytester, "samples=4, pass_rate=0.5")
-    result = pytester.runpytest("--providers=openai,zhipu", "-rx")
+    result = pytester.runpytest("--providers=openai,zhipu", "-rx", "--junitxml=junit.xml")
+    junit = (pytester.path / "junit.xml").read_text("utf-8")
+    assert '<property name="llmport.sample" value="2/4" />' in junit
     # zhipu: samples 1, 3, 4 equivalent, sample 2 tolerated; 3 of 4 gives a lower bound of 0.30 < 0.5.
     result.assert_outcomes(passed=7, xfailed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
