@@ -17,11 +17,23 @@ from typing import Any
 import pytest
 
 from .errors import ConfigError
+from .samples import CALIBRATED
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts", "models", "judge")
+MARKER_KEYWORDS = (
+    "providers",
+    "baseline",
+    "threshold",
+    "metric",
+    "requires",
+    "facts",
+    "models",
+    "samples",
+    "pass_rate",
+    "judge",
+)
 DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers", "prices")
 CASSETTE_INVENTORY = ("report", "prune")
@@ -114,6 +126,24 @@ def add_options(parser: pytest.Parser) -> None:
         choices=CASSETTE_INVENTORY,
         help="list orphaned, missing and outdated cassettes ('report'), or also delete the orphans ('prune')",
     )
+    group.addoption(
+        "--llmport-samples",
+        dest="llmport_samples",
+        default=None,
+        metavar="N",
+        help="record and replay N answers per test and provider (default: ini llmport_samples, else 1); "
+        "a marker's samples= wins",
+    )
+    group.addoption(
+        "--llmport-pass-rate",
+        dest="llmport_pass_rate",
+        default=None,
+        metavar="RATE",
+        help="with samples, the share of equivalent samples a cell needs at 95%% confidence, 0.5 to 1 "
+        "(default: ini llmport_pass_rate, else 1: every sample); a marker's pass_rate= wins",
+    )
+    parser.addini("llmport_samples", "answers recorded per test and provider (default 1)", default="")
+    parser.addini("llmport_pass_rate", "share of equivalent samples a cell needs (default 1)", default="")
     parser.addini("llmport_matrix_rows", "rows the terminal matrix shows in full (or 'all')", default="")
     parser.addini(
         "llmport_cassette_max_age",
@@ -204,7 +234,7 @@ class Settings:
     cassette_dir: str
     secret_env: tuple[str, ...]
     baseline: str = DEFAULT_BASELINE
-    threshold: float | None = None
+    threshold: float | str | None = None  # str: samples.CALIBRATED
     metric: str | None = None
     embedding_provider: str | None = None
     embedding_model: str | None = None
@@ -218,6 +248,8 @@ class Settings:
     check_facts: bool = True
     strict_model: bool = False
     write_observations: bool = False
+    samples: int = 1
+    pass_rate: float = 1.0
     judge: str | None = None  # "<provider>[:model]" that llm_equiv.judge() asks
 
 
@@ -227,11 +259,13 @@ class MarkerOptions:
 
     providers: tuple[str, ...] | None = None
     baseline: str | None = None
-    threshold: float | None = None
+    threshold: float | str | None = None  # str: samples.CALIBRATED
     metric: str | None = None
     requires: tuple[str, ...] = ()
     facts: bool | None = None
     models: tuple[str, ...] = ()
+    samples: int | None = None
+    pass_rate: float | None = None
     judge: str | None = None
 
 
@@ -342,8 +376,10 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
     if baseline:
         check_known([baseline], known, f"baseline {baseline!r}")
     threshold_text = str(config.getini("llmport_threshold")).strip()
-    threshold = None
-    if threshold_text:
+    threshold: float | str | None = None
+    if threshold_text == CALIBRATED:
+        threshold = CALIBRATED
+    elif threshold_text:
         try:
             threshold = float(threshold_text)
         except ValueError:
@@ -382,6 +418,7 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         strict_model=flag("llmport_strict_model", "llmport_strict_model"),
         write_observations=flag("llmport_write_observations", "llmport_write_observations"),
         judge=_judge(config, known),
+        **_sampling(config),
     )
 
 
@@ -405,6 +442,23 @@ def _judge(config: pytest.Config, known: Iterable[str]) -> str | None:
     )
     source = source or f"ini llmport_judge={text!r}"
     return check_judge(text, known, source) if text else None
+
+
+def _sampling(config: pytest.Config) -> dict[str, Any]:
+    """``samples`` and ``pass_rate`` from the command line, else the ini keys, else 1 and 1."""
+    from .samples import check_pass_rate, check_samples
+
+    values: dict[str, Any] = {}
+    for name, check in (("samples", check_samples), ("pass_rate", check_pass_rate)):
+        option = config.getoption(f"llmport_{name}")
+        dashed = name.replace("_", "-")
+        if option is not None:
+            values[name] = check(option, f"--llmport-{dashed}={option}")
+            continue
+        text = str(config.getini(f"llmport_{name}")).strip()
+        if text:
+            values[name] = check(text, f"ini llmport_{name}={text!r}")
+    return values
 
 
 def _whole_number(text: str, source: str) -> int:
@@ -434,6 +488,18 @@ def _is_name_list(value: object) -> bool:
     return isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value)
 
 
+def _marker_sampling(marker: pytest.Mark, usage: str) -> dict[str, Any]:
+    from .samples import check_pass_rate, check_samples
+
+    # In Python code a string is a mistake (samples="5"), so only the ini and command line parse text.
+    checks = {"samples": check_samples, "pass_rate": check_pass_rate}
+    return {
+        name: check(marker.kwargs[name], usage, text=False)
+        for name, check in checks.items()
+        if name in marker.kwargs
+    }
+
+
 def marker_options(
     marker: pytest.Mark, known: Sequence[str], where: str, metrics: Iterable[str] | None = None
 ) -> MarkerOptions:
@@ -454,10 +520,17 @@ def marker_options(
             raise ConfigError(f"{usage}(baseline={baseline!r}): baseline must be a provider name")
         check_known([baseline], known, f"{usage}(baseline=...)")
     threshold = marker.kwargs.get("threshold")
-    if threshold is not None and (
-        isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1
+    if (
+        threshold is not None
+        and threshold != CALIBRATED
+        and (
+            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1
+        )
     ):
-        raise ConfigError(f"{usage}(threshold={threshold!r}): threshold must be a number between 0 and 1")
+        raise ConfigError(
+            f"{usage}(threshold={threshold!r}): threshold must be a number between 0 and 1, "
+            f"or {CALIBRATED!r} (calibrated on the baseline's samples)"
+        )
     metric = marker.kwargs.get("metric")
     # Listed only for a marker that names a metric: listing them imports the built-in ones (rapidfuzz).
     known_metrics = sorted(metrics) if metrics is not None and metric is not None else None
@@ -500,9 +573,10 @@ def marker_options(
         "requires": tuple(requires),
         "models": tuple(models),
         "baseline": baseline,
-        "threshold": None if threshold is None else float(threshold),
+        "threshold": threshold if threshold is None or threshold == CALIBRATED else float(threshold),
         "metric": metric,
         "facts": facts,
+        **_marker_sampling(marker, usage),
     }
     providers = marker.kwargs.get("providers")
     if providers is None:

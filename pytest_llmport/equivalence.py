@@ -46,13 +46,23 @@ def load_observations(path: Path) -> dict[str, Any]:
     return observations
 
 
-def save_observations(path: Path, provider: str, observations: Mapping[str, Any]) -> bool:
-    """Write atomically; return False (and write nothing) when the file already says the same."""
-    if load_observations(path) == observations:
-        return False
-    text = json.dumps(
-        {"provider": provider, "observations": observations}, ensure_ascii=False, indent=2, sort_keys=True
-    )
+def save_observations(
+    path: Path, provider: str, observations: Mapping[str, Any], sample: Mapping[str, int] | None = None
+) -> bool:
+    """Write atomically; return False (and write nothing) when the file already says the same.
+
+    ``sample`` (``{"index": k, "of": n}``) marks one of a sampled baseline's files.
+    """
+    content: dict[str, Any] = {"provider": provider, "observations": observations}
+    if sample is not None:
+        content["sample"] = dict(sample)
+    if path.is_file() and load_observations(path) == observations:
+        try:
+            if json.loads(path.read_text(encoding="utf-8")).get("sample") == content.get("sample"):
+                return False
+        except ValueError:
+            pass
+    text = json.dumps(content, ensure_ascii=False, indent=2, sort_keys=True)
     from .cassettes import write_atomically
 
     write_atomically(path, (text + "\n").encode("utf-8"), what="baseline observations")
@@ -73,6 +83,8 @@ class Check:
     diff: list[str] = field(default_factory=list)
     finding: str | None = None
     facts: list[str] = field(default_factory=list)  # similar(): why the texts state different facts
+    # similar(threshold="baseline"): the baseline's own spread (least typical, mean, margin, samples)
+    spread: dict[str, float] | None = None
     judge: dict[str, str] | None = None  # judge(): provider, model, prompt_version, verdict, reason
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,7 +96,7 @@ class EquivalenceSettings:
     """What decides a comparison for one test: resolved from call > marker > ini > default."""
 
     baseline: str
-    threshold: float | None  # None: the metric's own default (similarity.default_threshold)
+    threshold: float | str | None  # None: the metric's own default; "baseline": samples.CALIBRATED
     metric: str
     facts: bool = True
 
@@ -108,6 +120,8 @@ class Equivalence:
         metrics: Mapping[str, Callable[[str, str], float]],
         record_command: str,
         embed: Callable[[list[str]], list[list[float]]] | None = None,
+        baseline_samples: Callable[[], Sequence[Mapping[str, Any]]] | None = None,
+        sample: int = 1,
         judge: Callable[[], Judge] | None = None,
     ) -> None:
         self.nodeid = nodeid
@@ -115,7 +129,9 @@ class Equivalence:
         self.settings = settings
         self.observations: dict[str, Any] = {}
         self.checks: list[Check] = []
-        self._baseline_values = baseline_values
+        # One mapping per sample the baseline recorded (pytest_llmport.samples); this item is sample `sample`.
+        self._samples = baseline_samples or (lambda: [baseline_values()])
+        self.sample = sample
         self._metrics = metrics
         self._record_command = record_command
         self._embed = embed
@@ -142,7 +158,10 @@ class Equivalence:
     def baseline(self, key: str) -> Any:
         """The baseline provider's observation under ``key``; fails with the command that records it."""
         __tracebackhide__ = True
-        values = self._baseline_values()
+        from .samples import paired
+
+        samples = self._baseline_samples()
+        values = samples[paired(self.sample, len(samples))] if samples else {}
         if key not in values:
             known = ", ".join(sorted(values)) or "none"
             raise MissingBaselineError(
@@ -150,6 +169,27 @@ class Equivalence:
                 f"{key!r} (it has: {known}). Record it: {self._record_command}"
             )
         return values[key]
+
+    def _baseline_samples(self) -> Sequence[Mapping[str, Any]]:
+        try:
+            return self._samples()
+        except MissingBaselineError as exc:
+            raise MissingBaselineError(f"{self.nodeid}: {exc}. Record it: {self._record_command}") from None
+
+    def _baseline_texts(self, key: str) -> list[str]:
+        """The baseline's text under ``key`` in each of its samples (the paired one checked first)."""
+        self.baseline(key)  # a missing key fails here, with the command that records it
+        texts = []
+        for index, values in enumerate(self._baseline_samples(), start=1):
+            if key not in values:
+                raise MissingBaselineError(
+                    f"{self.nodeid}: baseline sample {index} of {self.settings.baseline!r} has no "
+                    f"observation {key!r}. Record it: {self._record_command}"
+                )
+            if not isinstance(values[key], str):
+                raise ConfigError(f"{self.nodeid}: the baseline's {key!r} is not text: {values[key]!r}")
+            texts.append(values[key])
+        return texts
 
     # -- checks ---------------------------------------------------------------------------------------------
     def schema(self, raw_or_value: Any, schema: Any, *, lenient: bool = False, key: str | None = None) -> Any:
@@ -222,7 +262,7 @@ class Equivalence:
         text: str,
         *,
         reference: str | None = None,
-        threshold: float | None = None,
+        threshold: float | str | None = None,
         metric: str | None = None,
         facts: bool | None = None,
     ) -> float:
@@ -244,45 +284,79 @@ class Equivalence:
             raise ConfigError(
                 f"{self.nodeid}: llm_equiv.similar({key!r}, facts={facts!r}): facts must be True or False"
             )
+        from .samples import CALIBRATED
+
         check_facts = self.settings.facts if facts is None else facts
         name = metric or self.settings.metric
-        if threshold is not None:
-            limit = check_threshold(threshold, self.nodeid)
+        chosen = threshold if threshold is not None else self.settings.threshold
+        calibrated = chosen == CALIBRATED
+        if calibrated or chosen is None:
+            limit = default_threshold(name)  # replaced by the baseline's spread below
         else:
-            limit = default_threshold(name) if self.settings.threshold is None else self.settings.threshold
+            limit = check_threshold(chosen, self.nodeid)
         function = self._metrics.get(name)
         if function is None:
             known = ", ".join(sorted(self._metrics))
             raise ConfigError(f"{self.nodeid}: unknown similarity metric {name!r}; known: {known}")
+        if calibrated and reference is not None:
+            raise ConfigError(
+                f"{self.nodeid}: llm_equiv.similar({key!r}, reference=..., threshold={CALIBRATED!r}): a "
+                f"reference text has no spread to calibrate on; give a number as the threshold"
+            )
         self.observe(key, text)
         if reference is None and self.is_baseline:
-            self.checks.append(Check("similar", key, True, detail="baseline", metric=name, threshold=limit))
+            self.checks.append(
+                Check(
+                    "similar",
+                    key,
+                    True,
+                    detail="baseline",
+                    metric=name,
+                    threshold=None if calibrated else limit,
+                )
+            )
             return 1.0
         other = reference if reference is not None else self.baseline(key)
         if not isinstance(other, str):
             raise ConfigError(f"{self.nodeid}: the baseline's {key!r} is not text: {other!r}")
-        result = verdict(
-            other, text, lambda a, b: self._score(name, function, a, b), limit, facts=check_facts
-        )
+
+        def scorer(a: str, b: str) -> float:
+            return self._score(name, function, a, b)
+
+        result = verdict(other, text, scorer, limit, facts=check_facts)
         score = result.score
+        texts = self._baseline_texts(key) if reference is None else [other]
+        spread: dict[str, float] = {}
+        if calibrated or len(texts) > 1:
+            score, limit, spread = self._against_samples(key, name, texts, text, scorer, limit, calibrated)
         against = "reference text" if reference is not None else f"baseline {self.settings.baseline}"
+        if len(texts) > 1:
+            against += f"'s {len(texts)} samples (mean score)"
         self.checks.append(
             Check(
                 "similar",
                 key,
-                result.passed,
+                result.passed if not spread and len(texts) == 1 else score >= limit and not result.facts,
                 score=score,
                 threshold=limit,
                 metric=name,
                 facts=list(result.facts),
                 detail=result.facts[0] if result.facts else "",
+                spread=spread or None,
             )
         )
         shown = f"\n  expected: {_clip(other)}\n  actual:   {_clip(text)}"
         if score < limit:
+            calibration = (
+                f" (the baseline's own samples score {spread['least']:.3f} to each other at the least "
+                f"typical, {spread['mean']:.3f} on average; threshold = {spread['least']:.3f} - margin "
+                f"{spread['margin']:.2f})"
+                if calibrated
+                else ""
+            )
             raise EquivalenceError(
                 f"{self.nodeid}: {key!r} on {self.provider} is not similar enough to the {against}: "
-                f"{name} {score:.3f} < threshold {limit:.2f}{shown}"
+                f"{name} {score:.3f} < threshold {limit:.2f}{calibration}{shown}"
             )
         if result.facts:
             raise EquivalenceError(
@@ -401,6 +475,41 @@ class Equivalence:
                 f"  f({value!r}) = {original!r}\n  f({transformed_input!r}) = {transformed!r}"
             )
         return original, transformed
+
+    def _against_samples(
+        self,
+        key: str,
+        name: str,
+        texts: Sequence[str],
+        text: str,
+        scorer: Callable[[str, str], float],
+        limit: float,
+        calibrated: bool,
+    ) -> tuple[float, float, dict[str, float]]:
+        """The mean score against every baseline sample and, with ``threshold="baseline"``, the threshold
+        from the baseline's own spread (see :mod:`pytest_llmport.samples`)."""
+        from .samples import CALIBRATED, CALIBRATION_MARGIN, spread
+        from .similarity import verdict
+
+        def score(a: str, b: str) -> float:
+            return verdict(a, b, scorer, limit, facts=False).score  # JSON answers read by their values
+
+        mean = sum(score(other, text) for other in texts) / len(texts)
+        if not calibrated:
+            return mean, limit, {}
+        if len(texts) < 2:
+            raise ConfigError(
+                f"{self.nodeid}: llm_equiv.similar({key!r}, threshold={CALIBRATED!r}) calibrates on the "
+                f"baseline's own samples, but {self.settings.baseline!r} has {len(texts)}: record the "
+                f"baseline with samples=N (N >= 2, e.g. @pytest.mark.llm_portable(samples=5)): "
+                f"{self._record_command}"
+            )
+        own = spread(texts, score)
+        return (
+            mean,
+            own.threshold(),
+            {"least": own.least, "mean": own.mean, "margin": CALIBRATION_MARGIN, "samples": own.samples},
+        )
 
     def _score(self, name: str, function: Callable[[str, str], float], a: str, b: str) -> float:
         from .semantic import SemanticUnavailableError

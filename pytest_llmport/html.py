@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any
 
 from .outcome import KINDS
-from .verdict import KIND_LABELS, NOTE_LABELS, Verdict, cell_notes, money, percentile, verdicts
+from .verdict import KIND_LABELS, NOTE_LABELS, Verdict, cell_notes, money, percentile, sampled_line, verdicts
 
 # Nothing may load from anywhere: the page is complete as it is.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:"
@@ -97,6 +97,7 @@ def _verdict_card(verdict: Verdict) -> str:
 <dt>Features used</dt><dd>{features or "none"}</dd>
 <dt>Declared</dt><dd>{escape(", ".join(verdict.declared) or "nothing")}</dd>
 {f"<dt>Cells</dt><dd>{cells}</dd>" if cells else ""}
+{f"<dt>Samples</dt><dd>{escape(sampled_line(verdict.sampled))}</dd>" if verdict.sampled else ""}
 </dl>{undeclared}
 </article>"""
 

@@ -54,6 +54,8 @@ class Cell:
     # Requests from threads that predate the test (SHARED.md: url, thread, hint); not the test's traffic.
     background: list[dict[str, Any]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    # A samples=N test's pass rate and interval (pytest_llmport.samples.aggregate); empty otherwise.
+    samples: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Cell:
@@ -61,7 +63,7 @@ class Cell:
         return cls(**known, extra={k: data[k] for k in PASSTHROUGH if k in data})
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        data = {k: v for k, v in self.__dict__.items() if k != "extra" and (k != "samples" or v)}
         data.update(self.extra)
         if not data["kind"]:
             from .verdict import cell_kind
@@ -76,6 +78,10 @@ class Cell:
     def word(self) -> str:
         """One short word or score for the terminal matrix; a wrong request model is marked on any cell."""
         word = self._word()
+        if self.samples:
+            from .samples import sampled_word
+
+            word = sampled_word(self, word)
         return f"{word} wrong-model" if self.model.get("mismatch") and self.outcome != "skipped" else word
 
     def _word(self) -> str:
@@ -129,19 +135,29 @@ class Matrix:
         self.providers = list(providers)
         self.baseline = baseline
         self.cells: dict[str, dict[str, Cell]] = {}
+        self.sampled: dict[tuple[str, str], dict[Any, Cell]] = {}  # (test, provider) -> sample -> cell
 
     def add(self, nodeid: str, when: str, outcome: str, data: Mapping[str, Any], longrepr: str) -> None:
         provider = str(data["provider"])
-        label = test_label(nodeid, provider)
+        sample = data.get("sample")
+        if isinstance(sample, Mapping):
+            # Sample k of a samples=N test (test[qwen-s2]): one cell per provider gathers the N items.
+            label = test_label(nodeid, f"{provider}-s{sample['index']}")
+            slot: dict[Any, Cell] = self.sampled.setdefault((label, provider), {})
+            key: Any = int(sample["index"])
+        else:
+            label = test_label(nodeid, provider)
+            slot = self.cells.setdefault(label, {})
+            key = provider
         row = self.cells.setdefault(label, {})
         if provider not in self.providers:
             self.providers.append(provider)
-        if when == "teardown" and provider in row and outcome == "passed":
+        if when == "teardown" and key in slot and outcome == "passed":
             return
         kind = "error" if outcome == "failed" and when != "call" else outcome
-        if provider in row and row[provider].outcome in ("failed", "error") and when == "teardown":
+        if key in slot and slot[key].outcome in ("failed", "error") and when == "teardown":
             return
-        row[provider] = Cell(
+        slot[key] = Cell(
             kind,
             list(data.get("checks", [])),
             dict(data.get("observations", {})),
@@ -156,6 +172,10 @@ class Matrix:
             background=list(data.get("background", [])),
             extra={k: data[k] for k in PASSTHROUGH if k in data},
         )
+        if isinstance(sample, Mapping):
+            from .samples import aggregate
+
+            row[provider] = aggregate(slot, int(sample["of"]), float(sample.get("pass_rate", 1.0)))
 
     @classmethod
     def from_report(cls, report: Mapping[str, Any]) -> Matrix:
@@ -226,10 +246,12 @@ class Matrix:
             for provider, cell in sorted(row.items())
             for finding in model_findings(cell.model, provider)
         ]
+        sampled = any(cell.samples for _, row in ordered for cell in row.values())
         lines.append(
             f"baseline: {self.baseline}; ok N = passed, lowest similarity N; a<b = similarity a below "
             "threshold b; app:E = the app raised E; * = finding below; wrong-model = a request named "
             "another model than llm_provider.model"
+            + ("; k/n [a-b] = samples passed of those that ran, 95% Wilson interval" if sampled else "")
         )
         if notes:
             lines.append("findings:")
@@ -428,6 +450,9 @@ def junit_properties(data: Mapping[str, Any], report: Any) -> list[tuple[str, st
     outcome = "error" if report.failed and report.when != "call" else report.outcome
     cell = {**data, "outcome": outcome, "longrepr": report.longreprtext if report.failed else ""}
     props = [(f"{PROPERTY}.provider", str(data["provider"])), (f"{PROPERTY}.kind", cell_kind(cell))]
+    sample = data.get("sample")
+    if isinstance(sample, Mapping):  # a samples=N test: which of its answers this test case is
+        props.append((f"{PROPERTY}.sample", f"{sample.get('index')}/{sample.get('of')}"))
     exchanges = data.get("exchanges") or []
     sent = sorted({str(e["request_model"]) for e in exchanges if e.get("request_model")})
     served = sorted({str(e["response_model"]) for e in exchanges if e.get("response_model")})

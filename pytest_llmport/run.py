@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .identity import ProviderIdentity
     from .judge import Judge
     from .recording import ItemRecording, Patches, Router
+    from .samples import Sample
     from .scrub import Scrubber
 
 PARAM = "llm_provider_name"
@@ -121,6 +122,7 @@ class ItemState:
     restore_env: Callable[[], None] = lambda: None
     equiv: Equivalence | None = None
     models: tuple[str, ...] = ()  # the marker's models=[...]: models the test uses on purpose
+    sample: Sample | None = None  # which of a samples=N test's answers this item records
     judged: bool = False  # a judge is configured: its exchanges share the cassette
 
 
@@ -169,6 +171,7 @@ class LlmportRun:
         self.matrix = Matrix(settings.providers, settings.baseline)
         # Baseline observations made in this process, for tests whose baseline ran earlier in the same run.
         self.baselines: dict[Path, dict[str, Any]] = {}
+        self.baseline_counts: dict[Path, int] = {}  # a sampled baseline's N, by observation file
         self.clients = ClientCache()
         self.discarded: list[dict[str, str]] = []
         self.scan_findings: list[str] = []
@@ -311,17 +314,25 @@ class LlmportRun:
     # -- where and how -----------------------------------------------------------------------------
     def path_for(self, item: pytest.Item, provider: str) -> Path:
         from .cassettes import cassette_path, param_slug
+        from .samples import SAMPLE, sample_of
 
         callspec: Any = getattr(item, "callspec", None)
-        params = {k: v for k, v in callspec.params.items() if k != PARAM} if callspec else {}
+        params = {k: v for k, v in callspec.params.items() if k not in (PARAM, SAMPLE)} if callspec else {}
         name = getattr(item, "originalname", item.name)
         cls = getattr(item, "cls", None)
         test_name = f"{cls.__name__}.{name}" if cls is not None else name
         extra = param_slug(params, dict(callspec.indices), self.is_secret) if params else ""
-        return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, provider, extra)
+        sample = sample_of(item)  # sample k of a samples=N test: <provider>.s<k>.yaml
+        stem = sample.stem(provider) if sample is not None else provider
+        return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, stem, extra)
 
     def _hint(self, item: pytest.Item, spec: Provider, mode: str) -> str:
         command = f"pytest {shlex.quote(item.nodeid)} --providers={spec.name} --llmport-record-mode={mode}"
+        from .samples import sample_of
+
+        sample = sample_of(item)
+        if sample is not None:  # the item's id exists only with this count (it may come from the option)
+            command += f" --llmport-samples={sample.count}"
         if spec.key_required:
             command = f"{spec.api_key_env}=... {command}"
         return f"To record it: {command}"
@@ -531,7 +542,15 @@ class LlmportRun:
             declared.append(self.settings.embedding_model)  # the embedding metric's requests land here too
         if judge is not None:
             declared.append(judge[1])
-        state = ItemState(handle, recording, self._hint(item, spec, hint_mode), models=tuple(declared))
+        from .samples import sample_of
+
+        state = ItemState(
+            handle,
+            recording,
+            self._hint(item, spec, hint_mode),
+            models=tuple(declared),
+            sample=sample_of(item),
+        )
         state.judged = judge is not None
         self._current = (item.nodeid, state)
         if self.settings.export_env:
@@ -595,9 +614,13 @@ class LlmportRun:
             # Scrubbed for this run's comparisons too, so they see what CI will read from the file.
             observations = self.output_scrubber().value(dict(equiv.observations))
             self.baselines[target] = observations
+            sample = None
+            if state.sample is not None:
+                sample = {"index": state.sample.index, "of": state.sample.count}
+                self.baseline_counts[target] = state.sample.count
             # A replay writes nothing into the source tree unless asked (--llmport-write-observations).
             if not state.recording.replaying or self.settings.write_observations:
-                save_observations(target, equiv.provider, observations)
+                save_observations(target, equiv.provider, observations, sample)
         cassette = state.recording.cassette
         # A recorded test that sent nothing still gets a (empty) cassette, so replay knows it was recorded.
         fresh = not state.recording.replaying and not state.recording.path.exists()
@@ -638,7 +661,7 @@ class LlmportRun:
     def equivalence(self, item: pytest.Item, state: ItemState) -> Equivalence:
         """The ``llm_equiv`` object of one test on one provider (built on first use)."""
         from .config import marker_options
-        from .equivalence import Equivalence, EquivalenceSettings, load_observations, observations_path
+        from .equivalence import Equivalence, EquivalenceSettings, observations_path
         from .similarity import DEFAULT_METRIC
 
         if state.equiv is not None:
@@ -655,21 +678,37 @@ class LlmportRun:
             metric=options.metric or settings.metric or DEFAULT_METRIC,
             facts=settings.check_facts if options.facts is None else options.facts,
         )
-        target = observations_path(self.path_for(item, baseline))
+        from .samples import baseline_samples, read_file
 
-        def baseline_values() -> dict[str, Any]:
-            return self.baselines.get(target) or load_observations(target)
+        folder = observations_path(self.path_for(item, baseline)).parent
+
+        def lookup(path: Path) -> tuple[Mapping[str, Any], int | None] | None:
+            if path in self.baselines:
+                return self.baselines[path], self.baseline_counts.get(path)
+            return read_file(path)
+
+        def samples() -> list[Mapping[str, Any]]:
+            return baseline_samples(folder, baseline, lookup)[0]
 
         spec = self.registry[baseline]
         nodeid = item.nodeid.replace(f"[{state.handle.name}", f"[{baseline}", 1)
         command = f"pytest {shlex.quote(nodeid)} --providers={baseline} --llmport-record-mode=all"
+        if state.sample is not None:
+            # Every sample of the baseline, not only the one this item pairs with.
+            nodeid = nodeid.partition("[")[0]
+            command = (
+                f"pytest {shlex.quote(nodeid)} --providers={baseline} --llmport-samples={state.sample.count} "
+                f"--llmport-record-mode=all"
+            )
         if spec.key_required:
             command = f"{spec.api_key_env}=... {command}"
         state.equiv = Equivalence(
             nodeid=item.nodeid,
             provider=state.handle.name,
             settings=eq_settings,
-            baseline_values=baseline_values,
+            baseline_values=lambda: {},
+            baseline_samples=samples,
+            sample=state.sample.index if state.sample is not None else 1,
             metrics=self.metrics,
             record_command=command,
             embed=self._embedder(state),
@@ -824,6 +863,8 @@ class LlmportRun:
             },
             "model": model_report(cassette, state.handle.spec.dialect, state.handle.model, state.models),
         }
+        if state.sample is not None:
+            data["sample"] = state.sample.as_dict()  # the matrix gathers a samples=N test's N items
         scrubbed: dict[str, Any] = self.output_scrubber().value(data)
         return scrubbed
 

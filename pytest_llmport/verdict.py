@@ -94,6 +94,7 @@ class Verdict:
     features: Counter[str] = field(default_factory=Counter)  # feature -> tests relying on it
     declared: list[str] = field(default_factory=list)
     cassettes: Counter[str] = field(default_factory=Counter)
+    sampled: list[tuple[str, Mapping[str, Any]]] = field(default_factory=list)  # (test, its pass rate)
 
     @property
     def undeclared(self) -> list[str]:
@@ -126,6 +127,7 @@ class Verdict:
             "declared": self.declared,
             "undeclared": self.undeclared,
             "cassettes": dict(self.cassettes),
+            "samples": [{"test": test, **_without_cells(rate)} for test, rate in self.sampled],
         }
 
 
@@ -149,6 +151,8 @@ def verdicts(report: Mapping[str, Any]) -> list[Verdict]:
 
 def _add(verdict: Verdict, test: str, cell: Mapping[str, Any]) -> None:
     verdict.cells += 1
+    if isinstance(cell.get("samples"), Mapping) and cell["samples"].get("ran"):
+        verdict.sampled.append((test, cell["samples"]))
     kind = cell_kind(cell)
     verdict.kinds[kind] += 1
     for note in cell_notes(cell):
@@ -255,6 +259,8 @@ def render(report: Mapping[str, Any]) -> list[str]:
             lines.append(f"  declares: {', '.join(verdict.declared) or 'nothing'}")
         if verdict.cassettes:
             lines.append(f"  cells:    {_counts(verdict.cassettes, {}, ('replayed', 'recorded'))}")
+        if verdict.sampled:
+            lines.append(f"  samples:  {sampled_line(verdict.sampled)}")
     if lines:
         lines.append(
             "latency from the recordings' timing; cost = recorded usage x list price"
@@ -262,3 +268,21 @@ def render(report: Mapping[str, Any]) -> list[str]:
             + "; token counts differ between tokenizers, so compare costs, not token counts"
         )
     return lines
+
+
+def _without_cells(rate: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in rate.items() if k != "cells"}
+
+
+def sampled_line(sampled: list[tuple[str, Mapping[str, Any]]]) -> str:
+    """``2 sampled tests, 1 equivalent by its pass rate; lowest: test_x 3/5 [0.23-0.88] (needs all)``."""
+    good = sum(1 for _, rate in sampled if rate.get("equivalent"))
+    test, rate = min(sampled, key=lambda pair: (pair[1]["interval"][0], pair[0]))
+    low, high = rate["interval"]
+    required = float(rate.get("required", 1.0))
+    need = "needs every sample" if required >= 1 else f"needs a lower bound >= {required:g}"
+    return (
+        f"{len(sampled)} sampled test{'s' if len(sampled) != 1 else ''}, {good} equivalent by pass rate "
+        f"(95% Wilson interval); lowest: {test} {rate['passed']}/{rate['ran']} [{low:.2f}-{high:.2f}] "
+        f"({need})"
+    )
