@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import threshold_value
 from .errors import ConfigError, LlmportError
 
 
@@ -75,9 +76,10 @@ class Check:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
 
 
-@dataclass
+@dataclass(frozen=True)
 class EquivalenceSettings:
-    """What decides a comparison for one test: resolved from call > marker > ini > default."""
+    """What decides a comparison for one test: marker > ini > default, resolved at collection (a call's
+    own ``threshold=`` / ``metric=`` / ``facts=`` win over these)."""
 
     baseline: str
     threshold: float | None  # None: the metric's own default (similarity.default_threshold)
@@ -85,10 +87,18 @@ class EquivalenceSettings:
     facts: bool = True
 
 
-def check_threshold(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ConfigError(f"{where}: threshold={value!r} must be a number between 0 and 1")
-    return float(value)
+def __getattr__(name: str) -> Any:
+    if name == "check_threshold":  # deprecated: the one threshold check is config.threshold_value
+        import warnings
+
+        warnings.warn(
+            "pytest_llmport.equivalence.check_threshold is deprecated; use "
+            "pytest_llmport.config.threshold_value(value, source)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return lambda value, where: threshold_value(value, f"{where}: threshold={value!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Equivalence:
@@ -241,7 +251,7 @@ class Equivalence:
         check_facts = self.settings.facts if facts is None else facts
         name = metric or self.settings.metric
         if threshold is not None:
-            limit = check_threshold(threshold, self.nodeid)
+            limit = threshold_value(threshold, f"{self.nodeid}: threshold={threshold!r}")
         else:
             limit = default_threshold(name) if self.settings.threshold is None else self.settings.threshold
         function = self._metrics.get(name)

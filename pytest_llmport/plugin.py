@@ -10,7 +10,6 @@ import pytest
 
 from . import config as cfg
 from . import hookspecs, providers
-from .coexist import conflict
 from .equivalence import Equivalence, embedding_metric
 from .errors import ConfigError, LlmportError
 from .handle import LLMProvider
@@ -38,6 +37,8 @@ SETUP_PROBLEM_KEY = pytest.StashKey[str]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 SCOPE_KEY = pytest.StashKey[Scope]()
 EARLY_KEY = pytest.StashKey[Outside]()
+# Each marked test function's parsed marker and providers, by cfg.function_key, until its items exist.
+TESTS_KEY = pytest.StashKey[dict[str, cfg.PortableTest]]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -74,13 +75,8 @@ def pytest_configure(config: pytest.Config) -> None:
         table = cfg.read_tool_table(config)
         contributed = config.hook.pytest_llmport_add_providers(config=config)
         registry = providers.build_registry(contributed, table.get("providers", {}))
-        settings = cfg.resolve(config, registry)
         metrics = MetricRegistry(lambda: config.hook.pytest_llmport_add_metrics(config=config))
-        if settings.metric and settings.metric not in metrics:
-            raise ConfigError(
-                f"ini llmport_metric={settings.metric!r} is not a known metric; "
-                f"known: {', '.join(sorted(metrics))}"
-            )
+        settings = cfg.resolve(config, registry, metrics)
         config.stash[REPORT_KEY] = RunReport(settings, registry, table.get("prices"))
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -131,40 +127,41 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    marker = metafunc.definition.get_closest_marker(cfg.MARKER)
-    if marker is None:
-        return
     run = metafunc.config.stash[RUN_KEY]
     try:
-        options = cfg.marker_options(marker, list(run.registry), metafunc.definition.nodeid, run.metrics)
+        test = cfg.portable_test(metafunc.definition, run.settings, run.registry, run.metrics)
     except ConfigError as exc:
         # CollectError is shown as its message alone, without pluggy's frames.
         raise pytest.Collector.CollectError(str(exc)) from None
-    names = [n for n in run.settings.providers if options.providers is None or n in options.providers]
+    if test is None:
+        return
+    metafunc.config.stash.setdefault(TESTS_KEY, {})[cfg.function_key(metafunc.definition)] = test
     if PARAM not in metafunc.fixturenames:
         metafunc.fixturenames.append(PARAM)
-    if names:
-        params = []
-        for name in names:
-            lacking = [cap for cap in options.requires if cap not in run.registry[name].capabilities]
-            reason = (
-                f"{name} lacks {', '.join(lacking)} (requires={list(options.requires)})" if lacking else ""
-            )
-            params.append(
-                pytest.param(name, id=name, marks=[pytest.mark.skip(reason=reason)] if lacking else [])
-            )
-        metafunc.parametrize(PARAM, params)
-    else:
-        reason = (
-            f"providers={list(options.providers or ())} selects none of {', '.join(run.settings.providers)}"
-        )
-        metafunc.parametrize(
-            PARAM, [pytest.param(None, id="no-provider", marks=pytest.mark.skip(reason=reason))]
-        )
+    metafunc.parametrize(PARAM, test.params())
 
 
+@pytest.hookimpl(trylast=True)  # after other plugins' and conftests' hooks have added their marks
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
+    for item in items:
+        _settings(item)
     session.config.stash[RUN_KEY].prepare_property_tests(items)
+
+
+def _settings(item: pytest.Item) -> cfg.ItemSettings | None:
+    """The item's settings, resolved once (None for an item that is not an ``llm_portable`` test)."""
+    name = provider_of(item)
+    if name is None:
+        return None
+    if cfg.ITEM_SETTINGS not in item.stash:
+        run = item.config.stash[RUN_KEY]
+        test = item.config.stash.get(TESTS_KEY, {}).get(cfg.function_key(item))
+        if test is None:  # parametrised over llm_provider_name by hand, or added after collection
+            test = cfg.portable_test(item, run.settings, run.registry, run.metrics) or cfg.plan_providers(
+                cfg.MarkerOptions(), run.settings, run.registry
+            )
+        item.stash[cfg.ITEM_SETTINGS] = cfg.item_settings(item, test, name, run.settings)
+    return item.stash[cfg.ITEM_SETTINGS]
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -210,14 +207,13 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, Any]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    name = provider_of(item)
-    if name is None or item.get_closest_marker("skip") is not None:
+    settings = _settings(item)
+    if settings is None or settings.skipped:
         return  # a provider skipped for a missing capability needs no cassette
-    problem = conflict(item, name)
-    if problem is not None:
-        pytest.fail(problem, pytrace=False)
+    if settings.conflict is not None:
+        pytest.fail(settings.conflict, pytrace=False)
     try:
-        item.stash[ITEM_KEY] = item.config.stash[RUN_KEY].start(item, name)
+        item.stash[ITEM_KEY] = item.config.stash[RUN_KEY].start(item, settings.provider)
     except LlmportError as exc:
         problem = str(exc)
     else:
@@ -237,7 +233,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         problems = (state.recording.unmatched + state.recording.blocked) if state else []
         if problems:
             raise pytest.fail.Exception("\n".join(dict.fromkeys(problems)), pytrace=False) from None
-    if state is not None and item.config.stash[RUN_KEY].settings.strict_model:
+    if state is not None and cfg.settings_of(item).strict_model:
         wrong_model = strict_model_failure(item.nodeid, state.recording.cassette, state.handle, state.models)
         if wrong_model:
             raise pytest.fail.Exception(wrong_model, pytrace=False)

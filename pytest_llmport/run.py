@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .config import MARKER, Settings
+from .config import Settings, settings_of
 from .errors import CassetteFormatError, CorruptCassetteError, LlmportError, MissingCassetteError
 from .guard import Threads, background_hint
 from .handle import ClientCache, LLMProvider
@@ -142,6 +142,12 @@ def provider_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     name = callspec.params.get(PARAM) if callspec is not None else None
     return name if isinstance(name, str) else None
+
+
+def record_command(nodeid: str, spec: Provider, mode: str) -> str:
+    """The command that records ``nodeid`` on provider ``spec`` (its key variable first, if it needs one)."""
+    command = f"pytest {shlex.quote(nodeid)} --providers={spec.name} --llmport-record-mode={mode}"
+    return f"{spec.api_key_env}=... {command}" if spec.key_required else command
 
 
 class LlmportRun:
@@ -318,16 +324,13 @@ class LlmportRun:
         return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, provider, extra)
 
     def _hint(self, item: pytest.Item, spec: Provider, mode: str) -> str:
-        command = f"pytest {shlex.quote(item.nodeid)} --providers={spec.name} --llmport-record-mode={mode}"
-        if spec.key_required:
-            command = f"{spec.api_key_env}=... {command}"
-        return f"To record it: {command}"
+        return f"To record it: {record_command(item.nodeid, spec, mode)}"
 
     def plan(self, item: pytest.Item, name: str) -> tuple[Provider, Path, str, str, bool]:
         """Decide (spec, path, effective mode, key, replaying); skip or fail the test when it cannot run."""
         spec = self.registry[name]
         path = self.path_for(item, name)
-        mode = self.settings.record_mode
+        mode = settings_of(item).record_mode
         key = os.environ.get(spec.api_key_env, "")
         can_record = bool(key) or not spec.key_required
         exists = path.is_file()
@@ -515,11 +518,8 @@ class LlmportRun:
             scope.recording = recording
         self._router.item = recording
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
-        marker = item.get_closest_marker(MARKER)
-        declared = list(marker.kwargs.get("models", ())) if marker else []
-        if embedding and self.settings.embedding_model:
-            declared.append(self.settings.embedding_model)  # the embedding metric's requests land here too
-        state = ItemState(handle, recording, self._hint(item, spec, hint_mode), models=tuple(declared))
+        models = settings_of(item).models
+        state = ItemState(handle, recording, self._hint(item, spec, hint_mode), models=models)
         self._current = (item.nodeid, state)
         if self.settings.export_env:
             from . import sdks
@@ -624,41 +624,25 @@ class LlmportRun:
     # -- equivalence ---------------------------------------------------------------------------------------
     def equivalence(self, item: pytest.Item, state: ItemState) -> Equivalence:
         """The ``llm_equiv`` object of one test on one provider (built on first use)."""
-        from .config import marker_options
         from .equivalence import Equivalence, EquivalenceSettings, load_observations, observations_path
-        from .similarity import DEFAULT_METRIC
 
         if state.equiv is not None:
             return state.equiv
-        marker = item.get_closest_marker(MARKER)
-        assert marker is not None
-        options = marker_options(marker, list(self.registry), item.nodeid, self.metrics)
-        settings = self.settings
-        baseline = options.baseline or settings.baseline
-        threshold = options.threshold if options.threshold is not None else settings.threshold
-        eq_settings = EquivalenceSettings(
-            baseline=baseline,
-            threshold=threshold,
-            metric=options.metric or settings.metric or DEFAULT_METRIC,
-            facts=settings.check_facts if options.facts is None else options.facts,
-        )
+        settings = settings_of(item)
+        baseline = settings.baseline
         target = observations_path(self.path_for(item, baseline))
 
         def baseline_values() -> dict[str, Any]:
             return self.baselines.get(target) or load_observations(target)
 
-        spec = self.registry[baseline]
         nodeid = item.nodeid.replace(f"[{state.handle.name}", f"[{baseline}", 1)
-        command = f"pytest {shlex.quote(nodeid)} --providers={baseline} --llmport-record-mode=all"
-        if spec.key_required:
-            command = f"{spec.api_key_env}=... {command}"
         state.equiv = Equivalence(
             nodeid=item.nodeid,
             provider=state.handle.name,
-            settings=eq_settings,
+            settings=EquivalenceSettings(baseline, settings.threshold, settings.metric, settings.facts),
             baseline_values=baseline_values,
             metrics=self.metrics,
-            record_command=command,
+            record_command=record_command(nodeid, self.registry[baseline], "all"),
             embed=self._embedder(state),
         )
         return state.equiv
