@@ -620,6 +620,8 @@ def _template(value: Any) -> tuple[Any, bool]:
 
 def _fits(template: Any, value: Any) -> bool:
     if isinstance(template, _Wild):
+        if template.pattern is _ANYTHING:  # a whole value REDACTED: a secret, or a field a hook ignores
+            return True
         return isinstance(value, str) and template.pattern.fullmatch(value) is not None
     if isinstance(template, _WildObject):
         if not isinstance(value, dict) or len(value) != len(template.exact) + len(template.wild):

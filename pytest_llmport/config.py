@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -607,3 +607,37 @@ def item_settings(item: pytest.Item, test: PortableTest, provider: str, settings
 def settings_of(item: pytest.Item) -> ItemSettings:
     """The settings of an ``llm_portable`` item, resolved at collection (KeyError for any other item)."""
     return item.stash[ITEM_SETTINGS]
+
+
+@dataclass
+class RecordingOptions:
+    """What ``pytest_llmport_configure_recording`` hooks may change about one test's recording.
+
+    Our own object, not vcrpy's: the recording layer applies it however it records.
+    """
+
+    #: Extra values to scrub, by name: written as ``<REDACTED:NAME>`` into the cassette and every report,
+    #: and (as every placeholder) matching any value on replay.
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    #: Request JSON body fields (``name`` or a dotted path ``metadata.request_id``) recorded as ``REDACTED``:
+    #: their value (any JSON value) is not compared on replay.
+    ignore_body: set[str] = field(default_factory=set)
+    #: Query parameters recorded as ``REDACTED``: their value is not compared on replay.
+    ignore_query: set[str] = field(default_factory=set)
+
+    def check(self, where: str) -> None:
+        """A hook that put something else in is told so, naming the test and the field."""
+        for name, value in self.secrets.items():
+            named = isinstance(name, str) and 0 < len(name) <= 64 and name.replace("_", "").isalnum()
+            if not named or not isinstance(value, str):
+                raise ConfigError(
+                    f"{where}: pytest_llmport_configure_recording: secrets must map a NAME (letters, "
+                    f"digits, _) to a str value, e.g. recording.secrets['TENANT_TOKEN'] = "
+                    f"os.environ['TENANT_TOKEN']; got {name!r}"
+                )
+        for kind, names in (("ignore_body", self.ignore_body), ("ignore_query", self.ignore_query)):
+            if not all(isinstance(name, str) and name for name in names):
+                raise ConfigError(
+                    f"{where}: pytest_llmport_configure_recording: {kind} must hold non-empty field names, "
+                    f"e.g. recording.{kind}.add('request_id'); got {sorted(map(repr, names))}"
+                )

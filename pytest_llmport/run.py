@@ -13,8 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .config import Settings, settings_of
-from .errors import CassetteFormatError, CorruptCassetteError, LlmportError, MissingCassetteError
+from .config import RecordingOptions, Settings, settings_of
+from .errors import (
+    CassetteFormatError,
+    ConfigError,
+    CorruptCassetteError,
+    LlmportError,
+    MissingCassetteError,
+)
 from .guard import Threads, background_hint
 from .handle import ClientCache, LLMProvider
 from .placeholders import PLACEHOLDER_KEYS, replay_key
@@ -356,8 +362,22 @@ class LlmportRun:
         replaying = exists and mode == "once"
         return spec, path, mode, key or replay_key(spec.api_key_env), replaying
 
-    def scrubber(self, extra_key: str = "") -> Scrubber:
-        """The scrubber for what one test records: every key variable set now, and ``extra_key``."""
+    def recording_options(self, item: pytest.Item) -> RecordingOptions:
+        """What the ``pytest_llmport_configure_recording`` hooks change about this test's recording."""
+        options = RecordingOptions()
+        settings = settings_of(item)
+        self.config.hook.pytest_llmport_configure_recording(
+            config=self.config, provider=settings.provider, settings=settings, recording=options
+        )
+        try:
+            options.check(item.nodeid)
+        except ConfigError as exc:
+            raise LlmportError(str(exc)) from None
+        return options
+
+    def scrubber(self, extra_key: str = "", extra: Mapping[str, str] | None = None) -> Scrubber:
+        """The scrubber for what one test records: every key variable set now, ``extra_key`` and ``extra``
+        (a configure_recording hook's secrets, by name)."""
         from .scrub import Scrubber
 
         if self._secret_names is None:
@@ -368,6 +388,8 @@ class LlmportRun:
         secrets = {name: environ[name] for name in self._secret_names if environ.get(name)}
         if extra_key and extra_key not in PLACEHOLDER_KEYS:
             secrets.setdefault("API_KEY", extra_key)
+        for name, value in (extra or {}).items():
+            secrets.setdefault(name, value)
         cache_key = frozenset(secrets.items())
         scrubber = self._scrubbers.get(cache_key)
         if scrubber is None:
@@ -452,6 +474,7 @@ class LlmportRun:
         from .recording import ItemRecording, Patches, Router, open_cassette
 
         spec, path, mode, key, replaying = self.plan(item, name)
+        options = self.recording_options(item)
         if self._persister is None:
             from .cassettes import AtomicPersister
 
@@ -461,7 +484,8 @@ class LlmportRun:
                 cache.mkdir("llmport-cassettes") if cache is not None else None, worker
             )
         try:
-            cassette = open_cassette(path, mode, self.scrubber(key), self._persister)
+            scrubber = self.scrubber(key, options.secrets)
+            cassette = open_cassette(path, mode, scrubber, self._persister, options)
         except CorruptCassetteError as exc:
             # Record mode all does not read the old file, so this command gets past a damaged one.
             again = "" if isinstance(exc, CassetteFormatError) else f"\n  {self._hint(item, spec, 'all')}"
@@ -490,7 +514,7 @@ class LlmportRun:
             replaying,
             mode,
             hint,
-            self.scrubber(key).uri,
+            scrubber.uri,
             also,
             self.registry,
             self._identities,
@@ -679,7 +703,16 @@ class LlmportRun:
             scrubber = self.output_scrubber(refresh=False)
             longrepr = report.longreprtext if report.failed else ""
             outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
-            self.matrix.add(scrubber.text(report.nodeid), report.when, outcome, data, longrepr)
+            nodeid = scrubber.text(report.nodeid)
+            self.matrix.add(nodeid, report.when, outcome, data, longrepr)
+            if not hasattr(self.config, "workerinput"):  # once per result: where the matrix is merged
+                self.config.hook.pytest_llmport_result(
+                    config=self.config,
+                    nodeid=nodeid,
+                    provider=str(data.get("provider")),
+                    when=report.when,
+                    data=data,
+                )
             self._gather_background(report.nodeid, data.get("background", ()))
         for name, entries in report.user_properties:
             if name == BACKGROUND_PROPERTY:
