@@ -88,7 +88,7 @@ def test_configure_recording_scrubs_and_ignores_what_the_hook_says(
 def pytest_llmport_configure_recording(config, provider, settings, recording):
     recording.secrets["TENANT_TOKEN"] = "tenant-secret-4f1c9e"
     recording.ignore_query.add("ts")
-    recording.ignore_body.add("trace.id")
+    recording.ignore_body.update({"trace.id", "trace.n"})
 """
     )
     pytester.makepyfile(
@@ -102,30 +102,36 @@ def test_models(llm_provider):
     response = client.get("models", params={"ts": str(time.time_ns()), "tenant": "tenant-secret-4f1c9e"})
     assert response.status_code == 200
 
-@pytest.mark.llm_portable
-def test_chat(llm_provider):
+def chat(llm_provider, trace):
     reply = llm_provider.openai_client().chat.completions.create(
-        model=llm_provider.model,
-        messages=[{"role": "user", "content": "发货"}],
-        extra_body={"trace": {"id": str(uuid.uuid4()), "seq": time.time_ns()}},
+        model=llm_provider.model, messages=[{"role": "user", "content": "发货"}], extra_body={"trace": trace}
     )
     assert reply.choices[0].message.content == "[fake] 发货"
+
+@pytest.mark.llm_portable
+def test_chat(llm_provider):
+    chat(llm_provider, {"id": str(uuid.uuid4()), "n": time.time_ns()})
+
+@pytest.mark.llm_portable
+def test_changed(llm_provider):
+    chat(llm_provider, {"id": str(uuid.uuid4()), "n": time.time_ns(), "seq": time.time_ns()})
 """
     )
     report = pytester.path / "report.json"
-    run_modes("--providers=zhipu", f"--llmport-report={report}").assert_outcomes(passed=2)
+    run_modes("--providers=zhipu", f"--llmport-report={report}").assert_outcomes(passed=3)
     recorded = cassettes(pytester.path)
-    assert len(recorded) == 2
+    assert len(recorded) == 3
     text = "\n".join(recorded.values())
     assert "tenant-secret-4f1c9e" not in text and "<REDACTED:TENANT_TOKEN>" in text
-    assert "ts=REDACTED" in text and '"id": "REDACTED"' in text
+    assert "ts=REDACTED" in text and '"id": "REDACTED"' in text and '"n": "REDACTED"' in text
     assert "tenant-secret-4f1c9e" not in report.read_text(encoding="utf-8")
-    # Another timestamp and trace id on replay: ignored. The trace's seq was not: it is a new request.
+    # Another timestamp, trace id and number on replay: ignored. The trace's seq was not: a new request.
     llm_env.stop()
     monkeypatch.setenv("CI", "true")
     result = run_modes("--providers=zhipu")
-    result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines(["*test_chat*zhipu*", "*body differs*", "*trace.seq*"])
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(["*test_changed*zhipu*", "*body differs*", "*$.trace.seq: recorded *"])
+    assert "trace.n" not in result.stdout.str() and "trace.id" not in result.stdout.str()
 
 
 def test_a_hook_that_sets_a_bad_value_fails_the_test_naming_it(
