@@ -78,6 +78,8 @@ def pytest_configure(config: pytest.Config) -> None:
         metrics = MetricRegistry(lambda: config.hook.pytest_llmport_add_metrics(config=config))
         settings = cfg.resolve(config, registry, metrics)
         config.stash[REPORT_KEY] = RunReport(settings, registry, table.get("prices"))
+        if settings.cassette_inventory:
+            config.stash[REPORT_KEY].without_inventory_under_xdist(config)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     run = config.stash[RUN_KEY] = LlmportRun(config, settings, registry, metrics)
