@@ -8,7 +8,7 @@ import pytest
 
 from pytest_llmport.testing import FakeProvider
 
-from .conftest import KEY
+from .conftest import KEY, RunModes
 
 REPLIES = {
     "openai": {
@@ -129,10 +129,10 @@ def test_baseline_records_then_others_compare(
 
 
 def test_missing_baseline_observation_says_how_to_record_it(
-    pytester: pytest.Pytester, servers: dict[str, FakeProvider]
+    pytester: pytest.Pytester, servers: dict[str, FakeProvider], run_modes: RunModes
 ) -> None:
     pytester.makepyfile(test_eq=SUITE)
-    result = pytester.runpytest("--providers=zhipu", "-k", "reply")
+    result = run_modes("--providers=zhipu", "-k", "reply")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [

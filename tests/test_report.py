@@ -14,6 +14,7 @@ from pytest_llmport.prices import Price, PriceTable, builtin_table, load
 from pytest_llmport.providers import BUILTIN_PROVIDERS
 from pytest_llmport.report import group_discarded, schema_errors
 
+from .conftest import RunModes
 from .report_suite import SUITE
 
 PROVIDERS = "--providers=openai,zhipu,qwen"
@@ -268,7 +269,9 @@ def test_bad_prices_are_named(overrides: dict[str, object], message: str) -> Non
     assert message in str(info.value)
 
 
-def test_prices_and_exchange_rate_from_pyproject(pytester: pytest.Pytester, llm_env: object) -> None:
+def test_prices_and_exchange_rate_from_pyproject(
+    pytester: pytest.Pytester, llm_env: object, run_modes: RunModes
+) -> None:
     pytester.makepyprojecttoml(
         """
 [tool.llmport.prices]
@@ -281,7 +284,7 @@ currency = "CNY"
 """
     )
     pytester.makepyfile(test_app=SUITE)
-    result = pytester.runpytest("--providers=zhipu", "-k", "test_case", "--llmport-report=r.json")
+    result = run_modes("--providers=zhipu", "-k", "test_case", "--llmport-report=r.json")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*10.0 CNY per USD*"])
     report = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
@@ -373,11 +376,11 @@ def check_junit_properties(path: Path) -> None:
     assert all(name.startswith("llmport.") for case in props.values() for name in case)
 
 
-def test_report_paths_are_written_whole(pytester: pytest.Pytester, llm_env: object) -> None:
+def test_report_paths_are_written_whole(
+    pytester: pytest.Pytester, llm_env: object, run_modes: RunModes
+) -> None:
     pytester.makepyfile(test_app=SUITE)
-    result = pytester.runpytest(
-        "--providers=openai", "--llmport-report=out/r.json", "--llmport-html=out/r.html"
-    )
+    result = run_modes("--providers=openai", "--llmport-report=out/r.json", "--llmport-html=out/r.html")
     result.assert_outcomes(passed=5)
     files = sorted(p.name for p in (pytester.path / "out").iterdir())
     assert files == ["r.html", "r.json"]
