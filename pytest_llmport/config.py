@@ -226,6 +226,7 @@ class Settings:
     check_facts: bool = True
     strict_model: bool = False
     write_observations: bool = False
+    xdist_controller: bool = False  # this process hands the tests to xdist workers (-n N, N > 0)
 
 
 @dataclass(frozen=True)
@@ -388,6 +389,8 @@ def resolve(config: pytest.Config, known: Iterable[str], metrics: Iterable[str] 
         check_facts=bool(config.getini("llmport_check_facts")),
         strict_model=flag("llmport_strict_model", "llmport_strict_model"),
         write_observations=flag("llmport_write_observations", "llmport_write_observations"),
+        xdist_controller=bool(getattr(config.option, "numprocesses", None))
+        and not hasattr(config, "workerinput"),
     )
 
 

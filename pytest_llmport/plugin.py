@@ -79,7 +79,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = cfg.resolve(config, registry, metrics)
         config.stash[REPORT_KEY] = RunReport(settings, registry, table.get("prices"))
         if settings.cassette_inventory:
-            config.stash[REPORT_KEY].without_inventory_under_xdist(config)
+            config.stash[REPORT_KEY].without_inventory_under_xdist()
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     run = config.stash[RUN_KEY] = LlmportRun(config, settings, registry, metrics)

@@ -346,10 +346,10 @@ class RunReport:
         self.inventory: Any = None
         self.inventory_note = ""
 
-    def without_inventory_under_xdist(self, config: Any) -> None:
+    def without_inventory_under_xdist(self) -> None:
         """An xdist controller collects nothing (no collection hooks run there), and no worker can tell
         an orphan from another worker's cassette: say so instead of listing, or pruning, anything."""
-        if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        if self.settings.xdist_controller:
             self.inventory_note = "under -n the workers collect the tests: run --llmport-cassettes without -n"
 
     def take_inventory(self, session: Any, run: Any) -> None:
