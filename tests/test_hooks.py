@@ -209,3 +209,28 @@ def test_a_hook_with_an_unknown_argument_is_refused_at_startup(pytester: pytest.
     result = pytester.runpytest()
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*pytest_llmport_result*outcome*"])
+
+
+def test_the_marker_ini_keys_and_options_are_read_in_config_only() -> None:
+    # Settings are resolved once (config.py); a module that read them again could disagree with it.
+    from pathlib import Path
+
+    import pytest_llmport
+
+    package = Path(pytest_llmport.__file__).parent
+    readers = (
+        "get_closest_marker(",
+        "iter_markers(",
+        "getini(",
+        "getoption(",
+        ".option.",
+        "known_args_namespace",
+    )
+    found = [
+        f"{path.relative_to(package)}:{number}: {line.strip()}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "config.py"
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if any(reader in line for reader in readers)
+    ]
+    assert not found, "read in config.py only:\n" + "\n".join(found)
