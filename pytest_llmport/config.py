@@ -607,6 +607,23 @@ def item_settings(item: pytest.Item, test: PortableTest, provider: str, settings
     )
 
 
+def resolve_item(
+    item: pytest.Item,
+    provider: str,
+    tests: Mapping[str, PortableTest],
+    settings: Settings,
+    registry: Mapping[str, Provider],
+    metrics: Iterable[str] | None = None,
+) -> ItemSettings:
+    """One item's settings, from its function's :class:`PortableTest` (parsed by pytest_generate_tests)."""
+    test = tests.get(function_key(item))
+    if test is None:  # parametrised over llm_provider_name by hand, or added after collection
+        test = portable_test(item, settings, registry, metrics) or plan_providers(
+            MarkerOptions(), settings, registry
+        )
+    return item_settings(item, test, provider, settings)
+
+
 def settings_of(item: pytest.Item) -> ItemSettings:
     """The settings of an ``llm_portable`` item, resolved at collection (KeyError for any other item)."""
     return item.stash[ITEM_SETTINGS]
@@ -630,6 +647,8 @@ class RecordingOptions:
 
     def check(self, where: str) -> None:
         """A hook that put something else in is told so, naming the test and the field."""
+        from .scrub import MIN_SECRET
+
         for name, value in self.secrets.items():
             named = isinstance(name, str) and 0 < len(name) <= 64 and name.replace("_", "").isalnum()
             if not named or not isinstance(value, str):
@@ -637,6 +656,12 @@ class RecordingOptions:
                     f"{where}: pytest_llmport_configure_recording: secrets must map a NAME (letters, "
                     f"digits, _) to a str value, e.g. recording.secrets['TENANT_TOKEN'] = "
                     f"os.environ['TENANT_TOKEN']; got {name!r}"
+                )
+            if len(value) < MIN_SECRET:  # the scrubber leaves such short values alone: say so, not skip it
+                raise ConfigError(
+                    f"{where}: pytest_llmport_configure_recording: secrets[{name!r}] is shorter than "
+                    f"{MIN_SECRET} characters, too short to scrub without scrubbing ordinary text; keep "
+                    f"such a value out of the requests (or out of the test)"
                 )
         for kind, names in (("ignore_body", self.ignore_body), ("ignore_query", self.ignore_query)):
             if not all(isinstance(name, str) and name for name in names):

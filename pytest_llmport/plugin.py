@@ -157,12 +157,10 @@ def _settings(item: pytest.Item) -> cfg.ItemSettings | None:
         return None
     if cfg.ITEM_SETTINGS not in item.stash:
         run = item.config.stash[RUN_KEY]
-        test = item.config.stash.get(TESTS_KEY, {}).get(cfg.function_key(item))
-        if test is None:  # parametrised over llm_provider_name by hand, or added after collection
-            test = cfg.portable_test(item, run.settings, run.registry, run.metrics) or cfg.plan_providers(
-                cfg.MarkerOptions(), run.settings, run.registry
-            )
-        item.stash[cfg.ITEM_SETTINGS] = cfg.item_settings(item, test, name, run.settings)
+        tests = item.config.stash.get(TESTS_KEY, {})
+        item.stash[cfg.ITEM_SETTINGS] = cfg.resolve_item(
+            item, name, tests, run.settings, run.registry, run.metrics
+        )
     return item.stash[cfg.ITEM_SETTINGS]
 
 

@@ -134,21 +134,28 @@ def test_changed(llm_provider):
     assert "trace.n" not in result.stdout.str() and "trace.id" not in result.stdout.str()
 
 
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("recording.secrets['my token'] = 'value-123456'", "secrets must map a NAME*'my token'"),
+        (
+            "recording.secrets['PIN'] = '1234'",
+            "secrets[[]'PIN'[]] is shorter than 6 characters, too short to scrub*",
+        ),
+        ("recording.ignore_body.add('')", "ignore_body must hold non-empty field names*"),
+    ],
+)
 def test_a_hook_that_sets_a_bad_value_fails_the_test_naming_it(
-    pytester: pytest.Pytester, llm_env: FakeProvider
+    pytester: pytest.Pytester, llm_env: FakeProvider, assignment: str, message: str
 ) -> None:
-    pytester.makeconftest(
-        "def pytest_llmport_configure_recording(recording):\n    recording.secrets['my token'] = 'value-123456'\n"
-    )
+    pytester.makeconftest(f"def pytest_llmport_configure_recording(recording):\n    {assignment}\n")
     pytester.makepyfile(
         test_it="import pytest\n\n@pytest.mark.llm_portable\ndef test_it(llm_provider):\n    pass\n"
     )
     result = pytester.runpytest("--providers=zhipu")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
-        [
-            "*test_it.py::test_it[[]zhipu[]]: pytest_llmport_configure_recording: secrets must map a NAME*'my token'"
-        ]
+        [f"*test_it.py::test_it[[]zhipu[]]: pytest_llmport_configure_recording: {message}"]
     )
     assert not cassettes(pytester.path)
 
