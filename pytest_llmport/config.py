@@ -30,15 +30,10 @@ if TYPE_CHECKING:
 
     from .providers import Provider
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
-
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts", "models")
+MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts", "models", "judge")
 DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers", "prices")
 CASSETTE_INVENTORY = ("report", "prune")
@@ -153,6 +148,15 @@ def add_options(parser: pytest.Parser) -> None:
         help="write the baseline's <provider>.observations.json files on replay too (default: only when "
         "the baseline test is recorded)",
     )
+    group.addoption(
+        "--llmport-judge",
+        dest="llmport_judge",
+        default=None,
+        metavar="PROVIDER[:MODEL]",
+        help="provider (and model) that llm_equiv.judge() asks, e.g. openai:gpt-4o-mini (default: ini "
+        "llmport_judge); a marker's judge= wins",
+    )
+    parser.addini("llmport_judge", "judge provider[:model] for llm_equiv.judge()", default="")
     parser.addini("llmport_providers", "default providers (comma or space separated)", default="")
     parser.addini(
         "llmport_strict_model",
@@ -227,6 +231,9 @@ class Settings:
     strict_model: bool = False
     write_observations: bool = False
     xdist_controller: bool = False  # this process hands the tests to xdist workers (-n N, N > 0)
+    escape_ids: bool = True  # pytest's own ini key that turns off the escaping of test ids
+    collect_only: bool = False  # pytest's --collect-only: no test runs
+    judge: str | None = None  # "<provider>[:model]" that llm_equiv.judge() asks
 
 
 @dataclass(frozen=True)
@@ -240,6 +247,7 @@ class MarkerOptions:
     requires: tuple[str, ...] = ()
     facts: bool | None = None
     models: tuple[str, ...] = ()
+    judge: str | None = None
 
 
 def read_tool_table(config: pytest.Config) -> dict[str, Any]:
@@ -253,6 +261,12 @@ def read_tool_table(config: pytest.Config) -> dict[str, Any]:
 
 
 def _load_tool_table(path: Path) -> dict[str, Any]:
+    # Imported here: a project configured by pytest.ini alone never needs a TOML parser.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -391,6 +405,9 @@ def resolve(config: pytest.Config, known: Iterable[str], metrics: Iterable[str] 
         write_observations=flag("llmport_write_observations", "llmport_write_observations"),
         xdist_controller=bool(getattr(config.option, "numprocesses", None))
         and not hasattr(config, "workerinput"),
+        judge=_judge(config, known),
+        escape_ids=not config.getini("disable_test_id_escaping_and_forfeit_all_rights_to_community_support"),
+        collect_only=bool(config.getoption("collectonly", False)),
     )
 
 
@@ -399,6 +416,28 @@ def threshold_value(value: object, source: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
         raise ConfigError(f"{source} must be a number between 0 and 1")
     return float(value)
+
+
+def check_judge(text: str, known: Iterable[str], source: str) -> str:
+    """``<provider>[:model]`` with a known provider, else a usage error that shows the form."""
+    from .judge import split_judge
+
+    name, model = split_judge(text)
+    if not name:
+        raise ConfigError(f"{source}: give <provider>[:model], e.g. openai:gpt-4o-mini")
+    check_known([name], known, source)
+    return f"{name}:{model}" if model else name
+
+
+def _judge(config: pytest.Config, known: Iterable[str]) -> str | None:
+    option = config.getoption("llmport_judge")
+    text, source = (
+        (option, f"--llmport-judge={option}")
+        if option is not None
+        else (str(config.getini("llmport_judge")).strip(), "")
+    )
+    source = source or f"ini llmport_judge={text!r}"
+    return check_judge(text, known, source) if text else None
 
 
 def _whole_number(text: str, source: str) -> int:
@@ -451,7 +490,8 @@ def marker_options(
     if threshold is not None:
         threshold = threshold_value(threshold, f"{usage}(threshold={threshold!r}): threshold")
     metric = marker.kwargs.get("metric")
-    known_metrics = sorted(metrics) if metrics is not None else None
+    # Listed only for a marker that names a metric: listing them imports the built-in ones (rapidfuzz).
+    known_metrics = sorted(metrics) if metrics is not None and metric is not None else None
     if metric is not None and (
         not isinstance(metric, str) or (known_metrics and metric not in known_metrics)
     ):
@@ -481,7 +521,13 @@ def marker_options(
             f"{usage}(models={models!r}): models must be a list of the model names the test sends on "
             f'purpose besides llm_provider.model, e.g. models=["glm-4-flash", "glm-4-plus"]'
         )
+    judge = marker.kwargs.get("judge")
+    if judge is not None:
+        if not isinstance(judge, str):
+            raise ConfigError(f'{usage}(judge={judge!r}): judge must be "<provider>[:model]"')
+        judge = check_judge(judge, known, f"{usage}(judge={judge!r})")
     extra: dict[str, Any] = {
+        "judge": judge,
         "requires": tuple(requires),
         "models": tuple(models),
         "baseline": baseline,
@@ -539,6 +585,7 @@ class ItemSettings:
     strict_model: bool
     models: tuple[str, ...]  # models it sends on purpose besides llm_provider.model
     conflict: str | None  # another HTTP recorder or mock in the same test (see coexist.py): fails setup
+    judge: str | None = None  # "<provider>[:model]" that llm_equiv.judge() asks: the marker's, else the run's
 
 
 ITEM_SETTINGS = pytest.StashKey[ItemSettings]()
@@ -604,6 +651,7 @@ def item_settings(item: pytest.Item, test: PortableTest, provider: str, settings
         strict_model=settings.strict_model,
         models=models,
         conflict=conflict(item.nodeid, provider, getattr(item, "fixturenames", ()), marks),
+        judge=options.judge or settings.judge,
     )
 
 
