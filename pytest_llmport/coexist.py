@@ -9,7 +9,7 @@ without ``llm_portable`` are left alone: the plugin patches nothing outside mark
 
 from __future__ import annotations
 
-import pytest
+from collections.abc import Iterable
 
 _FIX = (
     "Keep the LLM calls in a test of their own, marked llm_portable only; mock the other services in "
@@ -17,11 +17,17 @@ _FIX = (
 )
 
 
-def conflict(item: pytest.Item, provider: str) -> str | None:
-    """Why ``item`` cannot run as an ``llm_portable`` test, or None."""
-    fixtures = set(getattr(item, "fixturenames", ()))
+OTHER_RECORDER_MARKS = ("vcr", "respx")
+
+
+def conflict(nodeid: str, provider: str, fixturenames: Iterable[str], marks: Iterable[str]) -> str | None:
+    """Why a test with these fixtures and marks cannot run as an ``llm_portable`` test, or None.
+
+    ``marks``: which of :data:`OTHER_RECORDER_MARKS` the test carries (read in config.py, at collection).
+    """
+    fixtures, marked = set(fixturenames), set(marks)
     reasons = []
-    if item.get_closest_marker("vcr") is not None:
+    if "vcr" in marked:
         reasons.append(
             "@pytest.mark.vcr (pytest-recording) would record it into pytest-recording's own cassette"
         )
@@ -29,12 +35,12 @@ def conflict(item: pytest.Item, provider: str) -> str | None:
         reasons.append(
             "pytest-httpx's httpx_mock fixture would answer its httpx requests instead of the provider"
         )
-    if "respx_mock" in fixtures or item.get_closest_marker("respx") is not None:
+    if "respx_mock" in fixtures or "respx" in marked:
         reasons.append("respx's respx_mock would answer its httpx requests instead of the provider")
     if not reasons:
         return None
     return (
-        f"{item.nodeid}: this llm_portable test on provider {provider!r} also uses another HTTP recorder or "
+        f"{nodeid}: this llm_portable test on provider {provider!r} also uses another HTTP recorder or "
         f"mock: {'; '.join(reasons)}. Nothing would reach the provider or this test's cassette, and it "
         f"would pass on every provider. {_FIX} See docs/clients.md#other-recorders-and-mocks."
     )

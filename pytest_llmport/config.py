@@ -1,8 +1,15 @@
 """Every option, ini key, ``[tool.llmport]`` entry and marker argument, resolved once.
 
+The run's settings (:class:`Settings`) are resolved in ``pytest_configure``; each ``llm_portable`` test's
+(:class:`ItemSettings`) at collection, kept in ``item.stash`` and read through :func:`settings_of`.
+Nothing else in the package reads the marker, an ini key or an option.
+
 Precedence, written down once:
-- facts about a test (which providers it supports): marker > command line > ini > default;
-- run modes (record mode, network blocking): command line > ini > default.
+- facts about a test (the providers it supports, skip reasons, baseline, threshold, metric, facts check,
+  the models it sends on purpose): marker > command line > ini > default;
+- run modes (record mode, network blocking, strict model): command line > marker > ini > default. The
+  marker has no run-mode argument today: one that lowered the record mode would let a CI run (record
+  mode ``none`` by default) record.
 """
 
 from __future__ import annotations
@@ -10,14 +17,19 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from .errors import ConfigError
 from .samples import CALIBRATED
+
+if TYPE_CHECKING:
+    from _pytest.mark.structures import ParameterSet
+
+    from .providers import Provider
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
@@ -250,6 +262,9 @@ class Settings:
     write_observations: bool = False
     samples: int = 1
     pass_rate: float = 1.0
+    xdist_controller: bool = False  # this process hands the tests to xdist workers (-n N, N > 0)
+    escape_ids: bool = True  # pytest's own ini key that turns off the escaping of test ids
+    collect_only: bool = False  # pytest's --collect-only: no test runs
     judge: str | None = None  # "<provider>[:model]" that llm_equiv.judge() asks
 
 
@@ -346,8 +361,11 @@ def replays_from_start(config: pytest.Config) -> bool:
     return bool(block) and (mode.strip() or default_record_mode(os.environ)) == "none"
 
 
-def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
-    """Resolve the command line and ini keys into :class:`Settings`, validating as it goes."""
+def resolve(config: pytest.Config, known: Iterable[str], metrics: Iterable[str] | None = None) -> Settings:
+    """Resolve the command line and ini keys into :class:`Settings`, validating as it goes.
+
+    ``metrics``: the known similarity metrics (loaded only when ``llmport_metric`` names one).
+    """
     known = tuple(known)
     cli_providers = config.getoption("llmport_providers")
     ini_providers = str(config.getini("llmport_providers")).strip()
@@ -381,14 +399,18 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         threshold = CALIBRATED
     elif threshold_text:
         try:
-            threshold = float(threshold_text)
+            number: object = float(threshold_text)
         except ValueError:
-            threshold = -1.0
-        if not 0.0 <= threshold <= 1.0:
-            raise ConfigError(f"ini llmport_threshold={threshold_text!r} must be a number between 0 and 1")
+            number = threshold_text
+        threshold = threshold_value(number, f"ini llmport_threshold={threshold_text!r}")
     examples_text = str(config.getini("llmport_max_examples")).strip() or "10"
     if not examples_text.isdigit() or int(examples_text) < 1:
         raise ConfigError(f"ini llmport_max_examples={examples_text!r} must be a whole number >= 1")
+    metric = str(config.getini("llmport_metric")).strip() or None
+    if metric and metrics is not None and metric not in metrics:
+        raise ConfigError(
+            f"ini llmport_metric={metric!r} is not a known metric; known: {', '.join(sorted(metrics))}"
+        )
     embedding_provider = str(config.getini("llmport_embedding_provider")).strip() or None
     if embedding_provider:
         check_known([embedding_provider], known, f"ini llmport_embedding_provider={embedding_provider!r}")
@@ -402,7 +424,7 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         secret_env=tuple(str(name) for name in config.getini("llmport_secret_env")),
         baseline=baseline or DEFAULT_BASELINE,
         threshold=threshold,
-        metric=str(config.getini("llmport_metric")).strip() or None,
+        metric=metric,
         embedding_provider=embedding_provider,
         embedding_model=str(config.getini("llmport_embedding_model")).strip() or None,
         report_path=config.getoption("llmport_report"),
@@ -417,9 +439,22 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         check_facts=bool(config.getini("llmport_check_facts")),
         strict_model=flag("llmport_strict_model", "llmport_strict_model"),
         write_observations=flag("llmport_write_observations", "llmport_write_observations"),
+        xdist_controller=bool(getattr(config.option, "numprocesses", None))
+        and not hasattr(config, "workerinput"),
         judge=_judge(config, known),
+        escape_ids=not config.getini("disable_test_id_escaping_and_forfeit_all_rights_to_community_support"),
+        collect_only=bool(config.getoption("collectonly", False)),
         **_sampling(config),
     )
+
+
+def threshold_value(value: object, source: str, alternative: str = "") -> float:
+    """A similarity threshold from the marker, an ini key or a call: a number in [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise ConfigError(
+            f"{source} must be a number between 0 and 1" + (f", or {alternative}" if alternative else "")
+        )
+    return float(value)
 
 
 def check_judge(text: str, known: Iterable[str], source: str) -> str:
@@ -520,16 +555,11 @@ def marker_options(
             raise ConfigError(f"{usage}(baseline={baseline!r}): baseline must be a provider name")
         check_known([baseline], known, f"{usage}(baseline=...)")
     threshold = marker.kwargs.get("threshold")
-    if (
-        threshold is not None
-        and threshold != CALIBRATED
-        and (
-            isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0 <= threshold <= 1
-        )
-    ):
-        raise ConfigError(
-            f"{usage}(threshold={threshold!r}): threshold must be a number between 0 and 1, "
-            f"or {CALIBRATED!r} (calibrated on the baseline's samples)"
+    if threshold is not None and threshold != CALIBRATED:
+        threshold = threshold_value(
+            threshold,
+            f"{usage}(threshold={threshold!r}): threshold",
+            alternative=f"{CALIBRATED!r} (calibrated on the baseline's samples)",
         )
     metric = marker.kwargs.get("metric")
     # Listed only for a marker that names a metric: listing them imports the built-in ones (rapidfuzz).
@@ -573,7 +603,7 @@ def marker_options(
         "requires": tuple(requires),
         "models": tuple(models),
         "baseline": baseline,
-        "threshold": threshold if threshold is None or threshold == CALIBRATED else float(threshold),
+        "threshold": threshold,
         "metric": metric,
         "facts": facts,
         **_marker_sampling(marker, usage),
@@ -588,3 +618,198 @@ def marker_options(
         )
     check_known(providers, known, f"{usage}(providers=...)")
     return MarkerOptions(providers=tuple(providers), **extra)
+
+
+@dataclass(frozen=True)
+class PortableTest:
+    """One marked test function in this run: what its marker says, and the providers it runs on."""
+
+    options: MarkerOptions
+    providers: tuple[str, ...]  # the run's providers that the marker's providers=[...] keeps
+    lacking: Mapping[str, str]  # provider -> why it is skipped (a capability requires=[...] names)
+    no_provider: str = ""  # why it runs on no provider, when ``providers`` is empty
+    samples: int = 1  # answers recorded per provider (samples.py): one item each when more than one
+    pass_rate: float = 1.0
+
+    @property
+    def sampled(self) -> bool:
+        """Whether its items carry a sample parameter (samples.SAMPLE) beside the provider."""
+        return self.samples > 1 and bool(self.providers)
+
+    def params(self) -> list[ParameterSet]:
+        """One parameter per provider and sample (skipped where a capability is missing), or a skipped
+        no-provider."""
+        from .samples import Sample
+
+        if not self.providers:
+            return [pytest.param(None, id="no-provider", marks=pytest.mark.skip(reason=self.no_provider))]
+        params = []
+        for name in self.providers:
+            marks = [pytest.mark.skip(reason=self.lacking[name])] if name in self.lacking else []
+            if not self.sampled:
+                params.append(pytest.param(name, id=name, marks=marks))
+                continue
+            for index in range(1, self.samples + 1):
+                sample = Sample(index, self.samples, self.pass_rate)
+                params.append(pytest.param(name, sample, id=sample.ident(name), marks=marks))
+        return params
+
+
+@dataclass(frozen=True)
+class ItemSettings:
+    """What decides one ``llm_portable`` test on one provider: resolved at collection, in ``item.stash``."""
+
+    provider: str
+    providers: tuple[str, ...]  # every provider this test runs on in this run
+    skipped: bool  # a skip mark (ours for a missing capability, or the user's): it needs no cassette
+    skip_reason: str  # why this provider is skipped for a capability ("" when it is not)
+    requires: tuple[str, ...]
+    baseline: str
+    threshold: float | str | None  # None: the metric's own default; "baseline": samples.CALIBRATED
+    metric: str
+    facts: bool
+    record_mode: str
+    strict_model: bool
+    models: tuple[str, ...]  # models it sends on purpose besides llm_provider.model
+    conflict: str | None  # another HTTP recorder or mock in the same test (see coexist.py): fails setup
+    judge: str | None = None  # "<provider>[:model]" that llm_equiv.judge() asks: the marker's, else the run's
+
+
+ITEM_SETTINGS = pytest.StashKey[ItemSettings]()
+
+
+def function_key(node: pytest.Item) -> str:
+    """The same for a test function's definition (``pytest_generate_tests``) and each of its items."""
+    parent = node.parent.nodeid if node.parent is not None else ""
+    return f"{parent}::{getattr(node, 'originalname', node.name)}"
+
+
+def portable_test(
+    node: pytest.Item,
+    settings: Settings,
+    registry: Mapping[str, Provider],
+    metrics: Iterable[str] | None = None,
+) -> PortableTest | None:
+    """Read ``node``'s ``llm_portable`` marker once (None without one) and pick its providers."""
+    marker = node.get_closest_marker(MARKER)
+    if marker is None:
+        return None
+    return plan_providers(
+        marker_options(marker, list(registry), node.nodeid, metrics), settings, registry, node.nodeid
+    )
+
+
+def plan_providers(
+    options: MarkerOptions, settings: Settings, registry: Mapping[str, Provider], nodeid: str = ""
+) -> PortableTest:
+    from .samples import unreachable
+
+    names = tuple(n for n in settings.providers if options.providers is None or n in options.providers)
+    lacking = {}
+    for name in names:
+        missing = [cap for cap in options.requires if cap not in registry[name].capabilities]
+        if missing:
+            lacking[name] = f"{name} lacks {', '.join(missing)} (requires={list(options.requires)})"
+    no_provider = (
+        ""
+        if names
+        else f"providers={list(options.providers or ())} selects none of {', '.join(settings.providers)}"
+    )
+    count = options.samples or settings.samples
+    rate = options.pass_rate or settings.pass_rate
+    problem = unreachable(count, rate, nodeid) if count > 1 else None
+    if problem:
+        raise ConfigError(problem)
+    return PortableTest(options, names, lacking, no_provider, count, rate)
+
+
+def item_settings(item: pytest.Item, test: PortableTest, provider: str, settings: Settings) -> ItemSettings:
+    """Resolve one item's settings, once every plugin's ``pytest_collection_modifyitems`` added its marks."""
+    from .coexist import OTHER_RECORDER_MARKS, conflict
+    from .similarity import DEFAULT_METRIC
+
+    options = test.options
+    models = options.models
+    if settings.embedding_provider and settings.embedding_model:
+        models += (settings.embedding_model,)  # the embedding metric's requests land in the test's cassette
+    marks = [name for name in OTHER_RECORDER_MARKS if item.get_closest_marker(name) is not None]
+    return ItemSettings(
+        provider=provider,
+        providers=test.providers,
+        skipped=item.get_closest_marker("skip") is not None,
+        skip_reason=test.lacking.get(provider, ""),
+        requires=options.requires,
+        baseline=options.baseline or settings.baseline,
+        threshold=options.threshold if options.threshold is not None else settings.threshold,
+        metric=options.metric or settings.metric or DEFAULT_METRIC,
+        facts=settings.check_facts if options.facts is None else options.facts,
+        record_mode=settings.record_mode,
+        strict_model=settings.strict_model,
+        models=models,
+        conflict=conflict(item.nodeid, provider, getattr(item, "fixturenames", ()), marks),
+        judge=options.judge or settings.judge,
+    )
+
+
+def resolve_item(
+    item: pytest.Item,
+    provider: str,
+    tests: Mapping[str, PortableTest],
+    settings: Settings,
+    registry: Mapping[str, Provider],
+    metrics: Iterable[str] | None = None,
+) -> ItemSettings:
+    """One item's settings, from its function's :class:`PortableTest` (parsed by pytest_generate_tests)."""
+    test = tests.get(function_key(item))
+    if test is None:  # parametrised over llm_provider_name by hand, or added after collection
+        test = portable_test(item, settings, registry, metrics) or plan_providers(
+            MarkerOptions(), settings, registry
+        )
+    return item_settings(item, test, provider, settings)
+
+
+def settings_of(item: pytest.Item) -> ItemSettings:
+    """The settings of an ``llm_portable`` item, resolved at collection (KeyError for any other item)."""
+    return item.stash[ITEM_SETTINGS]
+
+
+@dataclass
+class RecordingOptions:
+    """What ``pytest_llmport_configure_recording`` hooks may change about one test's recording.
+
+    Our own object, not vcrpy's: the recording layer applies it however it records.
+    """
+
+    #: Extra values to scrub, by name: written as ``<REDACTED:NAME>`` into the cassette and every report,
+    #: and (as every placeholder) matching any value on replay.
+    secrets: dict[str, str] = field(default_factory=dict, repr=False)
+    #: Request JSON body fields (``name`` or a dotted path ``metadata.request_id``) recorded as ``REDACTED``:
+    #: their value (any JSON value) is not compared on replay.
+    ignore_body: set[str] = field(default_factory=set)
+    #: Query parameters recorded as ``REDACTED``: their value is not compared on replay.
+    ignore_query: set[str] = field(default_factory=set)
+
+    def check(self, where: str) -> None:
+        """A hook that put something else in is told so, naming the test and the field."""
+        from .scrub import MIN_SECRET
+
+        for name, value in self.secrets.items():
+            named = isinstance(name, str) and 0 < len(name) <= 64 and name.replace("_", "").isalnum()
+            if not named or not isinstance(value, str):
+                raise ConfigError(
+                    f"{where}: pytest_llmport_configure_recording: secrets must map a NAME (letters, "
+                    f"digits, _) to a str value, e.g. recording.secrets['TENANT_TOKEN'] = "
+                    f"os.environ['TENANT_TOKEN']; got {name!r}"
+                )
+            if len(value) < MIN_SECRET:  # the scrubber leaves such short values alone: say so, not skip it
+                raise ConfigError(
+                    f"{where}: pytest_llmport_configure_recording: secrets[{name!r}] is shorter than "
+                    f"{MIN_SECRET} characters, too short to scrub without scrubbing ordinary text; keep "
+                    f"such a value out of the requests (or out of the test)"
+                )
+        for kind, names in (("ignore_body", self.ignore_body), ("ignore_query", self.ignore_query)):
+            if not all(isinstance(name, str) and name for name in names):
+                raise ConfigError(
+                    f"{where}: pytest_llmport_configure_recording: {kind} must hold non-empty field names, "
+                    f"e.g. recording.{kind}.add('request_id'); got {sorted(map(repr, names))}"
+                )

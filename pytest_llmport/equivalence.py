@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .config import threshold_value
 from .errors import ConfigError, LlmportError
 
 if TYPE_CHECKING:
@@ -91,9 +92,10 @@ class Check:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
 
 
-@dataclass
+@dataclass(frozen=True)
 class EquivalenceSettings:
-    """What decides a comparison for one test: resolved from call > marker > ini > default."""
+    """What decides a comparison for one test: marker > ini > default, resolved at collection (a call's
+    own ``threshold=`` / ``metric=`` / ``facts=`` win over these)."""
 
     baseline: str
     threshold: float | str | None  # None: the metric's own default; "baseline": samples.CALIBRATED
@@ -101,10 +103,18 @@ class EquivalenceSettings:
     facts: bool = True
 
 
-def check_threshold(value: object, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
-        raise ConfigError(f"{where}: threshold={value!r} must be a number between 0 and 1")
-    return float(value)
+def __getattr__(name: str) -> Any:
+    if name == "check_threshold":  # deprecated: the one threshold check is config.threshold_value
+        import warnings
+
+        warnings.warn(
+            "pytest_llmport.equivalence.check_threshold is deprecated; use "
+            "pytest_llmport.config.threshold_value(value, source)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return lambda value, where: threshold_value(value, f"{where}: threshold={value!r}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Equivalence:
@@ -292,8 +302,10 @@ class Equivalence:
         calibrated = chosen == CALIBRATED
         if calibrated or chosen is None:
             limit = default_threshold(name)  # replaced by the baseline's spread below
+        elif threshold is not None:
+            limit = threshold_value(threshold, f"{self.nodeid}: threshold={threshold!r}")
         else:
-            limit = check_threshold(chosen, self.nodeid)
+            limit = float(chosen)  # checked when the test was collected
         function = self._metrics.get(name)
         if function is None:
             known = ", ".join(sorted(self._metrics))

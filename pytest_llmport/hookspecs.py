@@ -2,6 +2,8 @@
 
 The built-in providers are themselves an implementation of :func:`pytest_llmport_add_providers`, so a
 user's implementation stands on equal footing: a provider of the same name replaces the built-in one.
+Every hook is called on all implementations (none is ``firstresult``: each one adds to, or is told about,
+the same thing); docs/hooks.md shows each one at work.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from .config import ItemSettings, RecordingOptions
     from .providers import Provider
 
 
@@ -55,4 +58,43 @@ def pytest_llmport_report(config: pytest.Config, report: Mapping[str, object]) -
 
     ``report`` is what ``--llmport-report=PATH`` writes: providers, baseline, and per test and provider
     the outcome, every check (kind, key, score, threshold, metric, diff) and every observation.
+    """
+
+
+@pytest.hookspec
+def pytest_llmport_configure_recording(
+    config: pytest.Config, provider: str, settings: ItemSettings, recording: RecordingOptions
+) -> None:
+    """Change how one ``llm_portable`` test records on one provider: called at its setup, before its
+    cassette opens, on the process that runs it (an xdist worker).
+
+    ``settings`` is the test's resolved settings (provider, baseline, record mode, ...); mutate
+    ``recording``: add ``secrets`` to scrub, request body fields (``ignore_body``) and query parameters
+    (``ignore_query``) whose values replay must not compare. What is ignored is recorded as ``REDACTED``,
+    so it applies to what is recorded from now on.
+
+    .. code-block:: python
+
+        def pytest_llmport_configure_recording(config, provider, settings, recording):
+            recording.secrets["TENANT_TOKEN"] = "tenant-4f1c9e"
+            recording.ignore_body.add("metadata.request_id")
+    """
+
+
+@pytest.hookspec
+def pytest_llmport_result(
+    config: pytest.Config, nodeid: str, provider: str, when: str, data: Mapping[str, object]
+) -> None:
+    """Called for each result of an ``llm_portable`` test on one provider, on the xdist controller (or the
+    only process): once for its call, and for a setup or teardown that failed.
+
+    ``data`` is the test's cell of the report (scrubbed): ``kind`` (``passed``, ``equivalence``,
+    ``app-failure``, ... see ``outcome.KINDS``), ``checks``, ``observations``, ``problems``, ``exchanges``,
+    ``model``, ``cassette``.
+
+    .. code-block:: python
+
+        def pytest_llmport_result(config, nodeid, provider, when, data):
+            if data["kind"] != "passed":
+                print(f"{provider}: {nodeid} is {data['kind']}")
     """

@@ -143,11 +143,12 @@ def take(
         roots.add(Path(item.path).parent / run.settings.cassette_dir / Path(item.path).stem)
     selected = set(selected)
     for item in items:
-        from .run import provider_of
+        from .config import ITEM_SETTINGS
 
-        name = provider_of(item)
-        if name is None or name not in selected or item.get_closest_marker("skip") is not None:
+        settings = item.stash.get(ITEM_SETTINGS, None)
+        if settings is None or settings.provider not in selected or settings.skipped:
             continue
+        name = settings.provider
         path = run.path_for(item, name)
         if not path.is_file():
             inventory.missing.append((item.nodeid, name, path))

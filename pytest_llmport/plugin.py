@@ -24,7 +24,7 @@ from .run import (
     guarded_conftest_imports,
     provider_of,
 )
-from .samples import SAMPLE, Sample, shortfalls, tolerated, unreachable
+from .samples import SAMPLE, shortfalls, tolerated
 from .testids import leaky_ids, param_id
 
 # What only a marked test needs is imported where it is used, so a run without one stays light
@@ -40,6 +40,8 @@ SETUP_PROBLEM_KEY = pytest.StashKey[str]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 SCOPE_KEY = pytest.StashKey[Scope]()
 EARLY_KEY = pytest.StashKey[Outside]()
+# Each marked test function's parsed marker and providers, by cfg.function_key, until its items exist.
+TESTS_KEY = pytest.StashKey[dict[str, cfg.PortableTest]]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -79,14 +81,11 @@ def pytest_configure(config: pytest.Config) -> None:
         table = cfg.read_tool_table(config)
         contributed = config.hook.pytest_llmport_add_providers(config=config)
         registry = providers.build_registry(contributed, table.get("providers", {}))
-        settings = cfg.resolve(config, registry)
         metrics = MetricRegistry(lambda: config.hook.pytest_llmport_add_metrics(config=config))
-        if settings.metric and settings.metric not in metrics:
-            raise ConfigError(
-                f"ini llmport_metric={settings.metric!r} is not a known metric; "
-                f"known: {', '.join(sorted(metrics))}"
-            )
+        settings = cfg.resolve(config, registry, metrics)
         config.stash[REPORT_KEY] = RunReport(settings, registry, table.get("prices"))
+        if settings.cassette_inventory:
+            config.stash[REPORT_KEY].without_inventory_under_xdist()
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     run = config.stash[RUN_KEY] = LlmportRun(config, settings, registry, metrics)
@@ -139,50 +138,20 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    marker = metafunc.definition.get_closest_marker(cfg.MARKER)
-    if marker is None:
-        return
     run = metafunc.config.stash[RUN_KEY]
     try:
-        options = cfg.marker_options(marker, list(run.registry), metafunc.definition.nodeid, run.metrics)
+        test = cfg.portable_test(metafunc.definition, run.settings, run.registry, run.metrics)
     except ConfigError as exc:
         # CollectError is shown as its message alone, without pluggy's frames.
         raise pytest.Collector.CollectError(str(exc)) from None
-    names = [n for n in run.settings.providers if options.providers is None or n in options.providers]
+    if test is None:
+        return
+    metafunc.config.stash.setdefault(TESTS_KEY, {})[cfg.function_key(metafunc.definition)] = test
     if PARAM not in metafunc.fixturenames:
         metafunc.fixturenames.append(PARAM)
-    if names:
-        params = []
-        count = options.samples or run.settings.samples
-        for name in names:
-            lacking = [cap for cap in options.requires if cap not in run.registry[name].capabilities]
-            reason = (
-                f"{name} lacks {', '.join(lacking)} (requires={list(options.requires)})" if lacking else ""
-            )
-            marks = [pytest.mark.skip(reason=reason)] if lacking else []
-            if count == 1:
-                params.append(pytest.param(name, id=name, marks=marks))
-                continue
-            rate = options.pass_rate or run.settings.pass_rate
-            problem = unreachable(count, rate, metafunc.definition.nodeid)
-            if problem:
-                raise pytest.Collector.CollectError(problem)
-            for index in range(1, count + 1):
-                sample = Sample(index, count, rate)
-                params.append(pytest.param(name, sample, id=sample.ident(name), marks=marks))
-        if count == 1:
-            metafunc.parametrize(PARAM, params)
-        else:
-            if SAMPLE not in metafunc.fixturenames:
-                metafunc.fixturenames.append(SAMPLE)
-            metafunc.parametrize([PARAM, SAMPLE], params)
-    else:
-        reason = (
-            f"providers={list(options.providers or ())} selects none of {', '.join(run.settings.providers)}"
-        )
-        metafunc.parametrize(
-            PARAM, [pytest.param(None, id="no-provider", marks=pytest.mark.skip(reason=reason))]
-        )
+    if test.sampled and SAMPLE not in metafunc.fixturenames:
+        metafunc.fixturenames.append(SAMPLE)
+    metafunc.parametrize([PARAM, SAMPLE] if test.sampled else PARAM, test.params())
 
 
 @pytest.hookimpl(wrapper=True)
@@ -191,19 +160,37 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return chosen
-    escape = not config.getini("disable_test_id_escaping_and_forfeit_all_rights_to_community_support")
-    return param_id(val, chosen, run.redact, escape)
+    return param_id(val, chosen, run.redact, run.settings.escape_ids)
 
 
+@pytest.hookimpl(trylast=True)  # after other plugins' and conftests' hooks have added their marks
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
     run = session.config.stash[RUN_KEY]
+    for item in items:
+        _settings(item)
     run.prepare_property_tests(items)
     leaky_ids(items, run.redact, PARAM)
 
 
+def _settings(item: pytest.Item) -> cfg.ItemSettings | None:
+    """The item's settings, resolved once (None for an item that is not an ``llm_portable`` test)."""
+    name = provider_of(item)
+    if name is None:
+        return None
+    if cfg.ITEM_SETTINGS not in item.stash:
+        run = item.config.stash[RUN_KEY]
+        tests = item.config.stash.get(TESTS_KEY, {})
+        item.stash[cfg.ITEM_SETTINGS] = cfg.resolve_item(
+            item, name, tests, run.settings, run.registry, run.metrics
+        )
+    return item.stash[cfg.ITEM_SETTINGS]
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     # --collect-only runs no test: nothing to warm up for.
-    if not session.config.option.collectonly and any(provider_of(item) is not None for item in session.items):
+    if not session.config.stash[RUN_KEY].settings.collect_only and any(
+        provider_of(item) is not None for item in session.items
+    ):
         session.config.stash[RUN_KEY].warm_up()
     if session.config.stash[RUN_KEY].settings.cassette_inventory:
         session.config.stash[REPORT_KEY].take_inventory(session, session.config.stash[RUN_KEY])
@@ -251,16 +238,13 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, Any]:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    name = provider_of(item)
-    if name is None or item.get_closest_marker("skip") is not None:
+    settings = _settings(item)
+    if settings is None or settings.skipped:
         return  # a provider skipped for a missing capability needs no cassette
-    from .coexist import conflict
-
-    problem = conflict(item, name)
-    if problem is not None:
-        pytest.fail(problem, pytrace=False)
+    if settings.conflict is not None:
+        pytest.fail(settings.conflict, pytrace=False)
     try:
-        item.stash[ITEM_KEY] = item.config.stash[RUN_KEY].start(item, name)
+        item.stash[ITEM_KEY] = item.config.stash[RUN_KEY].start(item, settings.provider)
     except LlmportError as exc:
         problem = str(exc)
     else:
@@ -280,7 +264,7 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         problems = (state.recording.unmatched + state.recording.blocked) if state else []
         if problems:
             raise pytest.fail.Exception("\n".join(dict.fromkeys(problems)), pytrace=False) from None
-    if state is not None and item.config.stash[RUN_KEY].settings.strict_model:
+    if state is not None and cfg.settings_of(item).strict_model:
         from .identity import strict_model_failure
 
         wrong_model = strict_model_failure(item.nodeid, state.recording.cassette, state.handle, state.models)

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import vcr.patch
@@ -42,9 +42,12 @@ from .errors import (
 )
 from .guard import Threads, background_hint
 from .identity import ProviderIdentity
-from .scrub import Scrubber
+from .scrub import Scrubber, blank_body, blank_query
 from .transports import Capture, replay_chunks
 from .transports import patchers as transport_patchers
+
+if TYPE_CHECKING:
+    from .config import RecordingOptions
 
 
 @dataclass
@@ -165,15 +168,25 @@ def without_retry_wait(response: dict[str, Any]) -> dict[str, Any]:
 
 
 def open_cassette(
-    path: Path, record_mode: str, scrubber: Scrubber, persister: AtomicPersister | None = None
+    path: Path,
+    record_mode: str,
+    scrubber: Scrubber,
+    persister: AtomicPersister | None = None,
+    options: RecordingOptions | None = None,
 ) -> Cassette:
-    """Load (or start) the cassette at ``path``; a corrupt file raises ``CorruptCassetteError``."""
+    """Load (or start) the cassette at ``path``; a corrupt file raises ``CorruptCassetteError``.
+
+    ``options``: what configure_recording hooks asked for (fields recorded as placeholders).
+    """
+    ignore_query = frozenset(options.ignore_query) if options else frozenset()
+    ignore_body = frozenset(options.ignore_body) if options else frozenset()
 
     def scrub_request(request: VcrRequest) -> VcrRequest:
+        uri, body = scrubber.uri(request.uri), scrubber.body(request.body)
         return VcrRequest(
             request.method,
-            scrubber.uri(request.uri),
-            scrubber.body(request.body),
+            blank_query(uri, ignore_query) if ignore_query else uri,
+            blank_body(body, ignore_body) if ignore_body else body,
             scrubber.request_headers(request.headers),
         )
 

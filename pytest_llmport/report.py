@@ -370,15 +370,18 @@ class RunReport:
         self.inventory: Any = None
         self.inventory_note = ""
 
+    def without_inventory_under_xdist(self) -> None:
+        """An xdist controller collects nothing (no collection hooks run there), and no worker can tell
+        an orphan from another worker's cassette: say so instead of listing, or pruning, anything."""
+        if self.settings.xdist_controller:
+            self.inventory_note = "under -n the workers collect the tests: run --llmport-cassettes without -n"
+
     def take_inventory(self, session: Any, run: Any) -> None:
         """``--llmport-cassettes``: list (and prune) cassettes right after collection, before tests run."""
         from . import inventory
 
         config = session.config
         if hasattr(config, "workerinput"):
-            return
-        if not session.items and getattr(config.option, "numprocesses", None):
-            self.inventory_note = "under -n the workers collect the tests: run --llmport-cassettes without -n"
             return
         found = inventory.take(run, session.items, self.deselected, self.settings.providers)
         if self.settings.cassette_inventory == "prune":

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .config import MARKER, Settings
+from .config import RecordingOptions, Settings, settings_of
 from .errors import (
     CassetteFormatError,
+    ConfigError,
     CorruptCassetteError,
     LlmportError,
     MissingCassetteError,
@@ -150,6 +151,14 @@ def provider_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     name = callspec.params.get(PARAM) if callspec is not None else None
     return name if isinstance(name, str) else None
+
+
+def record_command(nodeid: str, spec: Provider, mode: str, samples: int | None = None) -> str:
+    """The command that records ``nodeid`` on provider ``spec`` (its key variable first, if it needs one)."""
+    command = f"pytest {shlex.quote(nodeid)} --providers={spec.name} --llmport-record-mode={mode}"
+    if samples is not None:
+        command += f" --llmport-samples={samples}"
+    return f"{spec.api_key_env}=... {command}" if spec.key_required else command
 
 
 class LlmportRun:
@@ -327,21 +336,16 @@ class LlmportRun:
         return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, stem, extra)
 
     def _hint(self, item: pytest.Item, spec: Provider, mode: str) -> str:
-        command = f"pytest {shlex.quote(item.nodeid)} --providers={spec.name} --llmport-record-mode={mode}"
         from .samples import sample_of
 
-        sample = sample_of(item)
-        if sample is not None:  # the item's id exists only with this count (it may come from the option)
-            command += f" --llmport-samples={sample.count}"
-        if spec.key_required:
-            command = f"{spec.api_key_env}=... {command}"
-        return f"To record it: {command}"
+        sample = sample_of(item)  # the item's id exists only with this count (it may come from the option)
+        return f"To record it: {record_command(item.nodeid, spec, mode, sample.count if sample else None)}"
 
     def plan(self, item: pytest.Item, name: str) -> tuple[Provider, Path, str, str, bool]:
         """Decide (spec, path, effective mode, key, replaying); skip or fail the test when it cannot run."""
         spec = self.registry[name]
         path = self.path_for(item, name)
-        mode = self.settings.record_mode
+        mode = settings_of(item).record_mode
         key = os.environ.get(spec.api_key_env, "")
         can_record = bool(key) or not spec.key_required
         exists = path.is_file()
@@ -367,8 +371,22 @@ class LlmportRun:
         replaying = exists and mode == "once"
         return spec, path, mode, key or replay_key(spec.api_key_env), replaying
 
-    def scrubber(self, extra_key: str = "") -> Scrubber:
-        """The scrubber for what one test records: every key variable set now, and ``extra_key``."""
+    def recording_options(self, item: pytest.Item) -> RecordingOptions:
+        """What the ``pytest_llmport_configure_recording`` hooks change about this test's recording."""
+        options = RecordingOptions()
+        settings = settings_of(item)
+        self.config.hook.pytest_llmport_configure_recording(
+            config=self.config, provider=settings.provider, settings=settings, recording=options
+        )
+        try:
+            options.check(item.nodeid)
+        except ConfigError as exc:
+            raise LlmportError(str(exc)) from None
+        return options
+
+    def scrubber(self, extra_key: str = "", extra: Mapping[str, str] | None = None) -> Scrubber:
+        """The scrubber for what one test records: every key variable set now, ``extra_key`` and ``extra``
+        (a configure_recording hook's secrets, by name)."""
         from .scrub import Scrubber
 
         if self._secret_names is None:
@@ -379,6 +397,8 @@ class LlmportRun:
         secrets = {name: environ[name] for name in self._secret_names if environ.get(name)}
         if extra_key and extra_key not in PLACEHOLDER_KEYS:
             secrets.setdefault("API_KEY", extra_key)
+        for name, value in (extra or {}).items():
+            secrets.setdefault(name, value)
         cache_key = frozenset(secrets.items())
         scrubber = self._scrubbers.get(cache_key)
         if scrubber is None:
@@ -467,6 +487,7 @@ class LlmportRun:
         from .recording import ItemRecording, Patches, Router, open_cassette
 
         spec, path, mode, key, replaying = self.plan(item, name)
+        options = self.recording_options(item)
         if self._persister is None:
             from .cassettes import AtomicPersister
 
@@ -476,7 +497,8 @@ class LlmportRun:
                 cache.mkdir("llmport-cassettes") if cache is not None else None, worker
             )
         try:
-            cassette = open_cassette(path, mode, self.scrubber(key), self._persister)
+            scrubber = self.scrubber(key, options.secrets)
+            cassette = open_cassette(path, mode, scrubber, self._persister, options)
         except CorruptCassetteError as exc:
             # Record mode all does not read the old file, so this command gets past a damaged one.
             again = "" if isinstance(exc, CassetteFormatError) else f"\n  {self._hint(item, spec, 'all')}"
@@ -508,7 +530,7 @@ class LlmportRun:
             replaying,
             mode,
             hint,
-            self.scrubber(key).uri,
+            scrubber.uri,
             also,
             self.registry,
             self._identities,
@@ -536,20 +558,13 @@ class LlmportRun:
             scope.recording = recording
         self._router.item = recording
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
-        marker = item.get_closest_marker(MARKER)
-        declared = list(marker.kwargs.get("models", ())) if marker else []
-        if embedding and self.settings.embedding_model:
-            declared.append(self.settings.embedding_model)  # the embedding metric's requests land here too
+        models = settings_of(item).models
         if judge is not None:
-            declared.append(judge[1])
+            models += (judge[1],)  # the judge's requests land in this test's cassette too
         from .samples import sample_of
 
         state = ItemState(
-            handle,
-            recording,
-            self._hint(item, spec, hint_mode),
-            models=tuple(declared),
-            sample=sample_of(item),
+            handle, recording, self._hint(item, spec, hint_mode), models=models, sample=sample_of(item)
         )
         state.judged = judge is not None
         self._current = (item.nodeid, state)
@@ -660,25 +675,13 @@ class LlmportRun:
     # -- equivalence ---------------------------------------------------------------------------------------
     def equivalence(self, item: pytest.Item, state: ItemState) -> Equivalence:
         """The ``llm_equiv`` object of one test on one provider (built on first use)."""
-        from .config import marker_options
         from .equivalence import Equivalence, EquivalenceSettings, observations_path
-        from .similarity import DEFAULT_METRIC
+        from .samples import baseline_samples, read_file
 
         if state.equiv is not None:
             return state.equiv
-        marker = item.get_closest_marker(MARKER)
-        assert marker is not None
-        options = marker_options(marker, list(self.registry), item.nodeid, self.metrics)
-        settings = self.settings
-        baseline = options.baseline or settings.baseline
-        threshold = options.threshold if options.threshold is not None else settings.threshold
-        eq_settings = EquivalenceSettings(
-            baseline=baseline,
-            threshold=threshold,
-            metric=options.metric or settings.metric or DEFAULT_METRIC,
-            facts=settings.check_facts if options.facts is None else options.facts,
-        )
-        from .samples import baseline_samples, read_file
+        settings = settings_of(item)
+        baseline = settings.baseline
 
         folder = observations_path(self.path_for(item, baseline)).parent
 
@@ -690,27 +693,21 @@ class LlmportRun:
         def samples() -> list[Mapping[str, Any]]:
             return baseline_samples(folder, baseline, lookup)[0]
 
-        spec = self.registry[baseline]
         nodeid = item.nodeid.replace(f"[{state.handle.name}", f"[{baseline}", 1)
-        command = f"pytest {shlex.quote(nodeid)} --providers={baseline} --llmport-record-mode=all"
+        count = None
         if state.sample is not None:
             # Every sample of the baseline, not only the one this item pairs with.
             nodeid = nodeid.partition("[")[0]
-            command = (
-                f"pytest {shlex.quote(nodeid)} --providers={baseline} --llmport-samples={state.sample.count} "
-                f"--llmport-record-mode=all"
-            )
-        if spec.key_required:
-            command = f"{spec.api_key_env}=... {command}"
+            count = state.sample.count
         state.equiv = Equivalence(
             nodeid=item.nodeid,
             provider=state.handle.name,
-            settings=eq_settings,
+            settings=EquivalenceSettings(baseline, settings.threshold, settings.metric, settings.facts),
             baseline_values=lambda: {},
             baseline_samples=samples,
             sample=state.sample.index if state.sample is not None else 1,
             metrics=self.metrics,
-            record_command=command,
+            record_command=record_command(nodeid, self.registry[baseline], "all", count),
             embed=self._embedder(state),
             judge=self._judge_factory(item, state),
         )
@@ -720,10 +717,8 @@ class LlmportRun:
         """The judge provider and model of a test: the marker's ``judge=``, else the run's, else None."""
         from .judge import split_judge
 
-        marker = item.get_closest_marker(MARKER)
-        text = marker.kwargs.get("judge") if marker is not None else None
-        text = text or self.settings.judge
-        if not isinstance(text, str) or not text:
+        text = settings_of(item).judge
+        if not text:
             return None
         name, model = split_judge(text)  # validated at configure (ini, option) and collection (marker)
         spec = self.registry[name]
@@ -809,7 +804,16 @@ class LlmportRun:
             scrubber = self.output_scrubber(refresh=False)
             longrepr = report.longreprtext if report.failed else ""
             outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
-            self.matrix.add(scrubber.text(report.nodeid), report.when, outcome, data, longrepr)
+            nodeid = scrubber.text(report.nodeid)
+            self.matrix.add(nodeid, report.when, outcome, data, longrepr)
+            if not hasattr(self.config, "workerinput"):  # once per result: where the matrix is merged
+                self.config.hook.pytest_llmport_result(
+                    config=self.config,
+                    nodeid=nodeid,
+                    provider=str(data.get("provider")),
+                    when=report.when,
+                    data=data,
+                )
             self._gather_background(report.nodeid, data.get("background", ()))
         for name, entries in report.user_properties:
             if name == BACKGROUND_PROPERTY:

@@ -582,3 +582,43 @@ def redact_json(value: Any) -> Any:
     if isinstance(value, list):
         return [redact_json(item) for item in value]
     return value
+
+
+def blank_query(uri: str, names: Iterable[str]) -> str:
+    """``uri`` with the value of each query parameter in ``names`` replaced by ``REDACTED``.
+
+    A recorded ``REDACTED`` matches any value on replay: what a configure_recording hook ignores.
+    """
+    parts = urlsplit(uri)
+    wanted = set(names)
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    blanked = [(name, REDACTED if name in wanted else value) for name, value in pairs]
+    if blanked == pairs:
+        return uri
+    return urlunsplit(parts._replace(query=urlencode(blanked, safe="<>:", quote_via=quote)))
+
+
+def blank_body(body: bytes | str | None, paths: Iterable[str]) -> bytes | str | None:
+    """A JSON request body with each field at a dotted path in ``paths`` set to ``REDACTED``."""
+    if body is None:
+        return None
+    text = body.decode("utf-8", "surrogateescape") if isinstance(body, bytes) else body
+    if text.lstrip()[:1] != "{":
+        return body
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return body
+    changed = False
+    for path in paths:
+        node: Any = value
+        *parents, last = path.split(".")
+        for part in parents:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict) and last in node:
+            node[last] = REDACTED
+            changed = True
+    if not changed:
+        return body
+    out = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return out.encode("utf-8") if isinstance(body, bytes) else out

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 # pytester's in-process runs drop the modules an inner run imported, and the next import makes a second
@@ -66,10 +68,40 @@ def llm_env(monkeypatch: pytest.MonkeyPatch, fake: FakeProvider) -> FakeProvider
     return fake
 
 
-@pytest.fixture(params=["in-process", "xdist"])
-def xdist_args(request: pytest.FixtureRequest) -> list[str]:
-    """Run an integration test both plainly and under ``-n 2``."""
-    return ["-n", "2"] if request.param == "xdist" else []
+XDIST = ("-p", "xdist", "-n", "2")
+
+
+@dataclass
+class RunModes:
+    """Runs the inner pytest plainly or under ``-p xdist -n 2``, as the test's parameter says.
+
+    For every inner run whose outcome xdist could change: what workers send the controller (report data,
+    the matrix, the verdict, baseline observations, discarded recordings, background traffic, guard
+    messages) is merged there, and a plain run never exercises that path.
+    """
+
+    pytester: pytest.Pytester
+    xdist: bool
+
+    @property
+    def args(self) -> list[str]:
+        return list(XDIST) if self.xdist else []
+
+    def __call__(self, *args: str | os.PathLike[str], subprocess: bool = False) -> pytest.RunResult:
+        run = self.pytester.runpytest_subprocess if subprocess else self.pytester.runpytest
+        return run(*args, *self.args)
+
+
+@pytest.fixture(params=["plain", "xdist"])
+def run_modes(request: pytest.FixtureRequest, pytester: pytest.Pytester) -> RunModes:
+    """``run_modes(*args)`` runs pytester's inner pytest plainly, then (second parameter) under xdist."""
+    return RunModes(pytester, request.param == "xdist")
+
+
+@pytest.fixture
+def xdist_args(run_modes: RunModes) -> list[str]:
+    """The extra arguments of :func:`run_modes` (for tests that call pytester themselves)."""
+    return run_modes.args
 
 
 def cassettes(root: Path) -> dict[str, str]:

@@ -77,6 +77,7 @@ PAGES = (
     "report.md",
     "similarity.md",
     "clients.md",
+    "hooks.md",
 )
 # What the fake "model" answers when the last user message contains the key (else it echoes the message).
 FAKE_REPLIES = {
@@ -445,6 +446,21 @@ def test_configuration_documents_the_fixture_and_the_hook() -> None:
     providers_page = (DOCS / "providers.md").read_text(encoding="utf-8")
     for key in _OVERRIDABLE:
         assert f"`{key}`" in providers_page, f"docs/providers.md: document the override key {key}"
+
+
+def test_hooks_page_documents_every_hook_setting_and_recording_option() -> None:
+    import dataclasses
+
+    from pytest_llmport.config import ItemSettings, RecordingOptions
+
+    text = (DOCS / "hooks.md").read_text(encoding="utf-8")
+    for hook in (name for name in vars(hookspecs) if name.startswith("pytest_")):
+        assert f"| `{hook}(" in text, f"docs/hooks.md: list the hook {hook} in the table"
+    for field_ in dataclasses.fields(ItemSettings):
+        if field_.name != "conflict":  # fails the test at setup before any hook could act on it
+            assert f"`{field_.name}`" in text, f"docs/hooks.md: document settings.{field_.name}"
+    for field_ in dataclasses.fields(RecordingOptions):
+        assert f"`recording.{field_.name}`" in text, f"docs/hooks.md: document recording.{field_.name}"
 
 
 def test_equivalence_page_documents_the_fixture_report_and_defaults() -> None:

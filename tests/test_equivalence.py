@@ -8,7 +8,7 @@ import pytest
 
 from pytest_llmport.testing import FakeProvider
 
-from .conftest import KEY
+from .conftest import KEY, RunModes
 
 REPLIES = {
     "openai": {
@@ -129,10 +129,10 @@ def test_baseline_records_then_others_compare(
 
 
 def test_missing_baseline_observation_says_how_to_record_it(
-    pytester: pytest.Pytester, servers: dict[str, FakeProvider]
+    pytester: pytest.Pytester, servers: dict[str, FakeProvider], run_modes: RunModes
 ) -> None:
     pytester.makepyfile(test_eq=SUITE)
-    result = pytester.runpytest("--providers=zhipu", "-k", "reply")
+    result = run_modes("--providers=zhipu", "-k", "reply")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -265,3 +265,14 @@ def test_bad(llm_provider, llm_equiv):
     result = pytester.runpytest("--providers=openai")  # openai is the baseline: nothing is compared
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*tolerance must be a finite number >= 0, got 'x'*"])
+
+
+def test_check_threshold_is_a_deprecated_alias_of_the_one_threshold_check() -> None:
+    from pytest_llmport import equivalence
+    from pytest_llmport.errors import ConfigError
+
+    with pytest.warns(DeprecationWarning, match="config.threshold_value"):
+        check = equivalence.check_threshold
+    assert check(0.25, "t") == 0.25
+    with pytest.raises(ConfigError, match=r"^t: threshold=True must be a number between 0 and 1$"):
+        check(True, "t")

@@ -10,7 +10,7 @@ import pytest
 from pytest_llmport.facts import conflicts, negated_predicates, quantities
 from pytest_llmport.similarity import DEFAULT_THRESHOLD, verdict
 
-from .conftest import KEY
+from .conftest import KEY, RunModes
 
 
 def values(text: str) -> list[tuple[Decimal, str]]:
@@ -131,10 +131,10 @@ def openai_key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("openai_key")
-def test_similar_checks_facts_per_call_marker_and_ini(pytester: pytest.Pytester) -> None:
+def test_similar_checks_facts_per_call_marker_and_ini(pytester: pytest.Pytester, run_modes: RunModes) -> None:
     pytester.makepyfile(test_facts_suite=SUITE)
     report = pytester.path / "report.json"
-    result = pytester.runpytest("--providers=openai", f"--llmport-report={report}")
+    result = run_modes("--providers=openai", f"--llmport-report={report}")
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(
         [
@@ -151,7 +151,7 @@ def test_similar_checks_facts_per_call_marker_and_ini(pytester: pytest.Pytester)
     assert check["score"] >= 0.61
 
     pytester.makeini("[pytest]\nllmport_check_facts = false\n")
-    result = pytester.runpytest("--providers=openai")
+    result = run_modes("--providers=openai")
     # The ini turns the check off, the call's facts=True still turns it on.
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["FAILED *test_call_wins_over_marker*"])

@@ -28,7 +28,7 @@ from pytest_llmport.errors import LookupBlockedError
 from pytest_llmport.guard import Attempt, ChildGuard, Guard
 from pytest_llmport.testing import FakeProvider
 
-from .conftest import cassettes
+from .conftest import RunModes, cassettes
 
 
 @pytest.fixture
@@ -595,7 +595,9 @@ def test_an_unrecorded_request_raises_the_clients_connection_error(
     assert text.count("no recorded response for POST http://127.0.0.1:") >= 5
 
 
-def test_conftest_imports_are_guarded_before_the_run_starts(pytester: pytest.Pytester) -> None:
+def test_conftest_imports_are_guarded_before_the_run_starts(
+    pytester: pytest.Pytester, run_modes: RunModes
+) -> None:
     # The root conftest.py is imported before pytest_configure (an app, a litellm import, a warm-up).
     pytester.makeconftest(
         """
@@ -607,7 +609,7 @@ except OSError:
 """
     )
     pytester.makepyfile(test_x="def test_x(): pass")
-    result = pytester.runpytest("--llmport-record-mode=none")
+    result = run_modes("--llmport-record-mode=none")
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines(

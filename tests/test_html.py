@@ -36,18 +36,20 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def make_report(pytester: pytest.Pytester) -> Path:
+def make_report(pytester: pytest.Pytester, *args: str) -> Path:
     pytester.makepyfile(test_app=SUITE)
     pytester.runpytest("--providers=openai").assert_outcomes(passed=5)
     result = pytester.runpytest(
-        "--providers=openai,zhipu,qwen", "--llmport-html=report.html", "--llmport-report=report.json"
+        "--providers=openai,zhipu,qwen", "--llmport-html=report.html", "--llmport-report=report.json", *args
     )
     result.assert_outcomes(passed=13, failed=2)
     return pytester.path / "report.html"
 
 
-def test_the_page_is_self_contained(pytester: pytest.Pytester, llm_env: object) -> None:
-    page = make_report(pytester).read_text(encoding="utf-8")
+def test_the_page_is_self_contained(
+    pytester: pytest.Pytester, llm_env: object, xdist_args: list[str]
+) -> None:
+    page = make_report(pytester, *xdist_args).read_text(encoding="utf-8")  # from what workers sent, too
     assert not re.search(r"<(?:script|img|link|iframe)[^>]+(?:src|href)=", page)
     assert "url(" not in page and "@import" not in page
     assert "default-src 'none'" in page  # the page itself forbids any load

@@ -18,7 +18,7 @@ from pytest_llmport.cassettes import AtomicPersister, ReadableYamlSerializer
 from pytest_llmport.errors import CorruptCassetteError
 from pytest_llmport.testing import FakeProvider
 
-from .conftest import cassettes
+from .conftest import RunModes, cassettes
 
 CUTS = """
 import asyncio
@@ -285,11 +285,11 @@ def test_never_read(llm_provider):
 
 
 def test_a_response_never_recorded_is_never_saved_as_success(
-    pytester: pytest.Pytester, llm_env: FakeProvider
+    pytester: pytest.Pytester, llm_env: FakeProvider, run_modes: RunModes
 ) -> None:
     pytester.makepyfile(test_open=NEVER_READ)
     report = pytester.path / "report.json"
-    result = pytester.runpytest("--providers=qwen", f"--llmport-report={report}")
+    result = run_modes("--providers=qwen", f"--llmport-report={report}")
     result.assert_outcomes(passed=1)
     assert cassettes(pytester.path) == {}
     result.stdout.fnmatch_lines(["*test_never_read*: POST */chat/completions: no response was recorded*"])

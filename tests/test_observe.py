@@ -8,7 +8,7 @@ import pytest
 
 from pytest_llmport.testing import FakeProvider
 
-from .conftest import KEY
+from .conftest import KEY, RunModes
 
 ASK = """
 import pytest
@@ -20,7 +20,9 @@ def test_ask(llm_provider):
 """
 
 
-def test_requires_skips_providers_that_lack_a_capability(pytester: pytest.Pytester) -> None:
+def test_requires_skips_providers_that_lack_a_capability(
+    pytester: pytest.Pytester, run_modes: RunModes
+) -> None:
     pytester.makepyprojecttoml('[tool.llmport.providers.deepseek]\ncapabilities = ["streaming"]\n')
     pytester.makepyfile(
         test_caps="""
@@ -35,7 +37,7 @@ def test_tools(llm_provider):
     result.stdout.fnmatch_lines(
         ["*test_tools[[]openai[]]", "*test_tools[[]minimax[]]", "*test_tools[[]deepseek[]]"]
     )
-    result = pytester.runpytest("--providers=minimax,deepseek", "-rs")
+    result = run_modes("--providers=minimax,deepseek", "-rs")  # skip reasons decided on each worker
     result.assert_outcomes(skipped=2)
     result.stdout.fnmatch_lines(
         [

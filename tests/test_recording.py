@@ -8,7 +8,7 @@ import pytest
 
 from pytest_llmport.testing import FakeProvider
 
-from .conftest import KEY, cassettes
+from .conftest import KEY, RunModes, cassettes
 
 CLIENTS = """
 import asyncio
@@ -222,11 +222,11 @@ def test_post(llm_provider):
 
 
 def test_missing_cassette_in_replay_names_path_and_command(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
     monkeypatch.setenv("CI", "true")
     pytester.makepyfile(test_ask=CHANGED)
-    result = pytester.runpytest("--providers=zhipu")
+    result = run_modes("--providers=zhipu")  # the message comes from the worker, whole
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
@@ -274,16 +274,16 @@ def test_fails(llm_provider):
 
 
 def test_failed_test_keeps_its_cassette_and_replays_the_failure(
-    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
     pytester.makepyfile(test_fail=FAILING)
-    result = pytester.runpytest("--providers=baichuan")
+    result = run_modes("--providers=baichuan")
     result.assert_outcomes(failed=1)
     assert list(cassettes(pytester.path)) == ["cassettes/test_fail/test_fails/baichuan.yaml"]
     assert "cassettes not saved" not in result.stdout.str()
     llm_env.stop()
     monkeypatch.setenv("CI", "true")
-    replayed = pytester.runpytest("--providers=baichuan")
+    replayed = run_modes("--providers=baichuan")
     replayed.assert_outcomes(failed=1)
     replayed.stdout.fnmatch_lines(["*AssertionError: the app misbehaved*"])
 

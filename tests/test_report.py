@@ -14,6 +14,7 @@ from pytest_llmport.prices import Price, PriceTable, builtin_table, load
 from pytest_llmport.providers import BUILTIN_PROVIDERS
 from pytest_llmport.report import group_discarded, schema_errors
 
+from .conftest import RunModes
 from .report_suite import SUITE
 
 PROVIDERS = "--providers=openai,zhipu,qwen"
@@ -157,9 +158,11 @@ def test_many(llm_provider, n):
 """
 
 
-def test_a_big_matrix_shows_only_rows_with_a_difference(pytester: pytest.Pytester, llm_env: object) -> None:
+def test_a_big_matrix_shows_only_rows_with_a_difference(
+    pytester: pytest.Pytester, llm_env: object, run_modes: RunModes
+) -> None:
     pytester.makepyfile(test_rows=ROWS)
-    result = pytester.runpytest("--providers=openai,zhipu", "-q")
+    result = run_modes("--providers=openai,zhipu", "-q")  # rows in order, whatever order workers send them
     result.assert_outcomes(passed=103, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -168,6 +171,8 @@ def test_a_big_matrix_shows_only_rows_with_a_difference(pytester: pytest.Pyteste
         ]
     )
     assert "test_many[8]" not in result.stdout.str()
+    if run_modes.xdist:
+        return  # the rest reads options, which xdist does not change
     result = pytester.runpytest("--providers=openai,zhipu", "-q", "--llmport-matrix=all")
     assert "test_rows.py::test_many[51]" in result.stdout.str() and "more rows" not in result.stdout.str()
     pytester.makeini("[pytest]\nllmport_matrix_rows = 100\n")
@@ -268,7 +273,9 @@ def test_bad_prices_are_named(overrides: dict[str, object], message: str) -> Non
     assert message in str(info.value)
 
 
-def test_prices_and_exchange_rate_from_pyproject(pytester: pytest.Pytester, llm_env: object) -> None:
+def test_prices_and_exchange_rate_from_pyproject(
+    pytester: pytest.Pytester, llm_env: object, run_modes: RunModes
+) -> None:
     pytester.makepyprojecttoml(
         """
 [tool.llmport.prices]
@@ -281,7 +288,7 @@ currency = "CNY"
 """
     )
     pytester.makepyfile(test_app=SUITE)
-    result = pytester.runpytest("--providers=zhipu", "-k", "test_case", "--llmport-report=r.json")
+    result = run_modes("--providers=zhipu", "-k", "test_case", "--llmport-report=r.json")
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(["*10.0 CNY per USD*"])
     report = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
@@ -373,11 +380,11 @@ def check_junit_properties(path: Path) -> None:
     assert all(name.startswith("llmport.") for case in props.values() for name in case)
 
 
-def test_report_paths_are_written_whole(pytester: pytest.Pytester, llm_env: object) -> None:
+def test_report_paths_are_written_whole(
+    pytester: pytest.Pytester, llm_env: object, run_modes: RunModes
+) -> None:
     pytester.makepyfile(test_app=SUITE)
-    result = pytester.runpytest(
-        "--providers=openai", "--llmport-report=out/r.json", "--llmport-html=out/r.html"
-    )
+    result = run_modes("--providers=openai", "--llmport-report=out/r.json", "--llmport-html=out/r.html")
     result.assert_outcomes(passed=5)
     files = sorted(p.name for p in (pytester.path / "out").iterdir())
     assert files == ["r.html", "r.json"]

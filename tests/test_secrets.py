@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from . import hostile
+from .conftest import RunModes
 from .hostile import SPELLINGS, HostileServer, files_left, leaks
 
 KEY = "sk-hostile/0123+456789=abcdefXYZ"
@@ -329,7 +330,7 @@ def test_leaky(llm_provider):
 
 
 def test_a_key_recorded_in_body_query_and_path_replays_with_no_key(
-    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
     result, left = record(pytester, env, KEY, LEAKY)
     result.assert_outcomes(passed=1)
@@ -338,7 +339,7 @@ def test_a_key_recorded_in_body_query_and_path_replays_with_no_key(
     env.delenv("OPENAI_API_KEY")
     env.delenv("ZHIPUAI_API_KEY")
     env.setenv("CI", "true")
-    replay = pytester.runpytest("--providers=openai")  # the server is gone: offline
+    replay = run_modes("--providers=openai")  # the server is gone: offline
     replay.assert_outcomes(passed=1)
 
 
