@@ -594,7 +594,7 @@ class LlmportRun:
             self.discard(nodeid, state, broken)
             return
         try:
-            cassette._save(force=True)
+            cassette.save()
         except LlmportError as exc:
             raise pytest.fail.Exception(f"{nodeid}: {exc}", pytrace=False) from None
 
