@@ -117,9 +117,15 @@ class HttpRequest:
             body = getattr(request, "body_bytes", body)  # a file or iterator body, read once by vcrpy
         return cls(request.method, request.uri, body, dict(request.headers))
 
+    #: The mapping a loaded request was read from (in the parsed-cassette cache): where the replay index
+    #: keeps what it worked out about it, so a warm run does not work it out again.
+    stored: dict[str, Any] | None = None
+
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> HttpRequest:
-        return cls(data["method"], data["uri"], data.get("body"), data.get("headers") or {})
+    def from_dict(cls, data: dict[str, Any]) -> HttpRequest:
+        request = cls(data["method"], data["uri"], data.get("body"), data.get("headers") or {})
+        request.stored = data
+        return request
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -242,7 +248,8 @@ class ReadableYamlSerializer:
     def serialize(cassette_dict: dict[str, Any]) -> str:
         interactions = []
         for item in cassette_dict.get("interactions", []):
-            request = dict(item["request"])
+            # Keys of our own (the replay index's memo) live in memory and in the cache, never on disk.
+            request = {k: v for k, v in item["request"].items() if not k.startswith("_llmport")}
             parsed = _maybe_json(request.get("body"))
             if parsed is not None:
                 request["body"] = {"json": _pretty(parsed)}

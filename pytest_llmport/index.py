@@ -13,6 +13,10 @@ interaction vcrpy's loop would pick, with one dictionary lookup in place of N ma
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import sys
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,6 +56,68 @@ def matches(request: Any, recorded: Any) -> bool:
     return True
 
 
+MEMO = "_llmport_match"  # the stored request's memo: (fingerprint, kind, key)
+
+
+def _filing(request: Any) -> tuple[str, Any]:
+    """("key", its key), ("pattern", None) or ("unreadable", None) for a recorded request."""
+    if has_placeholder(request):
+        return "pattern", None
+    try:
+        return "key", request_key(request)
+    except (ValueError, TypeError):
+        return "unreadable", None
+
+
+def _hashable(key: Any) -> Key:
+    # The parsed-cassette cache (marshal) gives tuples back as tuples; this keeps a list from slipping in.
+    method, location, query, body = key
+    return (method, tuple(location), tuple(tuple(pair) for pair in query), body)
+
+
+@functools.cache
+def fingerprint() -> str:
+    """A digest of the code that files requests: a memo made by other code is not trusted.
+
+    A key remembered in the parsed-cassette cache by an earlier version of this plugin (or of the
+    matchers it mirrors) would match by rules that no longer hold; so the memo carries the digest of
+    the bytecode of every function that decides a request's key, and one with another digest is
+    worked out again.
+    """
+    from . import cassettes
+
+    digest = hashlib.sha256(sys.version.encode())
+    functions = (
+        request_key,
+        has_placeholder,
+        _filing,
+        cassettes._location,
+        cassettes._query,
+        cassettes._canonical,
+        cassettes._canonical_body,
+        cassettes.body_value,
+        cassettes._uri_template,
+        cassettes._body_template,
+        cassettes.string_pattern,
+        cassettes.HttpRequest.__init__,
+    )
+
+    def feed(code: types.CodeType) -> None:
+        digest.update(code.co_code)
+        digest.update(repr(code.co_names).encode())
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                feed(const)
+            elif isinstance(const, frozenset):  # its repr's order changes with the hash seed
+                digest.update(repr(sorted(map(repr, const))).encode())
+            else:
+                digest.update(repr(const).encode())
+
+    for function in functions:
+        feed(function.__code__)
+    return digest.hexdigest()[:16]
+
+
 class RequestIndex:
     """Recorded requests, in cassette order, filed for one lookup per request sent."""
 
@@ -61,18 +127,23 @@ class RequestIndex:
         self._patterned: list[int] = []  # positions of requests with placeholders, ascending
         self._unreadable: list[int] = []  # recorded requests no key could be made of (kept for the matchers)
 
-    def add(self, request: Any) -> None:
+    def add(self, request: Any) -> bool:
+        """File one recorded request; True when that was worked out anew into its stored mapping."""
         position = len(self.requests)
         self.requests.append(request)
-        if has_placeholder(request):
+        stored = getattr(request, "stored", None)
+        memo = stored.get(MEMO) if isinstance(stored, dict) else None
+        fresh = not (isinstance(memo, (tuple, list)) and len(memo) == 3 and memo[0] == fingerprint())
+        kind, key = _filing(request) if fresh else (memo[1], memo[2])  # type: ignore[index]
+        if fresh and isinstance(stored, dict):
+            stored[MEMO] = (fingerprint(), kind, key)
+        if kind == "key":
+            self._by_key.setdefault(_hashable(key), []).append(position)
+        elif kind == "pattern":
             self._patterned.append(position)
-            return
-        try:
-            key = request_key(request)
-        except (ValueError, TypeError):
+        else:
             self._unreadable.append(position)
-            return
-        self._by_key.setdefault(key, []).append(position)
+        return fresh and isinstance(stored, dict)
 
     def __len__(self) -> int:
         return len(self.requests)

@@ -133,8 +133,9 @@ class LlmportCassette:
         except FileNotFoundError:
             return
         self.data = list(zip(requests, responses, strict=True))
-        for request in requests:
-            self._index.add(request)
+        worked_out = [self._index.add(request) for request in requests]
+        if any(worked_out):
+            self.persister.mark_changed()  # the cache keeps the index's memo for the next run
         self.loaded_count = len(self.data)
         self.metadata = metadata
         self.llmport.update(header)

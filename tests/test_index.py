@@ -171,3 +171,29 @@ def test_a_request_the_matchers_cannot_read_raises_as_they_do() -> None:
         except ValueError:
             continue
         raise AssertionError("a port out of range was read as a match")
+
+
+def test_the_index_memo_in_a_stored_request_is_used_only_with_this_code(monkeypatch: Any) -> None:
+    import pytest_llmport.index as index_module
+
+    stored = {"method": "POST", "uri": "https://a.example/v1", "body": '{"b": 1, "a": 2}', "headers": {}}
+    first = RequestIndex()
+    assert first.add(HttpRequest.from_dict(stored)) is True  # worked out, and remembered in the mapping
+    memo = stored[index_module.MEMO]
+    assert memo[0] == index_module.fingerprint() and memo[1] == "key"
+    sent = HttpRequest("POST", "https://a.example/v1/", b'{"a":2,"b":1}', {})
+
+    def refuse(request: Any) -> Any:
+        raise AssertionError("the memo was not used")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(index_module, "_filing", refuse)
+        again = RequestIndex()
+        assert again.add(HttpRequest.from_dict(stored)) is False
+    assert again.find(sent, lambda i: True) == 0
+    # A memo another version wrote (another digest) is worked out again, not trusted.
+    stored[index_module.MEMO] = ("0" * 16, "key", ("POST", ("https", "b.example", 443, "/x"), (), "{}"))
+    fresh = RequestIndex()
+    assert fresh.add(HttpRequest.from_dict(stored)) is True
+    assert fresh.find(sent, lambda i: True) == 0
+    assert fresh.find(HttpRequest("POST", "https://b.example/x", b"{}", {}), lambda i: True) is None
