@@ -185,6 +185,7 @@ class LlmportRun:
         self._router: Router | None = None
         self._patches: Patches | None = None
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
+        self._folders: dict[tuple[Path, str], Path] = {}
         self._persister: AtomicPersister | None = None
         self._secret_names: list[str] | None = None
         self._read_secrets: Callable[[], dict[str, str]] = dict
@@ -331,8 +332,17 @@ class LlmportRun:
         name = getattr(item, "originalname", item.name)
         cls = getattr(item, "cls", None)
         test_name = f"{cls.__name__}.{name}" if cls is not None else name
-        extra = param_slug(params, dict(callspec.indices), self.is_secret) if params else ""
-        return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, provider, extra)
+        if params:
+            extra = param_slug(params, dict(callspec.indices), self.is_secret)
+            return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, provider, extra)
+        # A test without other parameters has one folder for all its providers: built once.
+        key = (item.path, test_name)
+        folder = self._folders.get(key)
+        if folder is None:
+            folder = self._folders[key] = cassette_path(
+                Path(item.path), self.settings.cassette_dir, test_name, provider
+            ).parent
+        return folder / f"{provider}.yaml"
 
     def _hint(self, item: pytest.Item, spec: Provider, mode: str) -> str:
         command = f"pytest {shlex.quote(item.nodeid)} --providers={spec.name} --llmport-record-mode={mode}"

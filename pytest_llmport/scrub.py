@@ -191,6 +191,7 @@ def _b64decode(part: str) -> bytes | None:
         return None
 
 
+_SCALARS = frozenset({int, float, bool, type(None)})
 _MEMO_LENGTH = 1024  # longer texts (prompts, answers) rarely repeat
 _MEMO_SIZE = 8192
 
@@ -370,6 +371,11 @@ class Scrubber:
         return self._walk(value, self.text)
 
     def _walk(self, value: Any, scrub: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            return scrub(value)
+        if kind in _SCALARS:  # most leaves of report data: answered before the ABC checks below
+            return value
         if isinstance(value, str):
             return scrub(value)
         if isinstance(value, Mapping):
