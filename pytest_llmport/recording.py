@@ -4,7 +4,10 @@ Speed comes from not re-patching: vcrpy's patchers (``http.client``, ``boto3``, 
 and our own stubs (httpx/httpx2 here, aiohttp and urllib3/requests in :mod:`pytest_llmport.transports`) are
 installed when the first marked test starts and removed when the next test is not marked. They talk to
 a :class:`Router`, which forwards to the current test's cassette. Per test only the cassette itself is
-loaded.
+loaded; :class:`Recorder` holds that run-wide part (parsed-cassette cache, patches, routing) for the run.
+
+vcrpy is used here only, for its patchers and the cassette protocol its stubs speak; the cassette
+itself (:class:`LlmportCassette`) and the replay lookup (:mod:`pytest_llmport.index`) are our own.
 
 httpx and httpx2 (the transport of the ``openai`` and ``zhipuai`` SDKs) get stubs of our own instead of
 vcrpy's, because vcrpy's read a streamed response to the end before the application sees its first byte,
@@ -742,3 +745,39 @@ class Patches:
         if self._stack is not None:
             stack, self._stack = self._stack, None
             stack.close()
+
+
+class Recorder:
+    """The recording layer's run-wide part: the parsed-cassette cache, the client patches, the current test.
+
+    Per test: :meth:`open` loads its cassette, :meth:`begin` routes every patched client to it (patching
+    on the first marked test), :meth:`end` stops routing (and unpatches before a test that is not
+    marked); :meth:`close` at the end of the run writes the parsed-cassette cache and unpatches.
+    """
+
+    def __init__(self, cache_dir: Path | None = None, worker: str = "main") -> None:
+        self.persister = AtomicPersister(cache_dir, worker)
+        self.router = Router()
+        self.patches = Patches(self.router)
+
+    @property
+    def current(self) -> ItemRecording | None:
+        """The recording of the test running now, if any."""
+        return self.router.item
+
+    def open(self, path: Path, record_mode: str, scrubber: Scrubber) -> LlmportCassette:
+        """The cassette of one test on one provider; a corrupt file raises ``CorruptCassetteError``."""
+        return open_cassette(path, record_mode, scrubber, self.persister)
+
+    def begin(self, recording: ItemRecording) -> None:
+        self.patches.start()
+        self.router.item = recording
+
+    def end(self, keep_patches: bool) -> None:
+        self.router.item = None
+        if not keep_patches:
+            self.patches.stop()
+
+    def close(self) -> None:
+        self.persister.flush()
+        self.patches.stop()

@@ -21,11 +21,10 @@ from .placeholders import PLACEHOLDER_KEYS, replay_key
 from .providers import Provider
 
 if TYPE_CHECKING:
-    from .cassettes import AtomicPersister
     from .equivalence import Equivalence
     from .guard import Attempt, ChildGuard, Guard
     from .identity import ProviderIdentity
-    from .recording import ItemRecording, Patches, Router
+    from .recording import ItemRecording, Recorder
     from .scrub import Scrubber
 
 PARAM = "llm_provider_name"
@@ -182,11 +181,9 @@ class LlmportRun:
         self.clients = ClientCache()
         self.discarded: list[dict[str, str]] = []
         self.scan_findings: list[str] = []
-        self._router: Router | None = None
-        self._patches: Patches | None = None
+        self._recorder: Recorder | None = None
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
         self._folders: dict[tuple[Path, str], Path] = {}
-        self._persister: AtomicPersister | None = None
         self._secret_names: list[str] | None = None
         self._read_secrets: Callable[[], dict[str, str]] = dict
         self._restore_session_env: Callable[[], None] = lambda: None
@@ -224,7 +221,7 @@ class LlmportRun:
     def _blocking(self) -> bool:
         if self.replays_all:
             return True
-        item = self._router.item if self._router is not None else None
+        item = self._recorder.current if self._recorder is not None else None
         return item is not None and item.replaying
 
     def children(self) -> ChildGuard:
@@ -472,31 +469,30 @@ class LlmportRun:
         from . import chat, compare, dialects, equivalence, observe, properties, recording, similarity  # noqa: F401
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self, item: pytest.Item, name: str) -> ItemState:
-        from .recording import ItemRecording, Patches, Router, open_cassette
-
-        spec, path, mode, key, replaying = self.plan(item, name)
-        if self._persister is None:
-            from .cassettes import AtomicPersister
+    def recorder(self) -> Recorder:
+        """The recording layer of this run (built by the first marked test)."""
+        if self._recorder is None:
+            from .recording import Recorder
 
             cache = getattr(self.config, "cache", None)  # None with -p no:cacheprovider
             worker = str(getattr(self.config, "workerinput", {}).get("workerid", "main"))
-            self._persister = AtomicPersister(
-                cache.mkdir("llmport-cassettes") if cache is not None else None, worker
-            )
+            self._recorder = Recorder(cache.mkdir("llmport-cassettes") if cache is not None else None, worker)
+        return self._recorder
+
+    def start(self, item: pytest.Item, name: str) -> ItemState:
+        from .recording import ItemRecording
+
+        spec, path, mode, key, replaying = self.plan(item, name)
+        recorder = self.recorder()
         try:
-            cassette = open_cassette(path, mode, self.scrubber(key), self._persister)
+            cassette = recorder.open(path, mode, self.scrubber(key))
         except CorruptCassetteError as exc:
             # Record mode all does not read the old file, so this command gets past a damaged one.
             again = "" if isinstance(exc, CassetteFormatError) else f"\n  {self._hint(item, spec, 'all')}"
             raise CorruptCassetteError(
                 f"{item.nodeid}: cassette of provider {name!r} is unusable:\n  {exc}{again}"
             ) from None
-        if self._router is None:
-            self._router = Router()
-            self._patches = Patches(self._router)
-        assert self._patches is not None
-        self._patches.start()
+        recorder.patches.start()
         self.start_guard()
         # "all" re-records the test whole; new_episodes would keep the outdated exchange beside the new one.
         hint_mode = "all" if path.is_file() else "once"
@@ -540,7 +536,7 @@ class LlmportRun:
             recording.blocked = scope.blocked
             recording.background = scope.background
             scope.recording = recording
-        self._router.item = recording
+        recorder.begin(recording)
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
         marker = item.get_closest_marker(MARKER)
         declared = list(marker.kwargs.get("models", ())) if marker else []
@@ -590,13 +586,12 @@ class LlmportRun:
         self._current = None
         self._restore_env(state.saved_env)
         state.restore_env()
-        if self._router is not None:
-            self._router.item = None
         try:
-            self._save(item.nodeid, state, outcome)
+            if self._recorder is not None:
+                # Patched clients stay patched while marked tests follow one another.
+                self._recorder.end(keep_patches=nextitem is not None and provider_of(nextitem) is not None)
         finally:
-            if self._patches is not None and (nextitem is None or provider_of(nextitem) is None):
-                self._patches.stop()
+            self._save(item.nodeid, state, outcome)
 
     def _save(self, nodeid: str, state: ItemState, outcome: Outcome) -> None:
         broken = self.broken(state, outcome)
@@ -786,10 +781,8 @@ class LlmportRun:
             self._restore_session_env = sdks.session_environment(specs, replay_key if replay_only else None)
 
     def close(self) -> None:
-        if self._persister is not None:
-            self._persister.flush()
-        if self._patches is not None:
-            self._patches.stop()
+        if self._recorder is not None:
+            self._recorder.close()
         self.clients.close()
         if self.guard is not None:
             self.guard.uninstall()
