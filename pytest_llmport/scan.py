@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .placeholders import PLACEHOLDER_KEYS, REDACTED
+from .placeholders import ANY_MARKER, PLACEHOLDER_KEYS, REDACTED
 from .scrub import Scrubber
 
 ALLOW_COMMENT = "llmport-scan: allow"
@@ -80,6 +80,15 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 def credential_shaped(text: str) -> bool:
     """True when ``text`` holds a string of one of the :data:`PATTERNS` (other than allowed markers)."""
     return any(not _allowed(_secret_of(m)) for _, pattern in PATTERNS for m in pattern.finditer(text))
+
+
+def redact_shapes(text: str) -> str:
+    """``text`` with every credential-shaped string of :data:`PATTERNS` replaced by ``<REDACTED>``."""
+    for _, pattern in PATTERNS:
+        found = [m for m in pattern.finditer(text) if not _allowed(_secret_of(m))]
+        for start, end in reversed([m.span(1 if m.re.groups else 0) for m in found]):
+            text = text[:start] + ANY_MARKER + text[end:]
+    return text
 
 
 def _secret_of(match: re.Match[str]) -> str:

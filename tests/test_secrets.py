@@ -9,6 +9,8 @@ observation files, JUnit XML) and its terminal output are then read with decoder
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -200,11 +202,111 @@ def test_no_ids(llm_provider, token):
     result.assert_outcomes(passed=4)
     folders = sorted(name.split("/")[-2] for name in left if name.endswith("openai.yaml"))
     assert folders == ["tenant0", "tenant1", "tenant=plain", "token0"]
-    # Without ids= pytest names the test after the value; the matrix and the report scrub that id.
+    # Without ids= pytest would name the test after the value: the plugin gives it the marker instead.
     assert "test_no_ids[<REDACTED:TENANT_TOKEN>]" in left["report.json"]
-    # pytest's own records of test ids (JUnit XML, its last-failed and node id caches) are not the plugin's.
-    left = {name: text for name, text in left.items() if name != "junit.xml" and "/v/cache/" not in name}
     assert_clean(left, "tenant-7f3a9c2e51d4", "sk-" + "a1b2c3d4e5" * 3)
+
+
+TEST_IDS = """
+import os
+import pytest
+
+SHAPED = "sk-" + "a1b2c3d4e5" * 3
+
+@pytest.mark.llm_portable
+@pytest.mark.parametrize("token", [os.environ["TENANT_TOKEN"], "Bearer " + os.environ["TENANT_TOKEN"]])
+def test_marked(llm_provider, token):
+    raise AssertionError("fails, so pytest's last-failed cache records the id")
+
+@pytest.mark.parametrize("token", [os.environ["TENANT_TOKEN"].encode(), SHAPED, "plain"])
+@pytest.mark.parametrize("other", [os.environ["OPENAI_API_KEY"]])
+def test_unmarked(token, other):
+    pass
+"""
+
+
+def test_a_secret_parameter_never_reaches_pytests_test_ids(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch, xdist_args: list[str]
+) -> None:
+    """JUnit XML, pytest's node id and last-failed caches and its terminal hold ids, never the value."""
+    token = "tenant-7f3a9c2e51d4"
+    env.setenv("TENANT_TOKEN", token)
+    pytester.makeini("[pytest]\nllmport_secret_env =\n    TENANT_TOKEN\n")
+    result, left = record(pytester, env, KEY, TEST_IDS, "-v", "-p", "no:randomly", *xdist_args)
+    result.assert_outcomes(passed=3, failed=2)
+    ids = "\n".join(left["<terminal output>"].splitlines())
+    for expected in (
+        "test_marked[openai-<REDACTED:TENANT_TOKEN>]",
+        "test_marked[openai-Bearer <REDACTED:TENANT_TOKEN>]",
+        "test_unmarked[<REDACTED:OPENAI_API_KEY>-<REDACTED:TENANT_TOKEN>]",  # bytes too
+        "test_unmarked[<REDACTED:OPENAI_API_KEY>-plain]",
+        "test_unmarked[<REDACTED:OPENAI_API_KEY>-<REDACTED>]",  # credential-shaped, no variable known
+    ):
+        assert expected in ids, expected
+    assert {".pytest_cache/v/cache/nodeids", ".pytest_cache/v/cache/lastfailed", "junit.xml"} <= set(left)
+    assert_clean(left, token, KEY, "sk-" + "a1b2c3d4e5" * 3)
+    # The scanner, as CI runs it, on pytest's own files (it knows the provider keys and --env ones).
+    scanned = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest_llmport",
+            "scan",
+            "--env",
+            "TENANT_TOKEN",
+            "junit.xml",
+            ".pytest_cache",
+        ],
+        cwd=pytester.path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert scanned.returncode == 0, scanned.stdout + scanned.stderr
+    assert "no secret found" in scanned.stdout
+
+
+def test_an_id_the_user_wrote_with_a_secret_is_warned_about_by_its_scrubbed_id(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+) -> None:
+    """ids= and pytest.param(id=) never reach pytest_make_parametrize_id: the warning names the test."""
+    token = "tenant-7f3a9c2e51d4"
+    env.setenv("TENANT_TOKEN", token)
+    pytester.makeini("[pytest]\nllmport_secret_env =\n    TENANT_TOKEN\n")
+    source = """
+import os
+import pytest
+
+@pytest.mark.parametrize("token", [os.environ["TENANT_TOKEN"]], ids=str)
+def test_ids_function(token):
+    pass
+
+@pytest.mark.parametrize("token", [pytest.param(1, id="t-" + os.environ["TENANT_TOKEN"]), 2])
+def test_param_id(token):
+    pass
+"""
+    always = "always::pytest_llmport.testids.SecretInTestIdWarning"
+    result, left = record(pytester, env, KEY, source, "-W", always)
+    result.assert_outcomes(passed=3, warnings=2)
+    out = result.stdout.str()
+    assert (
+        "SecretInTestIdWarning: test_app.py::test_ids_function[<REDACTED:TENANT_TOKEN>]: this test's id "
+        "holds a secret (the id comes from ids= or pytest.param(id=))"
+    ) in out
+    assert "SecretInTestIdWarning: test_app.py::test_param_id[t-<REDACTED:TENANT_TOKEN>]: " in out
+    assert not leaks(left["<terminal output>"], token), "the warning itself names the test by its scrubbed id"
+    assert leaks(left["junit.xml"], token), "the route that stays open, as docs/limitations.md says"
+
+    shutil.rmtree(pytester.path / ".pytest_cache")
+    (pytester.path / "junit.xml").unlink()
+    errors = "error::pytest_llmport.testids.SecretInTestIdWarning"
+    result, left = record(pytester, env, KEY, source, "-W", errors)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "ERROR: test_app.py::test_ids_function[<REDACTED:TENANT_TOKEN>]: this test's id"
+        in result.stderr.str()
+    )
+    assert_clean(left, token)  # stopped before pytest printed or wrote any id
 
 
 # -- replay needs no key ------------------------------------------------------------------------------
