@@ -126,8 +126,12 @@ def run_pytest(
     label: str,
     prefix: tuple[str, ...] = ("-m", "pytest"),
     base_args: tuple[str, ...] = ("-q",),
+    failing: bool = False,
 ) -> Timing:
-    """Run pytest in a subprocess; fail loudly unless exactly N tests ran and all passed."""
+    """Run pytest in a subprocess; fail loudly unless exactly N tests ran and all passed.
+
+    ``failing``: all N must fail instead, each for want of a recorded response (a stale replay).
+    """
     timing_file = project / ".bench-timing.json"
     timing_file.unlink(missing_ok=True)
     env = {**env, "LLMPORT_BENCH_TIMING": str(timing_file)}
@@ -135,11 +139,13 @@ def run_pytest(
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
-    if proc.returncode != 0 or not timing_file.is_file():
+    if proc.returncode != (1 if failing else 0) or not timing_file.is_file():
         fail(label, proc, command)
     data = json.loads(timing_file.read_text(encoding="utf-8"))
-    if data["items"] != n or data["failed"]:
-        raise SystemExit(f"{label}: expected {n} passing items, got {data}")
+    if data["items"] != n or data["failed"] != (n if failing else 0):
+        raise SystemExit(f"{label}: expected {n} {'failing' if failing else 'passing'} items, got {data}")
+    if failing and "no recorded response for POST" not in proc.stdout:
+        raise SystemExit(f"{label}: the items failed, but not for want of a recorded response")
     return Timing(
         data["loop_s"], data["cpu_s"], data["phases"], data["first"], data["median"], wall, data["collect_s"]
     )

@@ -1,6 +1,7 @@
 """Per-item cost of replaying ``llm_portable`` tests, against plain tests and against pytest-recording.
 
-Run as ``python bench/replay.py [--n 1000] [--repeat 3] [--files 10] [--profile]``.
+Run as ``python bench/replay.py [--n 1000] [--repeat 3] [--files 10] [--providers openai,zhipu,...]
+[--only llmport,floor] [--profile]``.
 
 Four temporary projects are generated, each with its own ``pytest.ini`` and a ``conftest.py`` holding a
 timing hook wrapper around ``pytest_runtestloop``, so interpreter start-up, plugin imports and collection
@@ -14,6 +15,14 @@ are excluded from the per-item figures:
   while the fake server is stopped;
 * ``pytest-recording``: N ``@pytest.mark.vcr`` tests making the same call through a module-level client,
   recorded with ``--record-mode=once``, replayed with ``--record-mode=none`` while the server is stopped.
+
+With ``--providers a,b,...`` (P names, OpenAI-compatible ones) the llmport project holds N/P tests, each
+run once per provider: N items again. Three more llmport measurements run beside them:
+
+* ``llmport-mismatch``: the same replay, but every test sends a prompt that was never recorded, so every
+  item fails with the closest-request message: what a suite of stale cassettes costs to say so;
+* ``stream`` and ``oneshot``: ``--stream-n`` tests each replaying, through ``llm_provider.httpx_client()``,
+  one response of the same size: a 200-event SSE stream read event by event, or one JSON body read whole.
 
 Every variant runs ``--repeat`` times (interleaved, so slow drift of a noisy machine hits all of them alike)
 and the minimum is reported. Nothing here asserts on timings.
@@ -77,7 +86,13 @@ client = openai.OpenAI(
 """,
     # The application under test imports its SDK at module level, as in the other variants; otherwise
     # the openai import (about a second) would land in llmport's first test instead of in collection.
-    "llmport": "import openai  # noqa: F401\nimport pytest\n",
+    "llmport": (
+        "import os\n\nimport openai  # noqa: F401\nimport pytest\n\n"
+        # Set to replay requests that were never recorded (the llmport-mismatch measurement).
+        'SUFFIX = os.environ.get("BENCH_SUFFIX", "")\n'
+    ),
+    "stream": "import pytest\n",
+    "oneshot": "import pytest\n",
     "pytest-recording": """\
 import os
 
@@ -104,7 +119,7 @@ def test_{i:05d}():
 @pytest.mark.llm_portable
 def test_{i:05d}(llm_provider):
     reply = llm_provider.openai_client().chat.completions.create(
-        model=llm_provider.model, messages=[{{"role": "user", "content": "bench {i:05d}"}}]
+        model=llm_provider.model, messages=[{{"role": "user", "content": "bench {i:05d}" + SUFFIX}}]
     )
     assert reply.choices[0].message.content
 """,
@@ -118,6 +133,27 @@ def test_{i:05d}():
 """,
 }
 
+# Replayed through httpx without an SDK on top: what is measured is the replay, not the SDK's parsing.
+TEST_BODIES["stream"] = """
+@pytest.mark.llm_portable
+def test_{i:05d}(llm_provider):
+    messages = [{{"role": "user", "content": "s{i:05d}"}}]
+    body = {{"model": llm_provider.model, "stream": True, "messages": messages}}
+    with llm_provider.httpx_client().stream("POST", "chat/completions", json=body) as response:
+        pieces = sum(1 for _ in response.iter_bytes())
+    assert pieces >= STREAM_EVENTS
+"""
+TEST_BODIES["oneshot"] = """
+@pytest.mark.llm_portable
+def test_{i:05d}(llm_provider):
+    body = {{"model": llm_provider.model, "messages": [{{"role": "user", "content": "o{i:05d}"}}]}}
+    response = llm_provider.httpx_client().post("chat/completions", json=body)
+    assert len(response.content) > 1000
+"""
+STREAM_EVENTS = 200
+CHUNK_CHARS = 4
+HEADERS["stream"] = f"import pytest\n\nSTREAM_EVENTS = {STREAM_EVENTS}\n"
+
 VARIANTS = tuple(TEST_BODIES)
 # pytest's cache plugin stays on (common.run_pytest passes only -q), as in a default pytest run: llmport
 # keeps parsed cassettes there.
@@ -128,37 +164,66 @@ REPLAY_ARGS: dict[str, tuple[str, ...]] = {
     # --cache-clear empties the cache first: a fresh CI checkout, every cassette parsed from YAML.
     "llmport-cold": ("--providers=openai", "--llmport-record-mode=none", "--cache-clear"),
     "pytest-recording": ("--record-mode=none",),
+    "llmport-mismatch": ("--providers=openai", "--llmport-record-mode=none"),
+    "stream": ("--providers=openai", "--llmport-record-mode=none"),
+    "oneshot": ("--providers=openai", "--llmport-record-mode=none"),
 }
 TIMED = ("plain", "floor", "llmport", "llmport-cold", "pytest-recording")
+EXTRA = ("llmport-mismatch", "stream", "oneshot")
 RECORD_ARGS: dict[str, tuple[str, ...]] = {
     "llmport": ("--providers=openai", "--llmport-record-mode=once"),
     "pytest-recording": ("--record-mode=once",),
+    "stream": ("--providers=openai", "--llmport-record-mode=once"),
+    "oneshot": ("--providers=openai", "--llmport-record-mode=once"),
 }
+LLMPORT_VARIANTS = ("llmport", "llmport-cold", "llmport-mismatch", "stream", "oneshot")
+RECORDS = {"llmport-cold": "llmport", "llmport-mismatch": "llmport"}  # variants replaying another's project
+
+
+def with_providers(args: tuple[str, ...], providers: list[str]) -> tuple[str, ...]:
+    return tuple(
+        f"--providers={','.join(providers)}" if arg.startswith("--providers=") else arg for arg in args
+    )
 
 
 def build_project(root: Path, variant: str, n: int, files: int) -> Path:
     """Write a self-contained project: pytest.ini, timing conftest, N tests spread over ``files`` modules."""
-    return write_project(root / variant, HEADERS[variant], TEST_BODIES[variant], n, files)
+    return write_project(root / variant, HEADERS[variant], TEST_BODIES[variant], n, min(files, n))
 
 
-def record(projects: dict[str, Path], n: int, envs: dict[str, dict[str, str]]) -> None:
+def record(
+    projects: dict[str, Path], sizes: dict[str, int], envs: dict[str, dict[str, str]], providers: list[str]
+) -> None:
     for variant, args in RECORD_ARGS.items():
+        if variant not in projects:
+            continue
         print(f"recording {variant} cassettes ...", flush=True)
-        run_pytest(projects[variant], args, envs[variant], n, f"record {variant}")
+        args = with_providers(args, providers) if variant == "llmport" else args
+        run_pytest(projects[variant], args, envs[variant], sizes[variant], f"record {variant}")
         found = count_cassettes(projects[variant])
-        if found != n:
-            raise SystemExit(f"record {variant}: expected {n} cassettes, found {found}")
+        if found != sizes[variant]:
+            raise SystemExit(f"record {variant}: expected {sizes[variant]} cassettes, found {found}")
+
+
+def stream_body_size(project: Path) -> int:
+    """Bytes of the recorded SSE body of the first stream cassette (the one-shot reply is made as long)."""
+    import yaml
+
+    path = next((project / "tests").rglob("*.yaml"))
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    body = data["interactions"][0]["response"]["body"]
+    return len(body.get("string", "").encode("utf-8"))
 
 
 def _table(title: str, per: dict[str, float], best: dict[str, Timing], show_runs: bool) -> None:
-    plain, floor = per["plain"], per["floor"]
+    plain, floor = per.get("plain", float("nan")), per.get("floor", float("nan"))
     print(title)
     header = f"{'variant':<18}{'per-item ms':>12}{'x plain':>9}{'x floor':>9}{'added>floor ms':>16}"
     if show_runs:
         header += f"{'loop s':>9}{'collect s':>11}{'wall s':>9}"
     print(header)
     print("-" * len(header))
-    for variant in TIMED:
+    for variant in (v for v in TIMED if v in per):
         added = f"{per[variant] - floor:.3f}" if variant not in ("plain", "floor") else ""
         line = (
             f"{variant:<18}{per[variant]:>12.3f}{per[variant] / plain:>9.2f}{per[variant] / floor:>9.2f}"
@@ -168,10 +233,14 @@ def _table(title: str, per: dict[str, float], best: dict[str, Timing], show_runs
             t = best[variant]
             line += f"{t.loop_s:>9.3f}{t.collect_s:>11.3f}{t.wall_s:>9.3f}"
         print(line)
-    print(
-        f"pytest-recording / llmport per-item: {per['pytest-recording'] / per['llmport']:.2f}x "
-        f"(cold cache: {per['pytest-recording'] / per['llmport-cold']:.2f}x)"
-    )
+    if all(v in per for v in ("pytest-recording", "llmport", "llmport-cold", "floor")):
+        print(
+            f"pytest-recording / llmport per-item: {per['pytest-recording'] / per['llmport']:.2f}x "
+            f"(cold cache: {per['pytest-recording'] / per['llmport-cold']:.2f}x); added above the floor: "
+            f"llmport {per['llmport'] - floor:.3f} ms = "
+            f"{(per['llmport'] - floor) / (per['pytest-recording'] - floor):.2f}x pytest-recording's "
+            f"{per['pytest-recording'] - floor:.3f} ms"
+        )
 
 
 def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
@@ -192,7 +261,7 @@ def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
     )
     print(header)
     print("-" * len(header))
-    for variant in TIMED:
+    for variant in (v for v in TIMED if v in best):
         t = best[variant]
         setup, call, teardown = (ms(t.phases[key], n) for key in ("setup", "call", "teardown"))
         total = ms(t.loop_s, n)
@@ -205,7 +274,7 @@ def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
     )
     print(header)
     print("-" * len(header))
-    for variant in TIMED:
+    for variant in (v for v in TIMED if v in best):
         t = best[variant]
         first, median = t.first, t.median
         print(
@@ -216,7 +285,7 @@ def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
         f"\ntargets (context only): plain ~{TARGET_PLAIN_MS:.2f} ms; llmport <= floor + {TARGET_ADDED_MS} ms "
         f"(~1.65 ms, ~2.3x plain, at the reference figures)"
     )
-    for label, per in (("elapsed", wall), ("CPU", cpu)):
+    for label, per in (("elapsed", wall), ("CPU", cpu)) if all(v in wall for v in TIMED) else ():
         target = per["floor"] + TARGET_ADDED_MS
         verdict = "within" if per["llmport"] <= target else "ABOVE"
         print(
@@ -224,6 +293,29 @@ def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
             f"= {target:.3f} ms (added {per['llmport'] - per['floor']:.3f} ms; "
             f"cold cache {per['llmport-cold']:.3f} ms, added {per['llmport-cold'] - per['floor']:.3f} ms)"
         )
+
+
+def print_extra(runs: dict[str, list[Timing]], sizes: dict[str, int], body_size: int) -> None:
+    """Failing fast and streams, from the same interleaved runs (best of each)."""
+    best = {v: ms(min(t.loop_s for t in ts), sizes[v]) for v, ts in runs.items() if ts}
+    cpu = {v: ms(min(t.cpu_s for t in ts), sizes[v]) for v, ts in runs.items() if ts}
+    if "llmport-mismatch" in best and "llmport" in best:
+        print("\n[failing fast: every item replays a request that was never recorded]")
+        for label, per in (("elapsed", best), ("CPU", cpu)):
+            print(
+                f"{label}: mismatching {per['llmport-mismatch']:.3f} ms/item, passing {per['llmport']:.3f} "
+                f"ms/item: {per['llmport-mismatch'] / per['llmport']:.2f}x (target: at most 3x)"
+            )
+    if "stream" in best and "oneshot" in best:
+        print(
+            f"\n[streams: one {STREAM_EVENTS}-event SSE response vs one JSON response, about {body_size} "
+            "bytes each, replayed through httpx]"
+        )
+        for label, per in (("elapsed", best), ("CPU", cpu)):
+            print(
+                f"{label}: stream {per['stream']:.3f} ms/item, one-shot {per['oneshot']:.3f} ms/item: "
+                f"{per['stream'] / per['oneshot']:.2f}x (target: at most 2x)"
+            )
 
 
 def figures(runs: dict[str, list[Timing]], n: int) -> dict[str, object]:
@@ -240,14 +332,16 @@ def figures(runs: dict[str, list[Timing]], n: int) -> dict[str, object]:
     return out
 
 
-def profile(project: Path, env: dict[str, str], n: int, out: Path, top: int = 25) -> None:
+def profile(
+    project: Path, env: dict[str, str], n: int, out: Path, replay_args: tuple[str, ...], top: int = 25
+) -> None:
     prof = out / "llmport-replay.prof"
     # One unprofiled replay first, so the profile shows a warm run (parsed cassettes cached).
-    run_pytest(project, REPLAY_ARGS["llmport"], env, n, "warm llmport")
+    run_pytest(project, replay_args, env, n, "warm llmport")
     print(f"\nprofiling a warm llmport replay under cProfile -> {prof}", flush=True)
     timing = run_pytest(
         project,
-        REPLAY_ARGS["llmport"],
+        replay_args,
         env,
         n,
         "profile llmport",
@@ -263,10 +357,23 @@ def profile(project: Path, env: dict[str, str], n: int, out: Path, top: int = 25
 
 
 def main(argv: list[str] | None = None) -> int:
+    from pytest_llmport.providers import BUILTIN_PROVIDERS
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--n", type=int, default=1000, help="tests per variant (default 1000)")
+    parser.add_argument("--n", type=int, default=1000, help="items per variant (default 1000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per variant; the minimum is kept")
     parser.add_argument("--files", type=int, default=10, help="test modules the N tests are spread over")
+    parser.add_argument(
+        "--providers",
+        default="openai",
+        help="comma-separated OpenAI-compatible providers llmport replays on (N/P tests each run P times)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        help=f"comma-separated variants to time (default all: {', '.join(TIMED + EXTRA)})",
+    )
+    parser.add_argument("--stream-n", type=int, default=200, help="tests of the stream and one-shot variants")
     parser.add_argument("--profile", action="store_true", help="also profile one llmport replay run")
     parser.add_argument(
         "--profile-only", action="store_true", help="skip the timed runs, only record and profile"
@@ -274,52 +381,115 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--with-key",
         action="store_true",
-        help="keep OPENAI_API_KEY set while replaying llmport (a developer's machine; default: unset, as CI)",
+        help="keep the keys set while replaying llmport (a developer's machine; default: unset, as CI)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH (- = stdout)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects and print where")
     args = parser.parse_args(argv)
-    if args.n < 1 or args.repeat < 1 or args.files < 1:
-        parser.error("--n, --repeat and --files must be positive")
+    providers = [name.strip() for name in args.providers.split(",") if name.strip()]
+    registry = {spec.name: spec for spec in BUILTIN_PROVIDERS}
+    unknown = [name for name in providers if name not in registry]
+    if unknown:
+        parser.error(f"unknown providers: {', '.join(unknown)}")
+    if args.n < 1 or args.repeat < 1 or args.files < 1 or args.stream_n < 1:
+        parser.error("--n, --repeat, --files and --stream-n must be positive")
+    if args.n % len(providers):
+        parser.error(f"--n must be a multiple of the {len(providers)} providers")
+    chosen = [v.strip() for v in args.only.split(",") if v.strip()] or list(TIMED + EXTRA)
+    if set(chosen) - set(TIMED + EXTRA):
+        parser.error(f"--only takes {', '.join(TIMED + EXTRA)}")
+    if args.profile or args.profile_only:
+        chosen = list(dict.fromkeys([*chosen, "llmport"]))
+    sizes = {v: args.n for v in (*TIMED, "llmport-mismatch")}
+    sizes.update(stream=args.stream_n, oneshot=args.stream_n)
+    tests = {**sizes, "llmport": args.n // len(providers)}
+    needed = {RECORDS.get(v, v) for v in chosen}
 
     root = Path(tempfile.mkdtemp(prefix="llmport-bench-"))
     try:
-        projects = {variant: build_project(root, variant, args.n, args.files) for variant in VARIANTS}
-        fake = FakeProvider(api_key="sk-bench-dummy").start()
+        projects = {v: build_project(root, v, tests[v], args.files) for v in VARIANTS if v in needed}
+        long_reply = {"text": "x" * (CHUNK_CHARS * STREAM_EVENTS)}
+
+        def replies(body: dict[str, object]) -> str:
+            messages = body.get("messages")
+            prompt = str(messages[-1].get("content", "")) if isinstance(messages, list) and messages else ""
+            if prompt.startswith(("s", "o")) and prompt[1:].isdigit():
+                return long_reply["text"]
+            return f"[fake] {prompt}"
+
+        fake = FakeProvider(replies, api_key="sk-bench-dummy", chunk_chars=CHUNK_CHARS).start()
         base_url = fake.base_url
-        key_env = {"OPENAI_API_KEY": "sk-bench-dummy"}
+        specs = [registry[name] for name in providers]
+        keys = {spec.api_key_env: "sk-bench-dummy" for spec in specs} | {"OPENAI_API_KEY": "sk-bench-dummy"}
+        urls = {f"{spec.env_prefix}_BASE_URL": base_url for spec in specs} | {
+            "LLMPORT_OPENAI_BASE_URL": base_url
+        }
         record_envs = {
-            "llmport": clean_env({"LLMPORT_OPENAI_BASE_URL": base_url, **key_env}),
+            **{v: clean_env({**urls, **keys}) for v in ("llmport", "stream", "oneshot")},
             "pytest-recording": clean_env({"BENCH_FAKE_BASE_URL": base_url}),
         }
+        body_size = 0
         try:
-            record(projects, args.n, record_envs)
+            if "stream" in projects:
+                record({"stream": projects["stream"]}, sizes, record_envs, providers)
+                body_size = stream_body_size(projects["stream"])
+                # The one-shot reply's JSON body as long as the stream's (less the JSON around the text).
+                long_reply["text"] = "x" * max(body_size - 330, 1)
+            record(
+                {k: v for k, v in projects.items() if k != "stream"},
+                sizes,
+                record_envs,
+                providers,
+            )
         finally:
             fake.stop()  # replays below must never reach it: any request would fail its test
+        replay_env = clean_env({**urls, **(keys if args.with_key else {})})
         envs: dict[str, dict[str, str]] = {
             "plain": clean_env({}),
             "floor": clean_env({}),
-            "llmport": clean_env({"LLMPORT_OPENAI_BASE_URL": base_url, **(key_env if args.with_key else {})}),
+            **{v: replay_env for v in LLMPORT_VARIANTS},
+            "llmport-mismatch": {**replay_env, "BENCH_SUFFIX": " (changed since recording)"},
             "pytest-recording": clean_env({"BENCH_FAKE_BASE_URL": base_url}),
         }
         if not args.profile_only:
-            runs: dict[str, list[Timing]] = {variant: [] for variant in TIMED}
+            if {"llmport", "llmport-mismatch"} & set(chosen):
+                # Recording leaves the parsed-cassette cache empty: one untimed replay fills it, so that
+                # "llmport" is warm from its first run (llmport-cold clears it every time).
+                print("warming the parsed-cassette cache ...", flush=True)
+                warm = with_providers(REPLAY_ARGS["llmport"], providers)
+                run_pytest(projects["llmport"], warm, envs["llmport"], args.n, "warm llmport")
+            runs: dict[str, list[Timing]] = {v: [] for v in chosen}
             for r in range(args.repeat):
-                for variant in TIMED:
-                    project = projects[variant.removesuffix("-cold")]
-                    env = envs[variant.removesuffix("-cold")]
-                    t = run_pytest(project, REPLAY_ARGS[variant], env, args.n, variant)
+                for variant in (v for v in TIMED + EXTRA if v in chosen):
+                    project = projects[RECORDS.get(variant, variant)]
+                    replay_args = REPLAY_ARGS[variant]
+                    if variant.startswith("llmport"):
+                        replay_args = with_providers(replay_args, providers)
+                    failing = variant == "llmport-mismatch"
+                    t = run_pytest(
+                        project, replay_args, envs[variant], sizes[variant], variant, failing=failing
+                    )
                     runs[variant].append(t)
+                    n = sizes[variant]
                     print(
                         f"run {r + 1}/{args.repeat} {variant:<17} loop {t.loop_s:7.3f} s  "
-                        f"{ms(t.loop_s, args.n):6.3f} ms/item  cpu {ms(t.cpu_s, args.n):6.3f} ms/item  "
+                        f"{ms(t.loop_s, n):6.3f} ms/item  cpu {ms(t.cpu_s, n):6.3f} ms/item  "
                         f"wall {t.wall_s:6.3f} s",
                         flush=True,
                     )
-            print_table(runs, args.n, args.repeat)
-            write_json(args.json, figures(runs, args.n))
+            print(f"providers: {', '.join(providers)} ({args.n // len(providers)} tests each for llmport)")
+            timed = {v: ts for v, ts in runs.items() if v in TIMED}
+            print_table(timed, args.n, args.repeat)
+            print_extra({v: ts for v, ts in runs.items() if v in EXTRA or v == "llmport"}, sizes, body_size)
+            write_json(args.json, figures(timed, args.n))
         if args.profile or args.profile_only:
-            profile(projects["llmport"], envs["llmport"], args.n, root)
+            profile(
+                projects["llmport"],
+                envs["llmport"],
+                args.n,
+                root,
+                with_providers(REPLAY_ARGS["llmport"], providers),
+            )
     finally:
         if args.keep:
             print(f"\nprojects kept in {root}")

@@ -87,6 +87,58 @@ def cassette_path(test_file: Path, cassette_dir: str, test_name: str, provider: 
     return folder / f"{provider}.yaml"
 
 
+# -- requests ---------------------------------------------------------------------------------------
+class HttpRequest:
+    """One request as a cassette keeps it: method, URL, body (bytes or None), headers (one value each).
+
+    The shape of vcrpy's ``Request`` (what its stubs hand over), without its URL parsing per instance:
+    matching parses a URL once, in :mod:`pytest_llmport.index`, and only when it needs to.
+    """
+
+    def __init__(self, method: str, uri: str, body: Any, headers: Mapping[str, Any]) -> None:
+        self.method = method
+        self.uri = uri
+        self.body = body.encode("utf-8") if isinstance(body, str) else body
+        # As vcrpy keeps them: the first value of each, one entry per name whatever its case.
+        kept: dict[str, Any] = {}
+        lowered: dict[str, str] = {}
+        for name, value in headers.items():
+            first = value[0] if isinstance(value, (list, tuple)) and value else value
+            kept[lowered.setdefault(name.lower(), name)] = first
+        self.headers = kept
+
+    @classmethod
+    def of(cls, request: Any) -> HttpRequest:
+        """Ours as it is, or a copy of a vcrpy ``Request`` (vcrpy's ``http.client`` stubs send those)."""
+        if isinstance(request, HttpRequest):
+            return request
+        body = request.body
+        if hasattr(body, "read") or (body is not None and not isinstance(body, (bytes, bytearray, str))):
+            body = getattr(request, "body_bytes", body)  # a file or iterator body, read once by vcrpy
+        return cls(request.method, request.uri, body, dict(request.headers))
+
+    #: The mapping a loaded request was read from (in the parsed-cassette cache): where the replay index
+    #: keeps what it worked out about it, so a warm run does not work it out again.
+    stored: dict[str, Any] | None = None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HttpRequest:
+        request = cls(data["method"], data["uri"], data.get("body"), data.get("headers") or {})
+        request.stored = data
+        return request
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "uri": self.uri,
+            "body": self.body,
+            "headers": {name: [value] for name, value in self.headers.items()},
+        }
+
+    def __repr__(self) -> str:
+        return f"<HttpRequest {self.method} {self.uri}>"
+
+
 # -- serializer (vcrpy's serializer protocol: a module-like object with serialize/deserialize) ----
 def _maybe_json(text: Any) -> Any:
     if not isinstance(text, str) or not text or text.lstrip()[:1] not in ("{", "["):
@@ -196,7 +248,8 @@ class ReadableYamlSerializer:
     def serialize(cassette_dict: dict[str, Any]) -> str:
         interactions = []
         for item in cassette_dict.get("interactions", []):
-            request = dict(item["request"])
+            # Keys of our own (the replay index's memo) live in memory and in the cache, never on disk.
+            request = {k: v for k, v in item["request"].items() if not k.startswith("_llmport")}
             parsed = _maybe_json(request.get("body"))
             if parsed is not None:
                 request["body"] = {"json": _pretty(parsed)}
@@ -512,13 +565,9 @@ class AtomicPersister:
         self._changed = False
 
     def load_cassette(self, cassette_path: str | Path, serializer: Any) -> Any:
-        from vcr.persisters.filesystem import CassetteNotFoundError
-
+        """(requests, responses, metadata, ``llmport:`` header); ``FileNotFoundError`` without a file."""
         path = Path(cassette_path)
-        try:
-            status = path.stat()
-        except FileNotFoundError:
-            raise CassetteNotFoundError() from None
+        status = path.stat()
         stamp = (status.st_mtime_ns, status.st_size)
         key = str(path.absolute())
         data = self._cached(key, stamp)
@@ -540,11 +589,11 @@ class AtomicPersister:
     def save_cassette(
         self, cassette_path: str | Path, cassette_dict: dict[str, Any], serializer: Any
     ) -> None:
-        from vcr.serialize import serialize
-
-        path = Path(cassette_path)
-        data = serialize(cassette_dict, serializer)
-        write_atomically(path, data.encode("utf-8"), what="cassette")
+        """Write ``cassette_dict`` (``requests``, ``responses``, optional ``metadata``) atomically."""
+        data = cassette_data(
+            cassette_dict["requests"], cassette_dict["responses"], cassette_dict.get("metadata")
+        )
+        write_atomically(Path(cassette_path), serializer.serialize(data).encode("utf-8"), what="cassette")
 
 
 def parse_cassette(path: Path, text: str, serializer: Any, verify: bool = True) -> Any:
@@ -612,13 +661,47 @@ def write_atomically(path: Path, data: bytes, what: str = "file") -> None:
 
 
 def _interactions(data: Any) -> Any:
-    """What vcrpy's persisters return: requests, responses, metadata, then our ``llmport:`` mapping."""
-    from vcr.request import Request
-    from vcr.serializers import compat
-
-    requests = [Request._from_dict(item["request"]) for item in data["interactions"]]
-    responses = [compat.convert_to_bytes(item["response"]) for item in data["interactions"]]
+    """What the persister returns: requests, responses, metadata, then our ``llmport:`` mapping."""
+    requests = [HttpRequest.from_dict(item["request"]) for item in data["interactions"]]
+    responses = [_body_as_bytes(item["response"]) for item in data["interactions"]]
     return requests, responses, data.get("metadata") or {}, data.get("llmport") or {}
+
+
+def _body_as_bytes(response: dict[str, Any]) -> dict[str, Any]:
+    # Clients read bytes; YAML gives text. In place: the parsed-cassette cache keeps the converted dict.
+    body = response.get("body")
+    if isinstance(body, dict):
+        string = body.get("string")
+        if isinstance(string, str):
+            with contextlib.suppress(UnicodeEncodeError):
+                body["string"] = string.encode("utf-8")
+    return response
+
+
+def _body_as_text(response: Mapping[str, Any]) -> dict[str, Any]:
+    result = dict(response)
+    body = result.get("body")
+    if isinstance(body, dict) and isinstance(body.get("string"), (bytes, bytearray)):
+        with contextlib.suppress(UnicodeDecodeError):
+            result["body"] = {**body, "string": bytes(body["string"]).decode("utf-8")}
+    return result
+
+
+def cassette_data(
+    requests: Sequence[Any], responses: Sequence[Mapping[str, Any]], metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The mapping a serializer writes: version 1 interactions, text bodies where they are UTF-8."""
+    interactions = []
+    for request, response in zip(requests, responses, strict=True):
+        record = HttpRequest.of(request).to_dict()
+        if isinstance(record["body"], (bytes, bytearray)):
+            with contextlib.suppress(UnicodeDecodeError):
+                record["body"] = bytes(record["body"]).decode("utf-8")
+        interactions.append({"request": record, "response": _body_as_text(response)})
+    data: dict[str, Any] = {"version": 1, "interactions": interactions}
+    if metadata:
+        data["metadata"] = dict(metadata)
+    return data
 
 
 # -- matching -------------------------------------------------------------------------------------

@@ -340,9 +340,8 @@ def exchange_models(cassette: Any, dialect: str) -> list[tuple[str | None, str |
             added = True
         sent, served = memo[dialect]
         result.append((sent, served))
-    mark = getattr(getattr(cassette, "_persister", None), "mark_changed", None)
-    if added and callable(mark):
-        mark()
+    if added:
+        cassette.mark_changed()
     return result
 
 

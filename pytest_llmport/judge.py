@@ -265,13 +265,13 @@ class WithoutJudge:
     """
 
     def __init__(self, cassette: Any) -> None:
-        loaded = getattr(cassette, "_loaded_count", 0)
-        counts = getattr(cassette, "play_counts", {})
+        loaded = cassette.loaded_count
+        counts = cassette.play_counts
         kept = [(index, pair) for index, pair in enumerate(cassette.data) if not is_judge_request(pair[0])]
         self.data = [pair for _, pair in kept]
-        self._loaded_count = sum(1 for index, _ in kept if index < loaded)
+        self.loaded_count = sum(1 for index, _ in kept if index < loaded)
         self.play_counts = {new: counts[old] for new, (old, _) in enumerate(kept) if counts.get(old)}
-        self._persister = getattr(cassette, "_persister", None)
+        self.mark_changed = cassette.mark_changed
 
 
 class Judge:

@@ -14,8 +14,7 @@ from .dialects.normalizer import normalize
 
 def _used(cassette: Any) -> list[tuple[Any, Any]]:
     """The interactions this test played or recorded, in cassette order."""
-    loaded = getattr(cassette, "_loaded_count", 0)
-    counts = getattr(cassette, "play_counts", {})
+    loaded, counts = cassette.loaded_count, cassette.play_counts
     return [pair for index, pair in enumerate(cassette.data) if index >= loaded or counts.get(index)]
 
 
@@ -49,9 +48,7 @@ def summarize_exchanges(cassette: Any, dialect: str) -> list[dict[str, Any]]:
         summaries.append(summary)
         added = True
     if added:
-        mark = getattr(getattr(cassette, "_persister", None), "mark_changed", None)
-        if callable(mark):
-            mark()
+        cassette.mark_changed()
     return summaries
 
 

@@ -127,7 +127,7 @@ def kind_of_cell(cell: Mapping[str, Any]) -> str:
 
 def broken_exchanges(cassette: Any, pending: Mapping[int, Any] | None = None) -> list[str]:
     """One line per exchange of this test that was cut short, got no answer or was not recorded."""
-    loaded = getattr(cassette, "_loaded_count", 0)
+    loaded = cassette.loaded_count
     lines = [
         f"{request.method} {request.uri}: no response was recorded (the transfer failed before it was "
         "recorded, or the response was never read to its end)"

@@ -4,7 +4,10 @@ Speed comes from not re-patching: vcrpy's patchers (``http.client``, ``boto3``, 
 and our own stubs (httpx/httpx2 here, aiohttp and urllib3/requests in :mod:`pytest_llmport.transports`) are
 installed when the first marked test starts and removed when the next test is not marked. They talk to
 a :class:`Router`, which forwards to the current test's cassette. Per test only the cassette itself is
-loaded.
+loaded; :class:`Recorder` holds that run-wide part (parsed-cassette cache, patches, routing) for the run.
+
+vcrpy is used here only, for its patchers and the cassette protocol its stubs speak; the cassette
+itself (:class:`LlmportCassette`) and the replay lookup (:mod:`pytest_llmport.index`) are our own.
 
 httpx and httpx2 (the transport of the ``openai`` and ``zhipuai`` SDKs) get stubs of our own instead of
 vcrpy's, because vcrpy's read a streamed response to the end before the application sees its first byte,
@@ -14,7 +17,9 @@ Server-Sent Events body one event at a time.
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import copy
 import errno
 import sys
 import threading
@@ -27,13 +32,9 @@ from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import vcr.patch
-from vcr.cassette import Cassette
-from vcr.errors import UnhandledHTTPRequestError
 from vcr.patch import CassettePatcherBuilder
-from vcr.record_mode import RecordMode
-from vcr.request import Request as VcrRequest
 
-from .cassettes import MATCHERS, AtomicPersister, ReadableYamlSerializer, WithHeader, explain_mismatch
+from .cassettes import AtomicPersister, HttpRequest, WithHeader, explain_mismatch
 from .errors import (
     ForeignRequestError,
     NoRecordedResponseError,
@@ -42,6 +43,7 @@ from .errors import (
 )
 from .guard import Threads, background_hint
 from .identity import ProviderIdentity
+from .index import RequestIndex
 from .scrub import Scrubber, blank_body, blank_query
 from .transports import Capture, replay_chunks
 from .transports import patchers as transport_patchers
@@ -60,7 +62,7 @@ class ItemRecording:
     record_mode: str
     record_hint: str
     replaying: bool
-    cassette: Cassette
+    cassette: LlmportCassette
     property_based: bool = False
     unmatched: list[str] = field(default_factory=list)
     blocked: list[str] = field(default_factory=list)
@@ -72,70 +74,146 @@ class ItemRecording:
     background: list[dict[str, str]] = field(default_factory=list)
 
     def note_background(self, method: str, url: str, thread: threading.Thread) -> None:
-        scrubbed = self.cassette.filter_request(VcrRequest(method, url, b"", {})).uri
+        scrubbed = self.cassette.filter_request(HttpRequest(method, url, b"", {})).uri
         entry = {"url": scrubbed, "method": method, "thread": thread.name, "hint": background_hint(url)}
         if entry not in self.background:
             self.background.append(entry)
 
     @property
-    def pending(self) -> dict[int, VcrRequest]:
+    def pending(self) -> dict[int, HttpRequest]:
         """Requests sent to the provider whose exchange is not in the cassette (yet)."""
-        pending: dict[int, VcrRequest] = self.cassette.pending
-        return pending
+        return self.cassette.pending
 
 
-class LlmportCassette(Cassette):  # type: ignore[misc]
-    """A vcrpy cassette that trusts what it loads (the persister verified each body against its seal), and
-    scrubs what it records, not what it matches.
+class LlmportCassette:
+    """One test's cassette on one provider: the interactions loaded from its file, then those recorded.
 
-    Cassettes on disk were scrubbed when they were recorded, so loading skips vcrpy's per-interaction
-    ``append`` (a scrub and a deep copy each): at replay speed that was a fifth of the cost of a test.
-    Matching needs no scrubbing either: a recorded ``<REDACTED:...>`` matches any value (see
-    cassettes.py), so vcrpy's per-request filter is the identity and only :meth:`append` and
-    :meth:`filter_request` (what messages show) scrub.
+    vcrpy's patchers (``http.client``, ``boto3``, ``tornado``, ``httplib2``) talk to it through the
+    :class:`Router` in vcrpy's cassette protocol (``can_play_response_for``, ``play_response``,
+    ``write_protected``, ``filter_request``, ``append``); our own stubs call :meth:`replay` instead, one
+    index lookup per request (:class:`~pytest_llmport.index.RequestIndex`) and no vcrpy object built.
+
+    What it loads is trusted: the persister verified each body against its seal, and the file was
+    scrubbed when it was recorded, so loading neither scrubs nor copies. Matching scrubs nothing either:
+    a recorded ``<REDACTED:...>`` matches any value (see cassettes.py). Only :meth:`append` (what is
+    recorded) and :meth:`filter_request` (what messages show) scrub.
     """
 
-    scrub_request: Callable[[VcrRequest], VcrRequest] = staticmethod(lambda request: request)
+    allow_playback_repeats = False  # vcrpy's option: a recorded interaction answers once per test
 
-    @property
-    def pending(self) -> dict[int, VcrRequest]:
-        """Requests sent for real and not recorded yet, by ``id``: every stub registers one it sends."""
-        pending: dict[int, VcrRequest] = self.__dict__.setdefault("_llmport_pending", {})
-        return pending
-
-    def append(self, request: VcrRequest, response: Any) -> None:
-        self.pending.pop(id(request), None)
-        super().append(self.scrub_request(request), response)
-
-    def filter_request(self, request: VcrRequest) -> VcrRequest:
-        return self.scrub_request(request)
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        path: Path,
+        record_mode: str,
+        scrub_request: Callable[[Any], HttpRequest],
+        scrub_response: Callable[[dict[str, Any]], dict[str, Any]],
+        persister: AtomicPersister,
+    ) -> None:
+        self.path = path
+        self.record_mode = record_mode
+        self.scrub_request = scrub_request
+        self._scrub_response = scrub_response
+        self.persister = persister
+        self.data: list[tuple[HttpRequest, dict[str, Any]]] = []
+        self.play_counts: collections.Counter[int] = collections.Counter()
+        #: How many entries at the start of :attr:`data` came from the file.
+        self.loaded_count = 0
+        self.metadata: dict[str, Any] = {}
         #: The cassette's top-level ``llmport:`` mapping (provider, base URL ... it was recorded against).
         self.llmport: dict[str, Any] = {}
-        self._serializer = WithHeader(self.llmport)
+        self.dirty = False
+        #: Loaded from a file: it can answer requests (vcrpy's name for it).
+        self.rewound = False
+        #: Requests sent for real and not recorded yet, by ``id``: every stub registers one it sends.
+        self.pending: dict[int, Any] = {}
+        self._index = RequestIndex()
 
-    def _load(self) -> None:
-        from vcr.persisters.filesystem import CassetteNotFoundError
-
-        if self.record_mode == RecordMode.ALL:
-            return  # recorded again whole: the old file is replaced unread, even when it is damaged
+    def load(self) -> None:
+        """Read the file (not in record mode ``all``, which replaces it unread, even when damaged)."""
+        if self.record_mode == "all":
+            return
         try:
-            loaded = self._persister.load_cassette(self._path, serializer=self._serializer)
-            requests, responses, *metadata = loaded
-        except CassetteNotFoundError:
+            requests, responses, metadata, header = self.persister.load_cassette(
+                self.path, serializer=WithHeader(self.llmport)
+            )
+        except FileNotFoundError:
             return
         self.data = list(zip(requests, responses, strict=True))
-        self._old_interactions = list(self.data)
-        self._loaded_count = len(self.data)
-        self._metadata = metadata[0] if metadata else {}
-        self.llmport.update(metadata[1] if len(metadata) > 1 else {})
+        worked_out = [self._index.add(request) for request in requests]
+        if any(worked_out):
+            self.persister.mark_changed()  # the cache keeps the index's memo for the next run
+        self.loaded_count = len(self.data)
+        self.metadata = metadata
+        self.llmport.update(header)
         self.dirty = False
         self.rewound = True
 
-    def play_response(self, request: VcrRequest) -> Any:
-        return without_retry_wait(super().play_response(request))
+    @property
+    def requests(self) -> list[HttpRequest]:
+        return [request for request, _ in self.data]
+
+    @property
+    def write_protected(self) -> bool:
+        return (self.rewound and self.record_mode == "once") or self.record_mode == "none"
+
+    @property
+    def answers(self) -> bool:
+        """Recorded interactions may answer requests now (not while recording it whole)."""
+        return self.record_mode != "all" and (self.rewound or self.allow_playback_repeats)
+
+    def _available(self, position: int) -> bool:
+        return self.allow_playback_repeats or self.play_counts[position] == 0
+
+    def find(self, request: Any) -> int | None:
+        """The position of the interaction that answers ``request`` (first in the file, not yet played)."""
+        return self._index.find(request, self._available)
+
+    def replay(self, method: str, uri: str, body: Any) -> dict[str, Any] | None:
+        """The recorded response to play for this request, marked played; None when none answers."""
+        if not self.answers:
+            return None
+        position = self.find(HttpRequest(method, uri, body, {}))
+        if position is None:
+            return None
+        self.play_counts[position] += 1
+        return without_retry_wait(self.data[position][1])
+
+    # -- vcrpy's cassette protocol, for its patchers (through the Router) --------------------------
+    def can_play_response_for(self, request: Any) -> bool:
+        return self.answers and self.find(request) is not None
+
+    def play_response(self, request: Any) -> dict[str, Any]:
+        position = self.find(request)
+        if position is None:
+            raise LookupError(f"{self.path}: no recorded response for {request.method} {request.uri}")
+        self.play_counts[position] += 1
+        return without_retry_wait(self.data[position][1])
+
+    def filter_request(self, request: Any) -> HttpRequest:
+        return self.scrub_request(request)
+
+    def append(self, request: Any, response: dict[str, Any]) -> None:
+        """Record one exchange: the request and a copy of the response, both scrubbed."""
+        self.pending.pop(id(request), None)
+        scrubbed = self.scrub_request(request)
+        self.data.append((scrubbed, self._scrub_response(copy.deepcopy(response))))
+        self._index.add(scrubbed)
+        self.dirty = True
+
+    def mark_changed(self) -> None:
+        """A summary was memoised on a loaded response: the parsed-cassette cache is written again."""
+        self.persister.mark_changed()
+
+    def save(self) -> None:
+        """Write the cassette (whole, atomically): every interaction loaded and recorded."""
+        requests = [request for request, _ in self.data]
+        responses = [response for _, response in self.data]
+        self.persister.save_cassette(
+            self.path,
+            {"requests": requests, "responses": responses, "metadata": self.metadata},
+            serializer=WithHeader(self.llmport),
+        )
+        self.dirty = False
 
 
 # SDKs sleep as long as a recorded answer asked before retrying (the openai SDK up to 60 s); a replay
@@ -173,7 +251,7 @@ def open_cassette(
     scrubber: Scrubber,
     persister: AtomicPersister | None = None,
     options: RecordingOptions | None = None,
-) -> Cassette:
+) -> LlmportCassette:
     """Load (or start) the cassette at ``path``; a corrupt file raises ``CorruptCassetteError``.
 
     ``options``: what configure_recording hooks asked for (fields recorded as placeholders).
@@ -181,25 +259,24 @@ def open_cassette(
     ignore_query = frozenset(options.ignore_query) if options else frozenset()
     ignore_body = frozenset(options.ignore_body) if options else frozenset()
 
-    def scrub_request(request: VcrRequest) -> VcrRequest:
+    def scrub_request(request: Any) -> HttpRequest:
+        request = HttpRequest.of(request)
         uri, body = scrubber.uri(request.uri), scrubber.body(request.body)
-        return VcrRequest(
+        return HttpRequest(
             request.method,
             blank_query(uri, ignore_query) if ignore_query else uri,
             blank_body(body, ignore_body) if ignore_body else body,
             scrubber.request_headers(request.headers),
         )
 
-    cassette = LlmportCassette.load(
-        path=str(path),
-        serializer=ReadableYamlSerializer,
-        persister=persister or AtomicPersister(),
-        record_mode=RecordMode(record_mode),
-        match_on=MATCHERS,
-        before_record_response=scrubber.response,
+    cassette = LlmportCassette(
+        path, record_mode, scrub_request, scrubber.response, persister or AtomicPersister()
     )
-    cassette.scrub_request = scrub_request
+    cassette.load()
     return cassette
+
+
+_NO_REQUEST = HttpRequest("", "", None, {})  # what a replayed request leaves to record: nothing
 
 
 class Router:
@@ -212,13 +289,13 @@ class Router:
         self.item: ItemRecording | None = None
 
     @property
-    def current(self) -> Cassette | None:
+    def current(self) -> LlmportCassette | None:
         item = self.item
         if item is None or (item.threads is not None and item.threads.is_background()):
             return None
         return item.cassette
 
-    def current_for(self, method: str, url: str) -> Cassette | None:
+    def current_for(self, method: str, url: str) -> LlmportCassette | None:
         """The cassette that answers this request, or None: no test runs, or it is background traffic.
 
         Background traffic (a request from a thread that was running before the test started) goes to
@@ -235,9 +312,10 @@ class Router:
 
     @property
     def _path(self) -> str:
-        return self.item.cassette._path if self.item else "llmport"
+        # vcrpy names the connection classes it builds after the cassette's path.
+        return str(self.item.cassette.path) if self.item else "llmport"
 
-    def can_play_response_for(self, request: VcrRequest) -> bool:
+    def can_play_response_for(self, request: Any) -> bool:
         cassette = self.current_for(request.method, request.uri)
         if cassette is None:
             return False
@@ -251,7 +329,7 @@ class Router:
         cassette.pending[id(request)] = request
         return False
 
-    def refusal(self, request: VcrRequest) -> BaseException:
+    def refusal(self, request: Any) -> BaseException:
         """What a client stub raises for a request the cassette cannot answer while replaying.
 
         A connection error the client understands, so the application's ``except`` clauses run; the
@@ -262,7 +340,7 @@ class Router:
             return error  # stops hypothesis at once, see UnrecordedExampleError
         return refused(str(error))
 
-    def play_response(self, request: VcrRequest) -> Any:
+    def play_response(self, request: Any) -> Any:
         assert self.item is not None
         return self.item.cassette.play_response(request)
 
@@ -271,11 +349,11 @@ class Router:
         cassette = self.current
         return bool(cassette is not None and cassette.write_protected)
 
-    def filter_request(self, request: VcrRequest) -> Any:
+    def filter_request(self, request: Any) -> Any:
         cassette = self.current
         return cassette.filter_request(request) if cassette is not None else request
 
-    def append(self, request: VcrRequest, response: Any) -> None:
+    def append(self, request: Any, response: Any) -> None:
         cassette = self.current
         if cassette is not None:
             cassette.append(request, response)
@@ -287,7 +365,7 @@ class Router:
             raise AttributeError(name)
         return getattr(item.cassette, name)
 
-    def admit(self, request: VcrRequest) -> None:
+    def admit(self, request: Any) -> None:
         """Refuse, before it leaves, a request the cassette does not answer that is not the provider's."""
         item = self.item
         if item is None or item.identity is None or item.identity.admits(request.uri):
@@ -297,7 +375,7 @@ class Router:
         item.blocked.append(message)
         raise ForeignRequestError(message)
 
-    def no_match(self, request: VcrRequest) -> NoRecordedResponseError | UnrecordedExampleError:
+    def no_match(self, request: Any) -> NoRecordedResponseError | UnrecordedExampleError:
         """Note a request the cassette cannot answer, and build the error that says why."""
         assert self.item is not None
         item = self.item
@@ -554,42 +632,38 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
     real_sync = httpx.HTTPTransport.handle_request
     real_async = httpx.AsyncHTTPTransport.handle_async_request
 
-    def prepare(request: Any, body: bytes) -> tuple[VcrRequest, Any]:
+    def prepare(request: Any, body: bytes) -> tuple[HttpRequest, Any]:
         cassette = router.current
         assert cassette is not None
-        if cassette.rewound and cassette.record_mode != RecordMode.ALL:
-            # A loaded cassette: one lookup that plays or fails, instead of vcrpy's check-then-play;
-            # matching ignores headers, so they are only copied when the request may be recorded.
-            try:
-                played = VcrRequest(request.method, str(request.url), body, {})
-                return played, _replay(httpx, replay_stream, cassette.play_response(played))
-            except UnhandledHTTPRequestError:
-                pass
-        # vcrpy plays only from a loaded ("rewound") cassette, so a fresh one goes straight to recording.
-        vcr_request = VcrRequest(request.method, str(request.url), body, dict(request.headers))
-        router.admit(vcr_request)
+        # A loaded cassette: one lookup that plays or fails. Matching ignores headers, so they are only
+        # copied when the request may be recorded.
+        recorded = cassette.replay(request.method, str(request.url), body)
+        if recorded is not None:
+            return _NO_REQUEST, _replay(httpx, replay_stream, recorded)
+        sent = HttpRequest(request.method, str(request.url), body, dict(request.headers))
+        router.admit(sent)
         if cassette.write_protected:
-            raise router.no_match(vcr_request)
-        cassette.pending[id(vcr_request)] = vcr_request
-        return vcr_request, None
+            raise router.no_match(sent)
+        cassette.pending[id(sent)] = sent
+        return sent, None
 
-    def capture(vcr_request: VcrRequest) -> _Capture:
+    def capture(sent: HttpRequest) -> _Capture:
         cassette = router.current
         assert cassette is not None
 
         def finish(capture: _Capture) -> None:
             # The test's own recording, even when the stream is read to its end after the test.
-            cassette.append(vcr_request, capture.record(httpx))
+            cassette.append(sent, capture.record(httpx))
 
         return _Capture(on_done=finish)
 
     def handle_request(self: Any, request: Any) -> Any:
         if router.current_for(request.method, str(request.url)) is None:
             return real_sync(self, request)
-        vcr_request, replayed = prepare(request, request.read())
+        sent, replayed = prepare(request, request.read())
         if replayed is not None:
             return replayed
-        recording = capture(vcr_request)
+        recording = capture(sent)
         try:
             real = real_sync(self, request)
         except httpx.TransportError as exc:
@@ -602,10 +676,10 @@ def httpx_patchers(router: Router, httpx: ModuleType) -> list[Any]:
     async def handle_async_request(self: Any, request: Any) -> Any:
         if router.current_for(request.method, str(request.url)) is None:
             return await real_async(self, request)
-        vcr_request, replayed = prepare(request, await request.aread())
+        sent, replayed = prepare(request, await request.aread())
         if replayed is not None:
             return replayed
-        recording = capture(vcr_request)
+        recording = capture(sent)
         try:
             real = await real_async(self, request)
         except httpx.TransportError as exc:
@@ -684,3 +758,41 @@ class Patches:
         if self._stack is not None:
             stack, self._stack = self._stack, None
             stack.close()
+
+
+class Recorder:
+    """The recording layer's run-wide part: the parsed-cassette cache, the client patches, the current test.
+
+    Per test: :meth:`open` loads its cassette, :meth:`begin` routes every patched client to it (patching
+    on the first marked test), :meth:`end` stops routing (and unpatches before a test that is not
+    marked); :meth:`close` at the end of the run writes the parsed-cassette cache and unpatches.
+    """
+
+    def __init__(self, cache_dir: Path | None = None, worker: str = "main") -> None:
+        self.persister = AtomicPersister(cache_dir, worker)
+        self.router = Router()
+        self.patches = Patches(self.router)
+
+    @property
+    def current(self) -> ItemRecording | None:
+        """The recording of the test running now, if any."""
+        return self.router.item
+
+    def open(
+        self, path: Path, record_mode: str, scrubber: Scrubber, options: RecordingOptions | None = None
+    ) -> LlmportCassette:
+        """The cassette of one test on one provider; a corrupt file raises ``CorruptCassetteError``."""
+        return open_cassette(path, record_mode, scrubber, self.persister, options)
+
+    def begin(self, recording: ItemRecording) -> None:
+        self.patches.start()
+        self.router.item = recording
+
+    def end(self, keep_patches: bool) -> None:
+        self.router.item = None
+        if not keep_patches:
+            self.patches.stop()
+
+    def close(self) -> None:
+        self.persister.flush()
+        self.patches.stop()

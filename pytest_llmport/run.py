@@ -27,12 +27,11 @@ from .placeholders import PLACEHOLDER_KEYS, replay_key
 from .providers import Provider
 
 if TYPE_CHECKING:
-    from .cassettes import AtomicPersister
     from .equivalence import Equivalence
     from .guard import Attempt, ChildGuard, Guard
     from .identity import ProviderIdentity
     from .judge import Judge
-    from .recording import ItemRecording, Patches, Router
+    from .recording import ItemRecording, Recorder
     from .samples import Sample
     from .scrub import Scrubber
 
@@ -161,6 +160,22 @@ def record_command(nodeid: str, spec: Provider, mode: str, samples: int | None =
     return f"{spec.api_key_env}=... {command}" if spec.key_required else command
 
 
+def environment_reader(names: list[str]) -> Callable[[], dict[str, str]]:
+    """A function giving the variables among ``names`` set (non-empty) in ``os.environ`` now.
+
+    Read several times per test (a test may set a key): ``os.environ.get`` of an unset variable raises
+    and catches a KeyError inside, about 4 us each for the twenty key variables; the mapping under
+    ``os.environ`` (what its ``__setitem__`` and ``__delitem__`` keep current) answers in a tenth of that.
+    """
+    environ = os.environ
+    data = getattr(environ, "_data", None)
+    encode, decode = getattr(environ, "encodekey", None), getattr(environ, "decodevalue", None)
+    if not isinstance(data, dict) or not callable(encode) or not callable(decode):
+        return lambda: {name: environ[name] for name in names if environ.get(name)}
+    keys = [(name, encode(name)) for name in names]
+    return lambda: {name: decode(value) for name, key in keys if (value := data.get(key))}
+
+
 class LlmportRun:
     """Everything that lives for the whole run: settings, providers, patches, clients."""
 
@@ -184,11 +199,11 @@ class LlmportRun:
         self.clients = ClientCache()
         self.discarded: list[dict[str, str]] = []
         self.scan_findings: list[str] = []
-        self._router: Router | None = None
-        self._patches: Patches | None = None
+        self._recorder: Recorder | None = None
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
-        self._persister: AtomicPersister | None = None
+        self._folders: dict[tuple[Path, str], Path] = {}
         self._secret_names: list[str] | None = None
+        self._read_secrets: Callable[[], dict[str, str]] = dict
         self._restore_session_env: Callable[[], None] = lambda: None
         # Every key value a scrubber of this run was built with (value -> variable).
         self._seen: dict[str, str] = {}
@@ -224,7 +239,7 @@ class LlmportRun:
     def _blocking(self) -> bool:
         if self.replays_all:
             return True
-        item = self._router.item if self._router is not None else None
+        item = self._recorder.current if self._recorder is not None else None
         return item is not None and item.replaying
 
     def children(self) -> ChildGuard:
@@ -330,10 +345,19 @@ class LlmportRun:
         name = getattr(item, "originalname", item.name)
         cls = getattr(item, "cls", None)
         test_name = f"{cls.__name__}.{name}" if cls is not None else name
-        extra = param_slug(params, dict(callspec.indices), self.is_secret) if params else ""
         sample = sample_of(item)  # sample k of a samples=N test: <provider>.s<k>.yaml
         stem = sample.stem(provider) if sample is not None else provider
-        return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, stem, extra)
+        if params:
+            extra = param_slug(params, dict(callspec.indices), self.is_secret)
+            return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, stem, extra)
+        # A test without other parameters has one folder for all its providers: built once.
+        key = (item.path, test_name)
+        folder = self._folders.get(key)
+        if folder is None:
+            folder = self._folders[key] = cassette_path(
+                Path(item.path), self.settings.cassette_dir, test_name, provider
+            ).parent
+        return folder / f"{stem}.yaml"
 
     def _hint(self, item: pytest.Item, spec: Provider, mode: str) -> str:
         from .samples import sample_of
@@ -393,8 +417,8 @@ class LlmportRun:
             names = {spec.api_key_env for spec in self.registry.values()}
             names |= {spec.secret_key_env for spec in self.registry.values() if spec.secret_key_env}
             self._secret_names = sorted(names | set(self.settings.secret_env))
-        environ = os.environ
-        secrets = {name: environ[name] for name in self._secret_names if environ.get(name)}
+            self._read_secrets = environment_reader(self._secret_names)
+        secrets = self._read_secrets()
         if extra_key and extra_key not in PLACEHOLDER_KEYS:
             secrets.setdefault("API_KEY", extra_key)
         for name, value in (extra or {}).items():
@@ -483,33 +507,32 @@ class LlmportRun:
         from . import chat, compare, dialects, equivalence, observe, properties, recording, similarity  # noqa: F401
 
     # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self, item: pytest.Item, name: str) -> ItemState:
-        from .recording import ItemRecording, Patches, Router, open_cassette
-
-        spec, path, mode, key, replaying = self.plan(item, name)
-        options = self.recording_options(item)
-        if self._persister is None:
-            from .cassettes import AtomicPersister
+    def recorder(self) -> Recorder:
+        """The recording layer of this run (built by the first marked test)."""
+        if self._recorder is None:
+            from .recording import Recorder
 
             cache = getattr(self.config, "cache", None)  # None with -p no:cacheprovider
             worker = str(getattr(self.config, "workerinput", {}).get("workerid", "main"))
-            self._persister = AtomicPersister(
-                cache.mkdir("llmport-cassettes") if cache is not None else None, worker
-            )
+            self._recorder = Recorder(cache.mkdir("llmport-cassettes") if cache is not None else None, worker)
+        return self._recorder
+
+    def start(self, item: pytest.Item, name: str) -> ItemState:
+        from .recording import ItemRecording
+
+        spec, path, mode, key, replaying = self.plan(item, name)
+        options = self.recording_options(item)
+        recorder = self.recorder()
         try:
             scrubber = self.scrubber(key, options.secrets)
-            cassette = open_cassette(path, mode, scrubber, self._persister, options)
+            cassette = recorder.open(path, mode, scrubber, options)
         except CorruptCassetteError as exc:
             # Record mode all does not read the old file, so this command gets past a damaged one.
             again = "" if isinstance(exc, CassetteFormatError) else f"\n  {self._hint(item, spec, 'all')}"
             raise CorruptCassetteError(
                 f"{item.nodeid}: cassette of provider {name!r} is unusable:\n  {exc}{again}"
             ) from None
-        if self._router is None:
-            self._router = Router()
-            self._patches = Patches(self._router)
-        assert self._patches is not None
-        self._patches.start()
+        recorder.patches.start()
         self.start_guard()
         # "all" re-records the test whole; new_episodes would keep the outdated exchange beside the new one.
         hint_mode = "all" if path.is_file() else "once"
@@ -556,7 +579,7 @@ class LlmportRun:
             recording.blocked = scope.blocked
             recording.background = scope.background
             scope.recording = recording
-        self._router.item = recording
+        recorder.begin(recording)
         handle = LLMProvider(spec, key, path, mode, replaying, self.clients)
         models = settings_of(item).models
         if judge is not None:
@@ -610,13 +633,12 @@ class LlmportRun:
         self._current = None
         self._restore_env(state.saved_env)
         state.restore_env()
-        if self._router is not None:
-            self._router.item = None
         try:
-            self._save(item.nodeid, state, outcome)
+            if self._recorder is not None:
+                # Patched clients stay patched while marked tests follow one another.
+                self._recorder.end(keep_patches=nextitem is not None and provider_of(nextitem) is not None)
         finally:
-            if self._patches is not None and (nextitem is None or provider_of(nextitem) is None):
-                self._patches.stop()
+            self._save(item.nodeid, state, outcome)
 
     def _save(self, nodeid: str, state: ItemState, outcome: Outcome) -> None:
         broken = self.broken(state, outcome)
@@ -645,7 +667,7 @@ class LlmportRun:
             self.discard(nodeid, state, broken)
             return
         try:
-            cassette._save(force=True)
+            cassette.save()
         except LlmportError as exc:
             raise pytest.fail.Exception(f"{nodeid}: {exc}", pytrace=False) from None
 
@@ -847,7 +869,7 @@ class LlmportRun:
             # failure, not the provider's, and not a recording to keep.
             broken = broken_exchanges(recording.cassette, recording.pending)
             problems += broken if outcome.call_failed else broken[: len(recording.pending)]
-        cassette = recording.cassette
+        cassette: Any = recording.cassette
         if state.judged:
             from .judge import WithoutJudge
 
@@ -882,10 +904,8 @@ class LlmportRun:
             self._restore_session_env = sdks.session_environment(specs, replay_key if replay_only else None)
 
     def close(self) -> None:
-        if self._persister is not None:
-            self._persister.flush()
-        if self._patches is not None:
-            self._patches.stop()
+        if self._recorder is not None:
+            self._recorder.close()
         self.clients.close()
         if self.guard is not None:
             self.guard.uninstall()

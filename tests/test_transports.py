@@ -100,7 +100,7 @@ def cassette(path: Path, mode: str) -> Iterator[ItemRecording]:
         patches.stop()
         router.item = None
         if item.cassette.dirty:
-            item.cassette._save(force=True)
+            item.cassette.save()
 
 
 def recorded_response(path: Path) -> dict[str, Any]:

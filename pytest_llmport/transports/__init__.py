@@ -17,10 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from vcr.errors import UnhandledHTTPRequestError
-from vcr.record_mode import RecordMode
-from vcr.request import Request as VcrRequest
-
+from ..cassettes import HttpRequest
 from ..sse import split_events
 
 if TYPE_CHECKING:
@@ -31,25 +28,21 @@ INCOMPLETE_KINDS = ("remote-protocol", "read-timeout", "connection-reset")
 
 def lookup(
     router: Router, method: str, uri: str, body: bytes | None, headers: Callable[[], Mapping[str, str]]
-) -> tuple[VcrRequest | None, dict[str, Any] | None]:
+) -> tuple[HttpRequest | None, dict[str, Any] | None]:
     """``(None, recorded response)`` to replay, or ``(request, None)`` to record; raises if neither may."""
     cassette = router.current
     assert cassette is not None
-    if cassette.rewound and cassette.record_mode != RecordMode.ALL:
-        # A loaded cassette: one lookup that plays or fails; matching ignores headers, so they are only
-        # copied when the request may be recorded.
-        try:
-            return None, cassette.play_response(VcrRequest(method, uri, body, {}))
-        except UnhandledHTTPRequestError:
-            pass
-    request = VcrRequest(method, uri, body, dict(headers()))
+    # A loaded cassette: one lookup that plays or fails; matching ignores headers, so they are only
+    # copied when the request may be recorded.
+    recorded = cassette.replay(method, uri, body)
+    if recorded is not None:
+        return None, recorded
+    request = HttpRequest(method, uri, body, dict(headers()))
     router.admit(request)  # another host than the provider's: refused before it leaves
     if cassette.write_protected:
         raise router.refusal(request)
     # Sent for real from here; appending its response takes it off (a failed transfer stays: broken).
-    pending = getattr(cassette, "pending", None)
-    if pending is not None:
-        pending[id(request)] = request
+    cassette.pending[id(request)] = request
     return request, None
 
 

@@ -234,7 +234,7 @@ def aiohttp_patchers(router: Router) -> list[Any]:
             merged = {**dict(self.headers), **dict(kwargs.get("headers") or {})}
             return {str(k): str(v) for k, v in merged.items()}
 
-        vcr_request, found = lookup(router, method.upper(), str(url), body, request_headers)
+        sent, found = lookup(router, method.upper(), str(url), body, request_headers)
         raise_for_status = kwargs.pop("raise_for_status", None)
         if raise_for_status is None:
             raise_for_status = self._raise_for_status
@@ -249,9 +249,7 @@ def aiohttp_patchers(router: Router) -> list[Any]:
 
             def finish(capture: Capture, cut: Any) -> None:
                 headers = multi_headers(real.headers.items())
-                cassette.append(
-                    vcr_request, capture.response(real.status, real.reason or "", headers, cut, encoded)
-                )
+                cassette.append(sent, capture.response(real.status, real.reason or "", headers, cut, encoded))
 
             response = recording(self, real, finish)
         await _check_status(response, raise_for_status)

@@ -226,7 +226,7 @@ def urllib3_patchers(router: Router) -> list[Any]:
         started = time.perf_counter()
         recorded_body, body = _body(body)
         sent_headers = self.headers if headers is None else headers
-        vcr_request, found = lookup(
+        sent, found = lookup(
             router,
             method.upper(),
             full,
@@ -250,7 +250,7 @@ def urllib3_patchers(router: Router) -> list[Any]:
                 response = capture.response(
                     real.status, real.reason or "", multi_headers(real.headers.items()), cut
                 )
-                cassette.append(vcr_request, response)
+                cassette.append(sent, response)
 
         def next_chunk() -> bytes | None:
             try:

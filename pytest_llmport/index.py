@@ -1,0 +1,181 @@
+"""The replay index: a cassette's recorded requests by (method, URL, canonical body), built once per load.
+
+Replaying asks one question per request: which recorded interaction, not played yet, answers it first?
+vcrpy answers it by running every matcher against every recorded request, on a ``Request`` object built
+(and its URL parsed) for the purpose. Here each recorded request without a placeholder is filed under
+the key :func:`request_key` gives it, which is equal for two requests exactly when
+:data:`~pytest_llmport.cassettes.MATCHERS` would match them (method case-blind; scheme, host, port and
+path as :func:`~pytest_llmport.cassettes._location` reads them; the query sorted; the body canonical).
+A recorded request that holds a ``<REDACTED:...>`` placeholder matches a family of values, so it has no
+key: those few are tried with the matchers themselves, in cassette order. The answer is the same
+interaction vcrpy's loop would pick, with one dictionary lookup in place of N matcher calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import sys
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from .cassettes import (
+    MATCHERS,
+    _body_template,
+    _canonical_body,
+    _location,
+    _query,
+    _uri_template,
+)
+
+Key = tuple[str, tuple[str, str, int | None, str], tuple[tuple[str, str], ...], Any]
+
+
+def request_key(request: Any) -> Key:
+    """What matching compares of a request: equal keys exactly when every matcher passes.
+
+    Raises what the matchers raise on a request they cannot read (a URL with an invalid port ...).
+    """
+    uri = request.uri
+    return (request.method.upper(), _location(uri), tuple(_query(uri)), _canonical_body(request))
+
+
+def has_placeholder(request: Any) -> bool:
+    """A recorded request whose URL or body holds a placeholder: it matches by pattern, not by key."""
+    return _uri_template(request) is not None or _body_template(request) is not None
+
+
+def matches(request: Any, recorded: Any) -> bool:
+    """The matchers' own verdict (``request`` is the one sent, ``recorded`` the cassette's)."""
+    try:
+        for matcher in MATCHERS:
+            matcher(request, recorded)
+    except AssertionError:
+        return False
+    return True
+
+
+MEMO = "_llmport_match"  # the stored request's memo: (fingerprint, kind, key)
+
+
+def _filing(request: Any) -> tuple[str, Any]:
+    """("key", its key), ("pattern", None) or ("unreadable", None) for a recorded request."""
+    if has_placeholder(request):
+        return "pattern", None
+    try:
+        return "key", request_key(request)
+    except (ValueError, TypeError):
+        return "unreadable", None
+
+
+def _hashable(key: Any) -> Key:
+    # The parsed-cassette cache (marshal) gives tuples back as tuples; this keeps a list from slipping in.
+    method, location, query, body = key
+    return (method, tuple(location), tuple(tuple(pair) for pair in query), body)
+
+
+@functools.cache
+def fingerprint() -> str:
+    """A digest of the code that files requests: a memo made by other code is not trusted.
+
+    A key remembered in the parsed-cassette cache by an earlier version of this plugin (or of the
+    matchers it mirrors) would match by rules that no longer hold; so the memo carries the digest of
+    the bytecode of every function that decides a request's key, and one with another digest is
+    worked out again.
+    """
+    from . import cassettes
+
+    digest = hashlib.sha256(sys.version.encode())
+    functions = (
+        request_key,
+        has_placeholder,
+        _filing,
+        cassettes._location,
+        cassettes._query,
+        cassettes._canonical,
+        cassettes._canonical_body,
+        cassettes.body_value,
+        cassettes._uri_template,
+        cassettes._body_template,
+        cassettes.string_pattern,
+        cassettes.HttpRequest.__init__,
+    )
+
+    def feed(code: types.CodeType) -> None:
+        digest.update(code.co_code)
+        digest.update(repr(code.co_names).encode())
+        for const in code.co_consts:
+            if isinstance(const, types.CodeType):
+                feed(const)
+            elif isinstance(const, frozenset):  # its repr's order changes with the hash seed
+                digest.update(repr(sorted(map(repr, const))).encode())
+            else:
+                digest.update(repr(const).encode())
+
+    for function in functions:
+        feed(function.__code__)
+    return digest.hexdigest()[:16]
+
+
+class RequestIndex:
+    """Recorded requests, in cassette order, filed for one lookup per request sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[Any] = []
+        self._by_key: dict[Key, list[int]] = {}
+        self._patterned: list[int] = []  # positions of requests with placeholders, ascending
+        self._unreadable: list[int] = []  # recorded requests no key could be made of (kept for the matchers)
+
+    def add(self, request: Any) -> bool:
+        """File one recorded request; True when that was worked out anew into its stored mapping."""
+        position = len(self.requests)
+        self.requests.append(request)
+        stored = getattr(request, "stored", None)
+        memo = stored.get(MEMO) if isinstance(stored, dict) else None
+        fresh = not (isinstance(memo, (tuple, list)) and len(memo) == 3 and memo[0] == fingerprint())
+        kind, key = _filing(request) if fresh else (memo[1], memo[2])  # type: ignore[index]
+        if fresh and isinstance(stored, dict):
+            stored[MEMO] = (fingerprint(), kind, key)
+        if kind == "key":
+            self._by_key.setdefault(_hashable(key), []).append(position)
+        elif kind == "pattern":
+            self._patterned.append(position)
+        else:
+            self._unreadable.append(position)
+        return fresh and isinstance(stored, dict)
+
+    def __len__(self) -> int:
+        return len(self.requests)
+
+    def find(self, request: Any, available: Callable[[int], bool]) -> int | None:
+        """The first position whose recorded request matches ``request`` and is ``available``, or None."""
+        try:
+            key = request_key(request)
+        except (ValueError, TypeError):
+            return self._scan(request, available, range(len(self.requests)))
+        best: int | None = None
+        for position in self._by_key.get(key, ()):
+            if available(position):
+                best = position
+                break
+        # Requests matched by pattern or unreadable come before the keyed one only if earlier in the file.
+        for position in self._others(best):
+            # Matchers first, as vcrpy's loop runs them: on a recorded request they cannot read they raise.
+            if matches(request, self.requests[position]) and available(position):
+                return position
+        return best
+
+    def _others(self, before: int | None) -> Iterator[int]:
+        others = self._patterned if not self._unreadable else sorted(self._patterned + self._unreadable)
+        for position in others:
+            if before is not None and position > before:
+                return
+            yield position
+
+    def _scan(self, request: Any, available: Callable[[int], bool], positions: range) -> int | None:
+        # The request's own key cannot be made: the matchers decide (and raise) as they always did.
+        for position in positions:
+            if matches(request, self.requests[position]) and available(position):
+                return position
+        return None

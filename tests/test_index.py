@@ -1,0 +1,199 @@
+"""The replay index answers exactly as vcrpy's matcher loop over :data:`cassettes.MATCHERS` did.
+
+A false "ok" is the worst bug: the index must never pick a recorded interaction the matchers would
+refuse, nor a different one than the first unplayed match in cassette order. vcrpy's own ``Cassette``
+(``play_response`` with ``match_on=MATCHERS``, the replay path before the index) is the oracle here.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from vcr.cassette import Cassette as VcrCassette
+from vcr.errors import UnhandledHTTPRequestError
+from vcr.request import Request as VcrRequest
+
+from pytest_llmport.cassettes import MATCHERS, HttpRequest
+from pytest_llmport.index import RequestIndex
+
+KEY = "<REDACTED:OPENAI_API_KEY>"
+ORIGINS = (
+    "https://api.example.com",
+    "https://API.example.com:443",
+    "http://api.example.com",
+    "https://b.example",
+)
+PATHS = ("/v1/chat", "/v1/chat/", f"/v1/{KEY}/chat", "/v1/embed", "")
+QUERIES = ("", "?a=1&b=2", "?b=2&a=1", f"?key={KEY}", "?key=REDACTED", "?a=1", "?a=")
+BODIES: tuple[Any, ...] = (
+    None,
+    b"",
+    {"model": "m", "n": 1},
+    {"n": 1, "model": "m"},
+    {"model": "m", "n": 1.0},
+    {"model": "m", "n": True},
+    {"model": KEY, "n": 1},
+    {"auth": f"Bearer {KEY}", "q": "中文"},
+    {"q": "中文"},
+    [1, {"a": KEY}],
+    "key=REDACTED&x=1",
+    f"token={KEY}&x=1",
+    "not json",
+    "{broken json",
+)
+LIVE_VALUES = ("sk-live-0123456789abcdef", "", "REDACTED", KEY, "x y")
+
+
+def encoded(body: Any, indent: int | None) -> Any:
+    if isinstance(body, (dict, list)):
+        return json.dumps(body, ensure_ascii=indent is None, indent=indent).encode()
+    return body.encode() if isinstance(body, str) else body
+
+
+def live(text: Any, value: str) -> Any:
+    """A live request's part: where the recording holds a placeholder, the app sends some real value."""
+    if isinstance(text, bytes):
+        return text.replace(KEY.encode(), value.encode()).replace(b"=REDACTED", f"={value}".encode())
+    if isinstance(text, str):
+        return text.replace(KEY, value).replace("=REDACTED", f"={value}")
+    return text
+
+
+requests = st.tuples(
+    st.sampled_from(("POST", "post", "GET")),
+    st.sampled_from(ORIGINS),
+    st.sampled_from(PATHS),
+    st.sampled_from(QUERIES),
+    st.sampled_from(BODIES),
+    st.sampled_from((None, 2)),
+)
+
+
+def build(parts: tuple[Any, ...], value: str | None = None) -> tuple[str, str, Any]:
+    method, origin, path, query, body, indent = parts
+    uri, data = origin + path + query, encoded(body, indent)
+    if value is not None:
+        uri, data = live(uri, value), live(data, value)
+    return method, uri, data
+
+
+def oracle(recorded: list[tuple[str, str, Any]], played: collections.Counter[int]) -> VcrCassette:
+    cassette = VcrCassette("unused.yaml", match_on=MATCHERS)
+    cassette.data = [(VcrRequest(m, u, b, {}), {"position": i}) for i, (m, u, b) in enumerate(recorded)]
+    cassette.play_counts = collections.Counter(played)
+    return cassette
+
+
+def vcrpy_pick(cassette: VcrCassette, sent: tuple[str, str, Any]) -> int | None:
+    try:
+        position: int = cassette.play_response(VcrRequest(*sent, {}))["position"]
+    except UnhandledHTTPRequestError:
+        return None
+    return position
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(requests, min_size=0, max_size=8),
+    st.lists(st.tuples(st.integers(0, 7), st.booleans(), st.sampled_from(LIVE_VALUES)), max_size=10),
+    st.lists(requests, max_size=3),
+    st.sets(st.integers(0, 7)),
+)
+def test_the_index_picks_what_the_matchers_pick(
+    recorded_parts: list[Any], sends: list[tuple[int, bool, str]], strangers: list[Any], played: set[int]
+) -> None:
+    recorded = [build(parts) for parts in recorded_parts]
+    # Requests sent: recorded ones as the app sends them again (placeholders filled in, or the
+    # recorded text itself), and requests built independently, which mostly match nothing.
+    sent = [
+        build(recorded_parts[i % len(recorded_parts)], value if fill else None)
+        for i, fill, value in sends
+        if recorded_parts
+    ] + [build(parts, LIVE_VALUES[0]) for parts in strangers]
+    counts = collections.Counter({i: 1 for i in played if i < len(recorded)})
+    cassette = oracle(recorded, counts)
+    index = RequestIndex()
+    for method, uri, body in recorded:
+        index.add(HttpRequest(method, uri, body, {}))
+    ours = collections.Counter(counts)
+    for request in sent:
+        expected = vcrpy_pick(cassette, request)
+        got = index.find(HttpRequest(*request, {}), lambda i: ours[i] == 0)
+        assert got == expected, (request, recorded, dict(counts))
+        if got is not None:
+            ours[got] += 1
+
+
+def test_a_placeholder_earlier_in_the_file_wins_over_a_later_exact_match() -> None:
+    index = RequestIndex()
+    index.add(HttpRequest("POST", "https://a.example/v1", f'{{"k": "{KEY}"}}', {}))
+    index.add(HttpRequest("POST", "https://a.example/v1", '{"k": "sk-live-1"}', {}))
+    played: collections.Counter[int] = collections.Counter()
+    sent = HttpRequest("POST", "https://a.example/v1/", b'{"k":"sk-live-1"}', {})
+    assert index.find(sent, lambda i: played[i] == 0) == 0
+    played[0] += 1
+    assert index.find(sent, lambda i: played[i] == 0) == 1
+    played[1] += 1
+    assert index.find(sent, lambda i: played[i] == 0) is None
+
+
+def test_an_exact_match_earlier_in_the_file_wins_over_a_later_placeholder() -> None:
+    index = RequestIndex()
+    index.add(HttpRequest("POST", "https://a.example/v1", '{"k": "sk-live-1"}', {}))
+    index.add(HttpRequest("POST", "https://a.example/v1", f'{{"k": "{KEY}"}}', {}))
+    index.add(HttpRequest("POST", "https://a.example/v1", f'{{"k": "{KEY}"}}', {}))
+    played: collections.Counter[int] = collections.Counter()
+    sent = HttpRequest("POST", "https://a.example/v1", b'{"k":"sk-live-1"}', {})
+    picks = []
+    for _ in range(4):
+        pick = index.find(sent, lambda i: played[i] == 0)
+        picks.append(pick)
+        if pick is not None:
+            played[pick] += 1
+    assert picks == [0, 1, 2, None]
+
+
+def test_a_request_the_matchers_cannot_read_raises_as_they_do() -> None:
+    index = RequestIndex()
+    index.add(HttpRequest("GET", "https://a.example/v1", None, {}))
+    sent = HttpRequest("GET", "https://a.example:99999/v1", None, {})
+    cassette = oracle([("GET", "https://a.example/v1", None)], collections.Counter())
+    for pick in (
+        lambda: index.find(sent, lambda i: True),
+        lambda: vcrpy_pick(cassette, ("GET", sent.uri, None)),
+    ):
+        try:
+            pick()
+        except ValueError:
+            continue
+        raise AssertionError("a port out of range was read as a match")
+
+
+def test_the_index_memo_in_a_stored_request_is_used_only_with_this_code(monkeypatch: Any) -> None:
+    import pytest_llmport.index as index_module
+
+    stored = {"method": "POST", "uri": "https://a.example/v1", "body": '{"b": 1, "a": 2}', "headers": {}}
+    first = RequestIndex()
+    assert first.add(HttpRequest.from_dict(stored)) is True  # worked out, and remembered in the mapping
+    memo = stored[index_module.MEMO]
+    assert memo[0] == index_module.fingerprint() and memo[1] == "key"
+    sent = HttpRequest("POST", "https://a.example/v1/", b'{"a":2,"b":1}', {})
+
+    def refuse(request: Any) -> Any:
+        raise AssertionError("the memo was not used")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(index_module, "_filing", refuse)
+        again = RequestIndex()
+        assert again.add(HttpRequest.from_dict(stored)) is False
+    assert again.find(sent, lambda i: True) == 0
+    # A memo another version wrote (another digest) is worked out again, not trusted.
+    stored[index_module.MEMO] = ("0" * 16, "key", ("POST", ("https", "b.example", 443, "/x"), (), "{}"))
+    fresh = RequestIndex()
+    assert fresh.add(HttpRequest.from_dict(stored)) is True
+    assert fresh.find(sent, lambda i: True) == 0
+    assert fresh.find(HttpRequest("POST", "https://b.example/x", b"{}", {}), lambda i: True) is None
