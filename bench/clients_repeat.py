@@ -20,27 +20,30 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+# tests.test_clients imports litellm, which would fetch its cost map from the internet at import.
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from pytest_llmport.providers import BUILTIN_PROVIDERS  # noqa: E402
 from pytest_llmport.testing import FakeProvider  # noqa: E402
 from tests.conftest import KEY  # noqa: E402
 from tests.test_clients import CLIENTS, PROVIDERS  # noqa: E402
 
-_RESULT = re.compile(r"^(test_app\.py::(\w+)\[[^\]]+\]) (PASSED|FAILED|ERROR)", re.MULTILINE)
+# -rA's summary lines, the same with and without xdist: "PASSED test_app.py::test_x[deepseek]".
+_RESULT = re.compile(r"^(PASSED|FAILED|ERROR) test_app\.py::(\w+)\[", re.MULTILINE)
 
 
 def pytest(folder: Path, env: dict[str, str], *args: str) -> Counter[tuple[str, str]]:
-    """One run; (client, outcome) counts parsed from ``-rA``-style verbose lines."""
+    """One run; (client, outcome) counts parsed from its ``-rA`` summary."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", PROVIDERS, *args],
+        [sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", PROVIDERS, *args],
         cwd=folder,
         env=env,
         capture_output=True,
         text=True,
         check=False,
     )
-    found = Counter((m.group(2), m.group(3)) for m in _RESULT.finditer(done.stdout))
-    if not found:
+    found = Counter((m.group(2), m.group(1)) for m in _RESULT.finditer(done.stdout))
+    if not found or any(outcome != "PASSED" for _, outcome in found):
         print(done.stdout[-3000:], done.stderr[-3000:], sep="\n", file=sys.stderr)
     return found
 
