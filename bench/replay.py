@@ -22,79 +22,18 @@ and the minimum is reported. Nothing here asserts on timings.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import pstats
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-from dataclasses import dataclass
 from pathlib import Path
+
+from common import Timing, clean_env, count_cassettes, ms, run_pytest, write_json, write_project
 
 from pytest_llmport.testing import FakeProvider
 
 TARGET_PLAIN_MS = 0.72
 TARGET_ADDED_MS = 0.3
 PROFILE_FILTER = r"pytest_llmport|/vcr/|/yaml/"
-
-PYTEST_INI = """\
-[pytest]
-testpaths = tests
-python_files = test_*.py
-"""
-
-TIMING_CONFTEST = '''\
-"""Bench timing: wall time of the test loop only (collection and start-up excluded)."""
-
-import json
-import os
-import time
-
-import pytest
-
-_MARKS: dict[str, float] = {}
-_PHASES = {"setup": 0.0, "call": 0.0, "teardown": 0.0}
-_DURATIONS: dict[str, list[float]] = {}
-
-
-def pytest_runtest_logreport(report):
-    # pytest's own per-phase durations: no extra clock reads in the measured path.
-    _PHASES[report.when] += report.duration
-    _DURATIONS.setdefault(report.when, []).append(report.duration)
-
-
-def pytest_sessionstart(session):
-    _MARKS["session_start"] = time.perf_counter()
-
-
-def pytest_collection_finish(session):
-    _MARKS["collection_finish"] = time.perf_counter()
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtestloop(session):
-    start, cpu_start = time.perf_counter(), time.process_time()
-    try:
-        return (yield)
-    finally:
-        end, cpu_end = time.perf_counter(), time.process_time()
-        path = os.environ.get("LLMPORT_BENCH_TIMING")
-        if path:
-            data = {
-                "loop_s": end - start,
-                "cpu_s": cpu_end - cpu_start,
-                "collect_s": _MARKS.get("collection_finish", start) - _MARKS.get("session_start", start),
-                "phases": _PHASES,
-                "first": {key: values[0] for key, values in _DURATIONS.items()},
-                "median": {key: sorted(values)[len(values) // 2] for key, values in _DURATIONS.items()},
-                "items": len(session.items),
-                "failed": session.testsfailed,
-            }
-            with open(path, "w", encoding="utf-8") as handle:
-                json.dump(data, handle)
-'''
 
 # One chat.completion as the FakeProvider answers it; the floor's in-memory transport returns it verbatim.
 CANNED_COMPLETION = {
@@ -180,8 +119,8 @@ def test_{i:05d}():
 }
 
 VARIANTS = tuple(TEST_BODIES)
-# pytest's cache plugin stays on, as in a default pytest run: llmport keeps parsed cassettes there.
-BASE_ARGS = ("-q",)
+# pytest's cache plugin stays on (common.run_pytest passes only -q), as in a default pytest run: llmport
+# keeps parsed cassettes there.
 REPLAY_ARGS: dict[str, tuple[str, ...]] = {
     "plain": (),
     "floor": (),
@@ -197,73 +136,9 @@ RECORD_ARGS: dict[str, tuple[str, ...]] = {
 }
 
 
-@dataclass
-class Timing:
-    loop_s: float
-    cpu_s: float
-    phases: dict[str, float]
-    first: dict[str, float]
-    median: dict[str, float]
-    wall_s: float
-    collect_s: float
-
-
 def build_project(root: Path, variant: str, n: int, files: int) -> Path:
     """Write a self-contained project: pytest.ini, timing conftest, N tests spread over ``files`` modules."""
-    project = root / variant
-    tests = project / "tests"
-    tests.mkdir(parents=True)
-    (project / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
-    (project / "conftest.py").write_text(TIMING_CONFTEST, encoding="utf-8")
-    per_file = -(-n // files)
-    for f, start in enumerate(range(0, n, per_file)):
-        body = HEADERS[variant] + "".join(
-            TEST_BODIES[variant].format(i=i) for i in range(start, min(start + per_file, n))
-        )
-        (tests / f"test_bench_{f:02d}.py").write_text(body, encoding="utf-8")
-    return project
-
-
-def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("OPENAI_", "LLMPORT_", "PYTEST_"))
-        and key not in ("CI", "BENCH_FAKE_BASE_URL", "COVERAGE_PROCESS_START")
-    }
-    env.update(extra)
-    return env
-
-
-def run_pytest(
-    project: Path,
-    args: tuple[str, ...],
-    env: dict[str, str],
-    n: int,
-    label: str,
-    prefix: tuple[str, ...] = ("-m", "pytest"),
-) -> Timing:
-    """Run pytest in a subprocess; fail loudly unless exactly N tests ran and all passed."""
-    timing_file = project / ".bench-timing.json"
-    timing_file.unlink(missing_ok=True)
-    env = {**env, "LLMPORT_BENCH_TIMING": str(timing_file)}
-    command = [sys.executable, *prefix, *BASE_ARGS, *args]
-    started = time.perf_counter()
-    proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - started
-    if proc.returncode != 0 or not timing_file.is_file():
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-40:])
-        raise SystemExit(f"{label}: pytest exited with {proc.returncode}\n$ {' '.join(command)}\n{tail}")
-    data = json.loads(timing_file.read_text(encoding="utf-8"))
-    if data["items"] != n or data["failed"]:
-        raise SystemExit(f"{label}: expected {n} passing items, got {data}")
-    return Timing(
-        data["loop_s"], data["cpu_s"], data["phases"], data["first"], data["median"], wall, data["collect_s"]
-    )
-
-
-def count_cassettes(project: Path) -> int:
-    return sum(1 for _ in (project / "tests").rglob("*.yaml"))
+    return write_project(root / variant, HEADERS[variant], TEST_BODIES[variant], n, files)
 
 
 def record(projects: dict[str, Path], n: int, envs: dict[str, dict[str, str]]) -> None:
@@ -273,10 +148,6 @@ def record(projects: dict[str, Path], n: int, envs: dict[str, dict[str, str]]) -
         found = count_cassettes(projects[variant])
         if found != n:
             raise SystemExit(f"record {variant}: expected {n} cassettes, found {found}")
-
-
-def ms(seconds: float, n: int) -> float:
-    return seconds * 1000.0 / n
 
 
 def _table(title: str, per: dict[str, float], best: dict[str, Timing], show_runs: bool) -> None:
@@ -355,6 +226,20 @@ def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
         )
 
 
+def figures(runs: dict[str, list[Timing]], n: int) -> dict[str, object]:
+    """The best run's figures per variant, per item in ms, for ``--json`` (bench/all.py reads them)."""
+    out: dict[str, object] = {"n": n, "repeat": max(len(ts) for ts in runs.values())}
+    for variant, ts in runs.items():
+        best = min(ts, key=lambda t: t.loop_s)
+        out[variant] = {
+            "loop_ms": ms(best.loop_s, n),
+            "cpu_ms": ms(min(t.cpu_s for t in ts), n),
+            "wall_s": best.wall_s,
+            "collect_s": best.collect_s,
+        }
+    return out
+
+
 def profile(project: Path, env: dict[str, str], n: int, out: Path, top: int = 25) -> None:
     prof = out / "llmport-replay.prof"
     # One unprofiled replay first, so the profile shows a warm run (parsed cassettes cached).
@@ -391,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep OPENAI_API_KEY set while replaying llmport (a developer's machine; default: unset, as CI)",
     )
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH (- = stdout)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects and print where")
     args = parser.parse_args(argv)
     if args.n < 1 or args.repeat < 1 or args.files < 1:
@@ -431,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
             print_table(runs, args.n, args.repeat)
+            write_json(args.json, figures(runs, args.n))
         if args.profile or args.profile_only:
             profile(projects["llmport"], envs["llmport"], args.n, root)
     finally:

@@ -587,11 +587,6 @@ class _WildObject:
     wild: tuple[tuple[re.Pattern[str], Any], ...]
 
 
-@dataclass(frozen=True)
-class _Exact:
-    canonical: str
-
-
 def _template(value: Any) -> tuple[Any, bool]:
     """(template, holds a placeholder) for a recorded JSON value."""
     if isinstance(value, str):

@@ -1,9 +1,10 @@
 """A small chat client that speaks each provider's native dialect over a given ``httpx.Client``.
 
-:func:`chat` takes OpenAI-style ``messages`` and ``tools``, builds the request the provider's dialect
-expects (OpenAI chat completions, DashScope native, ERNIE wenxinworkshop with its OAuth token exchange,
-Anthropic Messages, Gemini ``generateContent``), sends it, and returns a :class:`ChatResult`: the
-:class:`~pytest_llmport.normalize.NormalizedResult` plus the HTTP status, timings and raw bodies.
+:func:`chat` takes OpenAI-style ``messages`` and ``tools``, has the provider's dialect build the request
+it expects (OpenAI chat completions, DashScope native, ERNIE wenxinworkshop with its OAuth token exchange,
+Anthropic Messages, Gemini ``generateContent``; see :mod:`pytest_llmport.dialects`), sends it, and returns
+a :class:`ChatResult`: the :class:`~pytest_llmport.dialects.result.NormalizedResult` plus the HTTP status,
+timings and raw bodies. This module owns the sending: timings, the token cache, streaming reads.
 
 Errors the provider answers with are data, not exceptions: they come back in ``result.error``. Only a
 transport failure (connection refused, timeout) raises, as the ``httpx`` exception.
@@ -12,30 +13,29 @@ transport failure (connection refused, timeout) raises, as the ``httpx`` excepti
 from __future__ import annotations
 
 import functools
-import json
 import time
-from collections.abc import Iterable, Mapping, MutableMapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
 
-from .normalize import NormalizedResult, ProviderError, ToolCall, Usage, normalize
-from .providers import Provider
+from .deprecation import moved
+from .dialects import REGISTRY, ernie
+from .dialects.common import Ask
+from .dialects.normalizer import normalize
+from .dialects.result import NormalizedResult, ProviderError, ToolCall, Usage
 from .sse import complete_prefix
 
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["DEFAULT_MAX_TOKENS", "ChatResult", "TokenCache", "build_request", "chat"]
+    from .providers import Provider
 
-DEFAULT_MAX_TOKENS = 1024
-"""Anthropic requires ``max_tokens``; this is sent unless ``extra`` gives one."""
+__all__ = ["ChatResult", "TokenCache", "build_request", "chat"]
+
+__getattr__ = moved(__name__, {"DEFAULT_MAX_TOKENS": "pytest_llmport.dialects.anthropic:DEFAULT_MAX_TOKENS"})
 
 TokenCache = MutableMapping[tuple[str, str, str], str]
 """ERNIE access tokens by ``(base_url, api_key, secret_key)``; hold one per test, never share it wider."""
-
-_ERNIE_CHAT = "/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/"
-_ERNIE_STALE_TOKEN = frozenset({"110", "111"})  # access token invalid / expired
 
 
 @dataclass(frozen=True)
@@ -132,297 +132,6 @@ class ChatResult:
         }
 
 
-# ------------------------------------------------------------------------------------- conversion
-
-
-def _text(content: object) -> str:
-    """Plain text of an OpenAI message content (a string or a list of parts)."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(
-            str(part.get("text", "")) if isinstance(part, Mapping) else str(part)
-            for part in content
-            if not isinstance(part, Mapping) or part.get("type", "text") == "text"
-        )
-    return str(content)
-
-
-def _arguments(raw: object) -> Any:
-    """Tool-call arguments as an object (OpenAI sends a JSON string)."""
-    if isinstance(raw, str):
-        if not raw.strip():
-            return {}
-        try:
-            return json.loads(raw)
-        except ValueError:
-            return {"arguments": raw}
-    return raw if raw is not None else {}
-
-
-def _functions(tools: Sequence[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
-    """``{name, description, parameters}`` of OpenAI-style tools (bare function dicts are accepted)."""
-    result: list[dict[str, Any]] = []
-    for tool in tools or ():
-        fn = tool.get("function", tool)
-        if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
-            raise ValueError(f"a tool needs a function name, got {tool!r}")
-        entry: dict[str, Any] = {"name": fn["name"]}
-        if fn.get("description"):
-            entry["description"] = fn["description"]
-        entry["parameters"] = fn.get("parameters") or {"type": "object", "properties": {}}
-        result.append(entry)
-    return result
-
-
-def _split_system(messages: Sequence[Mapping[str, Any]]) -> tuple[str, list[Mapping[str, Any]]]:
-    system = [_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
-    rest = [m for m in messages if m.get("role") not in ("system", "developer")]
-    return "\n\n".join(s for s in system if s), rest
-
-
-def _tool_names(messages: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Tool-call id -> function name, so tool results can name the function they answer."""
-    names: dict[str, str] = {}
-    for message in messages:
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function", {})
-            if isinstance(call.get("id"), str) and isinstance(fn.get("name"), str):
-                names[call["id"]] = fn["name"]
-    return names
-
-
-def _tool_result_name(message: Mapping[str, Any], names: Mapping[str, str]) -> str:
-    """The function a ``tool`` message answers: by its ``tool_call_id``, else its own ``name``."""
-    return names.get(str(message.get("tool_call_id")), message.get("name") or "")
-
-
-def _json_or_none(raw: str) -> Any:
-    """``raw`` parsed as JSON, ``None`` when it is not JSON."""
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return None
-
-
-def _stop_list(stop: object) -> object:
-    """Stop sequences as a list (OpenAI accepts a single string too)."""
-    return [stop] if isinstance(stop, str) else stop
-
-
-def _json_wanted(response_format: Mapping[str, Any] | None) -> bool:
-    return bool(response_format) and response_format is not None and response_format.get("type") != "text"
-
-
-@dataclass(frozen=True)
-class _Ask:
-    """What :func:`build_request` was asked for, in OpenAI's terms: the input of every dialect's builder."""
-
-    model: str
-    messages: Sequence[Mapping[str, Any]]
-    tools: Sequence[Mapping[str, Any]] | None
-    response_format: Mapping[str, Any] | None
-    stream: bool
-    extra: Mapping[str, Any]
-
-
-def _openai(ask: _Ask) -> dict[str, Any]:
-    body: dict[str, Any] = {"model": ask.model, "messages": [dict(m) for m in ask.messages]}
-    if ask.tools:
-        body["tools"] = [dict(t) for t in ask.tools]
-    if ask.response_format:
-        body["response_format"] = dict(ask.response_format)
-    if ask.stream:
-        body["stream"] = True
-        body["stream_options"] = {"include_usage": True}
-    body.update(ask.extra)
-    return body
-
-
-def _dashscope(ask: _Ask) -> dict[str, Any]:
-    parameters: dict[str, Any] = {"result_format": "message", "incremental_output": ask.stream}
-    if ask.tools:
-        parameters["tools"] = [dict(t) for t in ask.tools]
-    if ask.response_format:
-        parameters["response_format"] = dict(ask.response_format)
-    # Every generation knob (temperature, max_tokens, seed, stop ...) lives in `parameters`.
-    parameters.update(ask.extra)
-    return {
-        "model": ask.model,
-        "input": {"messages": [dict(m) for m in ask.messages]},
-        "parameters": parameters,
-    }
-
-
-def _ernie(ask: _Ask) -> dict[str, Any]:
-    system, rest = _split_system(ask.messages)
-    names = _tool_names(rest)
-    converted: list[dict[str, Any]] = []
-    for message in rest:
-        role = message.get("role")
-        if role == "tool":
-            name = _tool_result_name(message, names)
-            converted.append({"role": "function", "name": name, "content": _text(message.get("content"))})
-        elif role == "assistant" and message.get("tool_calls"):
-            # ERNIE's function calling carries one call per turn.
-            fn = message["tool_calls"][0].get("function", {})
-            call = {"name": fn.get("name"), "arguments": fn.get("arguments") or "{}"}
-            converted.append(
-                {"role": "assistant", "content": _text(message.get("content")), "function_call": call}
-            )
-        else:
-            converted.append({"role": role, "content": _text(message.get("content"))})
-    body: dict[str, Any] = {"messages": converted}
-    if system:
-        body["system"] = system
-    if ask.tools:
-        body["functions"] = _functions(ask.tools)
-    if _json_wanted(ask.response_format):
-        body["response_format"] = "json_object"
-    if ask.stream:
-        body["stream"] = True
-    options = dict(ask.extra)
-    if "max_tokens" in options:
-        options["max_output_tokens"] = options.pop("max_tokens")
-    body.update(options)
-    return body
-
-
-def _anthropic(ask: _Ask) -> dict[str, Any]:
-    if ask.response_format and ask.response_format.get("type") != "text":
-        raise ValueError(
-            "the anthropic dialect has no JSON mode (response_format); "
-            "ask for JSON in the prompt or skip providers without the 'json_mode' capability"
-        )
-    system, rest = _split_system(ask.messages)
-    converted: list[dict[str, Any]] = []
-    for message in rest:
-        role = message.get("role")
-        if role == "tool":
-            block = {
-                "type": "tool_result",
-                "tool_use_id": message.get("tool_call_id"),
-                "content": _text(message.get("content")),
-            }
-            previous = converted[-1] if converted else None
-            if previous is not None and previous["role"] == "user" and isinstance(previous["content"], list):
-                previous["content"].append(block)  # parallel calls: all results in one user turn
-            else:
-                converted.append({"role": "user", "content": [block]})
-        elif role == "assistant" and message.get("tool_calls"):
-            blocks: list[dict[str, Any]] = []
-            if text := _text(message.get("content")):
-                blocks.append({"type": "text", "text": text})
-            for call in message["tool_calls"]:
-                fn = call.get("function", {})
-                blocks.append(
-                    {
-                        "type": "tool_use",
-                        "id": call.get("id"),
-                        "name": fn.get("name"),
-                        "input": _arguments(fn.get("arguments")),
-                    }
-                )
-            converted.append({"role": "assistant", "content": blocks})
-        else:
-            converted.append({"role": role, "content": _text(message.get("content"))})
-    body: dict[str, Any] = {"model": ask.model, "max_tokens": DEFAULT_MAX_TOKENS, "messages": converted}
-    if system:
-        body["system"] = system
-    if ask.tools:
-        body["tools"] = [
-            {
-                "name": fn["name"],
-                **({"description": fn["description"]} if "description" in fn else {}),
-                "input_schema": fn["parameters"],
-            }
-            for fn in _functions(ask.tools)
-        ]
-    if ask.stream:
-        body["stream"] = True
-    options = dict(ask.extra)
-    if "stop" in options:
-        options["stop_sequences"] = _stop_list(options.pop("stop"))
-    body.update(options)
-    return body
-
-
-_GEMINI_CONFIG = {
-    "temperature": "temperature",
-    "top_p": "topP",
-    "top_k": "topK",
-    "max_tokens": "maxOutputTokens",
-    "max_output_tokens": "maxOutputTokens",
-    "seed": "seed",
-    "stop": "stopSequences",
-}
-
-
-def _gemini(ask: _Ask) -> dict[str, Any]:
-    system, rest = _split_system(ask.messages)
-    names = _tool_names(rest)
-    contents: list[dict[str, Any]] = []
-    for message in rest:
-        role = message.get("role")
-        parts: list[dict[str, Any]]
-        if role == "tool":
-            raw = _text(message.get("content"))
-            response = _json_or_none(raw)
-            part = {
-                "functionResponse": {
-                    "name": _tool_result_name(message, names),
-                    "response": response if isinstance(response, dict) else {"content": raw},
-                }
-            }
-            if contents and contents[-1]["role"] == "user" and "functionResponse" in contents[-1]["parts"][0]:
-                contents[-1]["parts"].append(part)
-                continue
-            contents.append({"role": "user", "parts": [part]})
-            continue
-        parts = []
-        if text := _text(message.get("content")):
-            parts.append({"text": text})
-        for call in message.get("tool_calls") or ():
-            fn = call.get("function", {})
-            parts.append({"functionCall": {"name": fn.get("name"), "args": _arguments(fn.get("arguments"))}})
-        contents.append(
-            {"role": "model" if role == "assistant" else "user", "parts": parts or [{"text": ""}]}
-        )
-    body: dict[str, Any] = {"contents": contents}
-    if system:
-        body["systemInstruction"] = {"parts": [{"text": system}]}
-    if ask.tools:
-        body["tools"] = [{"functionDeclarations": _functions(ask.tools)}]
-    config: dict[str, Any] = {}
-    if _json_wanted(ask.response_format):
-        assert ask.response_format is not None
-        config["responseMimeType"] = "application/json"
-        schema = ask.response_format.get("json_schema")
-        if isinstance(schema, Mapping) and isinstance(schema.get("schema"), Mapping):
-            config["responseJsonSchema"] = dict(schema["schema"])
-    for key, value in ask.extra.items():
-        if key in _GEMINI_CONFIG:
-            config[_GEMINI_CONFIG[key]] = _stop_list(value) if key == "stop" else value
-        elif key == "generationConfig" and isinstance(value, Mapping):
-            config.update(value)
-        else:
-            body[key] = value
-    if config:
-        body["generationConfig"] = config
-    return body
-
-
-_BUILDERS = {
-    "openai": _openai,
-    "dashscope": _dashscope,
-    "ernie": _ernie,
-    "anthropic": _anthropic,
-    "gemini": _gemini,
-}
-
-
 def build_request(
     spec: Provider,
     *,
@@ -434,25 +143,13 @@ def build_request(
     extra: Mapping[str, Any] | None = None,
 ) -> tuple[str, dict[str, Any]]:
     """``(url, body)`` of the chat request in ``spec``'s dialect (ERNIE's URL lacks the access token)."""
-    builder = _BUILDERS.get(spec.dialect)
-    if builder is None:
+    dialect = REGISTRY.get(spec.dialect)
+    if dialect is None:
         raise ValueError(f"provider {spec.name!r}: unknown dialect {spec.dialect!r}")
     if not messages:
         raise ValueError("messages must not be empty")
-    body = builder(_Ask(model, messages, tools, response_format, stream, extra or {}))
-    base = spec.base_url.rstrip("/")
-    if spec.dialect == "openai":
-        url = f"{base}/chat/completions"
-    elif spec.dialect == "dashscope":
-        url = f"{base}/services/aigc/text-generation/generation"
-    elif spec.dialect == "ernie":
-        url = f"{base}{_ERNIE_CHAT}{quote(model, safe='/')}"
-    elif spec.dialect == "anthropic":
-        url = f"{base}/messages"
-    else:
-        method = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        url = f"{base}/models/{quote(model, safe='')}:{method}"
-    return url, body
+    body = dialect.build(Ask(model, messages, tools, response_format, stream, extra or {}))
+    return dialect.url(spec.base_url.rstrip("/"), model, stream), body
 
 
 # ------------------------------------------------------------------------------------------ sending
@@ -513,20 +210,13 @@ def _ernie_token(
     http: httpx.Client, spec: Provider, api_key: str, secret_key: str, headers: Mapping[str, str]
 ) -> tuple[str | None, int, str, str]:
     """Exchange AK/SK for an access token: (token or None, status, content type, body)."""
-    query = urlencode({"grant_type": "client_credentials", "client_id": api_key, "client_secret": secret_key})
-    url = f"{spec.base_url.rstrip('/')}/oauth/2.0/token?{query}"
-    response = http.post(url, headers=dict(headers))
+    response = http.post(ernie.token_url(spec.base_url, api_key, secret_key), headers=dict(headers))
     raw = response.text
-    token: str | None = None
-    payload = _json_or_none(raw)
-    if isinstance(payload, dict) and isinstance(payload.get("access_token"), str) and payload["access_token"]:
-        token = payload["access_token"]
-    return token, response.status_code, response.headers.get("content-type", ""), raw
+    return ernie.token_of(raw), response.status_code, response.headers.get("content-type", ""), raw
 
 
-def _token_failure(
-    spec: Provider, status: int, content_type: str, raw: str, request: dict[str, Any]
-) -> NormalizedResult:
+def _token_failure(status: int, content_type: str, raw: str, request: dict[str, Any]) -> NormalizedResult:
+    """The result of a chat whose token exchange failed: the OAuth error, else a missing token."""
     result = normalize("ernie", status=status, body=raw, content_type=content_type, request=request)
     if result.error is not None:
         return result
@@ -569,14 +259,14 @@ def chat(
         extra=extra,
     )
     headers = spec.auth_headers(api_key)
-    if stream and spec.dialect == "dashscope":
-        headers["X-DashScope-SSE"] = "enable"
+    if stream:
+        headers.update(REGISTRY[spec.dialect].stream_headers)
     # What every ChatResult of this request shares.
     answer = functools.partial(
         ChatResult, request_body=body, provider=spec.name, dialect=spec.dialect, streamed=stream
     )
     exchanges, token_ms, cache_key, cached = 1, None, None, False
-    if spec.dialect == "ernie":
+    if spec.dialect == ernie.DIALECT.name:
         cache_key = (spec.base_url, api_key, secret_key)
         token = tokens.get(cache_key) if tokens is not None else None
         cached = token is not None
@@ -587,7 +277,7 @@ def chat(
             exchanges = 2
             if token is None:
                 return answer(
-                    result=_token_failure(spec, status, content_type, raw, body),
+                    result=_token_failure(status, content_type, raw, body),
                     status=status,
                     ttft_ms=None,
                     total_ms=token_ms,
@@ -597,7 +287,7 @@ def chat(
                 )
             if tokens is not None:
                 tokens[cache_key] = token
-        url = f"{url}?{urlencode({'access_token': token})}"
+        url = ernie.with_token(url, token)
     status, content_type, raw, ttft, total = _send(http, spec, url, body, headers, stream)
     result = normalize(spec.dialect, status=status, body=raw, content_type=content_type, request=body)
     if (
@@ -605,7 +295,7 @@ def chat(
         and tokens is not None
         and cache_key is not None
         and result.error is not None
-        and result.error.code in _ERNIE_STALE_TOKEN
+        and result.error.code in ernie.STALE_TOKEN_CODES
     ):
         tokens.pop(cache_key, None)  # the next call fetches a fresh token
     return answer(

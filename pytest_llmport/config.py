@@ -18,15 +18,10 @@ import pytest
 
 from .errors import ConfigError
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
-
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
 MARKER = "llm_portable"
-MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts", "models")
+MARKER_KEYWORDS = ("providers", "baseline", "threshold", "metric", "requires", "facts", "models", "judge")
 DEFAULT_BASELINE = "openai"
 TOOL_KEYS = ("providers", "prices")
 CASSETTE_INVENTORY = ("report", "prune")
@@ -141,6 +136,15 @@ def add_options(parser: pytest.Parser) -> None:
         help="write the baseline's <provider>.observations.json files on replay too (default: only when "
         "the baseline test is recorded)",
     )
+    group.addoption(
+        "--llmport-judge",
+        dest="llmport_judge",
+        default=None,
+        metavar="PROVIDER[:MODEL]",
+        help="provider (and model) that llm_equiv.judge() asks, e.g. openai:gpt-4o-mini (default: ini "
+        "llmport_judge); a marker's judge= wins",
+    )
+    parser.addini("llmport_judge", "judge provider[:model] for llm_equiv.judge()", default="")
     parser.addini("llmport_providers", "default providers (comma or space separated)", default="")
     parser.addini(
         "llmport_strict_model",
@@ -214,6 +218,7 @@ class Settings:
     check_facts: bool = True
     strict_model: bool = False
     write_observations: bool = False
+    judge: str | None = None  # "<provider>[:model]" that llm_equiv.judge() asks
 
 
 @dataclass(frozen=True)
@@ -227,6 +232,7 @@ class MarkerOptions:
     requires: tuple[str, ...] = ()
     facts: bool | None = None
     models: tuple[str, ...] = ()
+    judge: str | None = None
 
 
 def read_tool_table(config: pytest.Config) -> dict[str, Any]:
@@ -240,6 +246,12 @@ def read_tool_table(config: pytest.Config) -> dict[str, Any]:
 
 
 def _load_tool_table(path: Path) -> dict[str, Any]:
+    # Imported here: a project configured by pytest.ini alone never needs a TOML parser.
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib  # type: ignore[import-not-found, unused-ignore]
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -369,7 +381,30 @@ def resolve(config: pytest.Config, known: Iterable[str]) -> Settings:
         check_facts=bool(config.getini("llmport_check_facts")),
         strict_model=flag("llmport_strict_model", "llmport_strict_model"),
         write_observations=flag("llmport_write_observations", "llmport_write_observations"),
+        judge=_judge(config, known),
     )
+
+
+def check_judge(text: str, known: Iterable[str], source: str) -> str:
+    """``<provider>[:model]`` with a known provider, else a usage error that shows the form."""
+    from .judge import split_judge
+
+    name, model = split_judge(text)
+    if not name:
+        raise ConfigError(f"{source}: give <provider>[:model], e.g. openai:gpt-4o-mini")
+    check_known([name], known, source)
+    return f"{name}:{model}" if model else name
+
+
+def _judge(config: pytest.Config, known: Iterable[str]) -> str | None:
+    option = config.getoption("llmport_judge")
+    text, source = (
+        (option, f"--llmport-judge={option}")
+        if option is not None
+        else (str(config.getini("llmport_judge")).strip(), "")
+    )
+    source = source or f"ini llmport_judge={text!r}"
+    return check_judge(text, known, source) if text else None
 
 
 def _whole_number(text: str, source: str) -> int:
@@ -424,7 +459,8 @@ def marker_options(
     ):
         raise ConfigError(f"{usage}(threshold={threshold!r}): threshold must be a number between 0 and 1")
     metric = marker.kwargs.get("metric")
-    known_metrics = sorted(metrics) if metrics is not None else None
+    # Listed only for a marker that names a metric: listing them imports the built-in ones (rapidfuzz).
+    known_metrics = sorted(metrics) if metrics is not None and metric is not None else None
     if metric is not None and (
         not isinstance(metric, str) or (known_metrics and metric not in known_metrics)
     ):
@@ -454,7 +490,13 @@ def marker_options(
             f"{usage}(models={models!r}): models must be a list of the model names the test sends on "
             f'purpose besides llm_provider.model, e.g. models=["glm-4-flash", "glm-4-plus"]'
         )
+    judge = marker.kwargs.get("judge")
+    if judge is not None:
+        if not isinstance(judge, str):
+            raise ConfigError(f'{usage}(judge={judge!r}): judge must be "<provider>[:model]"')
+        judge = check_judge(judge, known, f"{usage}(judge={judge!r})")
     extra: dict[str, Any] = {
+        "judge": judge,
         "requires": tuple(requires),
         "models": tuple(models),
         "baseline": baseline,

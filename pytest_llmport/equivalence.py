@@ -13,9 +13,12 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigError, LlmportError
+
+if TYPE_CHECKING:
+    from .judge import Judge, JudgeVerdict
 
 
 class MissingBaselineError(LlmportError):
@@ -70,6 +73,7 @@ class Check:
     diff: list[str] = field(default_factory=list)
     finding: str | None = None
     facts: list[str] = field(default_factory=list)  # similar(): why the texts state different facts
+    judge: dict[str, str] | None = None  # judge(): provider, model, prompt_version, verdict, reason
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
@@ -104,6 +108,7 @@ class Equivalence:
         metrics: Mapping[str, Callable[[str, str], float]],
         record_command: str,
         embed: Callable[[list[str]], list[list[float]]] | None = None,
+        judge: Callable[[], Judge] | None = None,
     ) -> None:
         self.nodeid = nodeid
         self.provider = provider
@@ -114,6 +119,7 @@ class Equivalence:
         self._metrics = metrics
         self._record_command = record_command
         self._embed = embed
+        self._judge = judge
 
     @property
     def is_baseline(self) -> bool:
@@ -286,6 +292,73 @@ class Equivalence:
             )
         return score
 
+    def judge(
+        self,
+        key: str,
+        text: str,
+        *,
+        rubric: str | None = None,
+        question: str | None = None,
+        reference: str | None = None,
+    ) -> JudgeVerdict:
+        """Record ``text``; off the baseline, ask the judge provider whether it is equivalent to the
+        baseline's (or to ``reference``) under ``rubric``, and fail with the judge's reason when it is not.
+
+        The judge is ``<provider>[:model]`` from the marker's ``judge=``, else ``--llmport-judge``, else the
+        ini key ``llmport_judge``. ``rubric`` may name ``{question}``, ``{baseline}`` and ``{candidate}``;
+        the default one (:data:`pytest_llmport.judge.DEFAULT_RUBRIC`) asks for the same facts and the same
+        conclusion. The judge's exchange is recorded in this test's cassette and replayed like the rest.
+        """
+        __tracebackhide__ = True
+        from .judge import DEFAULT_RUBRIC, JudgeVerdict, prompt_version, render_rubric
+
+        where = f"{self.nodeid}: llm_equiv.judge({key!r}) on {self.provider}"
+        if not isinstance(text, str):
+            raise ConfigError(f"{where} needs a str, got {type(text).__name__}")
+        for name, value in (("rubric", rubric), ("question", question), ("reference", reference)):
+            if value is not None and not isinstance(value, str):
+                raise ConfigError(f"{where}: {name}= must be a str, got {type(value).__name__}")
+        rubric = DEFAULT_RUBRIC if rubric is None else rubric
+        # Checked on every provider, the baseline too: a bad setup must not pass there and fail elsewhere.
+        if self._judge is None:
+            raise ConfigError(
+                f"{where}: no judge provider is configured. Name one: ini llmport_judge = "
+                f"openai:gpt-4o-mini, or --llmport-judge=openai:gpt-4o-mini, or @pytest.mark.llm_portable("
+                f'judge="openai:gpt-4o-mini") (any provider of the run\'s registry, with its key to record)'
+            )
+        render_rubric(rubric, {"question": question or "", "baseline": "", "candidate": ""}, where)
+        judge = self._judge()
+        self.observe(key, text)
+        version = prompt_version(rubric)
+        details = {"provider": judge.handle.name, "model": judge.model, "prompt_version": version}
+        if reference is None and self.is_baseline:
+            self.checks.append(Check("judge", key, True, detail="baseline", metric="judge", judge=details))
+            return JudgeVerdict(True, "baseline", judge.handle.name, judge.model, version)
+        other = reference if reference is not None else self.baseline(key)
+        if not isinstance(other, str):
+            raise ConfigError(f"{self.nodeid}: the baseline's {key!r} is not text: {other!r}")
+        verdict = judge.ask(rubric, other, text, question, where)
+        against = "reference text" if reference is not None else f"baseline {self.settings.baseline}"
+        said = f"the judge {judge.label} (prompt {version})"
+        finding = None if verdict.equivalent else f"{said}: not equivalent: {verdict.reason}"
+        self.checks.append(
+            Check(
+                "judge",
+                key,
+                verdict.equivalent,
+                detail=verdict.reason,
+                metric="judge",
+                finding=finding,
+                judge=verdict.to_dict(),
+            )
+        )
+        if not verdict.equivalent:
+            raise EquivalenceError(
+                f"{self.nodeid}: {key!r} on {self.provider} is not equivalent to the {against} according "
+                f"to {said}: {verdict.reason}\n  expected: {_clip(other)}\n  actual:   {_clip(text)}"
+            )
+        return verdict
+
     def relation(
         self,
         name: str,
@@ -336,7 +409,9 @@ class Equivalence:
             try:
                 return float(function(a, b))
             except SemanticUnavailableError as exc:
-                raise SemanticUnavailableError(f"{self.nodeid}: {exc}") from None
+                raise SemanticUnavailableError(
+                    f"{self.nodeid}: metric {name!r} on {self.provider}: {exc}"
+                ) from None
         if self._embed is None:
             raise ConfigError(
                 f"{self.nodeid}: metric 'embedding' needs ini llmport_embedding_provider (a provider name) "

@@ -23,11 +23,12 @@ import errno
 import ipaddress
 import json
 import os
+import shutil
 import socket
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -510,23 +511,9 @@ class ChildGuard:
 
     def close(self) -> None:
         self._closed.close()
-        for path in self._dir.iterdir():
-            path.unlink()
-        self._dir.rmdir()
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
+        # Not file by file: a child Python that writes bytecode (xdist workers do, unless
+        # PYTHONDONTWRITEBYTECODE is set) leaves a __pycache__ folder beside the sitecustomize.
+        shutil.rmtree(self._dir, ignore_errors=True)
 
 
 def install_in_child() -> None:

@@ -24,15 +24,17 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
+from .dialects import REGISTRY, find
 from .errors import CassetteError
 from .providers import Provider
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Native dialects whose base URL is a bare host: only their own API paths belong to the provider.
-DIALECT_PATHS: Mapping[str, tuple[str, ...]] = {"ernie": ("/rpc/2.0/ai_custom", "/oauth/2.0/token")}
-_ERNIE_CHAT = "/wenxinworkshop/chat/"
+DIALECT_PATHS: Mapping[str, tuple[str, ...]] = {
+    name: d.own_paths for name, d in REGISTRY.items() if d.own_paths
+}
 MODEL_MEMO = "_llmport_models"  # on each response dict; the serializer never writes ``_llmport`` keys
 
 CAUSE = (
@@ -279,11 +281,11 @@ def _json(raw: Any) -> Any:
 
 def request_model(dialect: str, uri: str, body: Any) -> str | None:
     """The model a request names: in the JSON body, or in the URL path (Gemini, ERNIE native)."""
-    path = urlsplit(uri).path
-    if dialect == "gemini" and "/models/" in path:
-        return unquote(path.rsplit("/models/", 1)[1].split(":", 1)[0]) or None
-    if dialect == "ernie":
-        return unquote(path.split(_ERNIE_CHAT, 1)[1]) if _ERNIE_CHAT in path else None
+    known = find(dialect)
+    if known is not None and known.model_from_path is not None:
+        named = known.model_from_path(urlsplit(uri).path)
+        if named is not None:
+            return named or None
     parsed = _json(body)
     model = parsed.get("model") if isinstance(parsed, dict) else None
     return model if isinstance(model, str) else None

@@ -9,7 +9,7 @@ import json
 from typing import Any
 from urllib.parse import urlsplit
 
-from .normalize import normalize
+from .dialects.normalizer import normalize
 
 
 def _used(cassette: Any) -> list[tuple[Any, Any]]:

@@ -8,7 +8,7 @@ cassette, a cut-short response the test did not expect); ``no-baseline``; ``skip
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 KINDS = (
@@ -46,7 +46,7 @@ def is_finding(exc: BaseException) -> bool:
     return all(isinstance(e, EquivalenceError) for e in _leaves(exc))
 
 
-def provider_error(exchanges: list[Mapping[str, Any]]) -> str | None:
+def provider_error(exchanges: Sequence[Mapping[str, Any]]) -> str | None:
     """The error category (or ``content_filter``) of the first exchange the provider refused."""
     for exchange in exchanges:
         error = exchange.get("error")
@@ -57,6 +57,31 @@ def provider_error(exchanges: list[Mapping[str, Any]]) -> str | None:
     return None
 
 
+def decide_kind(
+    outcome: str, *, problems: bool, no_baseline: bool, finding: bool, exchanges: Sequence[Mapping[str, Any]]
+) -> tuple[str, str | None]:
+    """The one order in which a cell's facts decide its kind: ``(kind, provider error category)``.
+
+    ``outcome`` is ``passed``, ``failed`` or ``skipped``; the facts come from the live exception
+    (:func:`cell_kind`) or, for a report cell that carries no kind, from its data (:func:`kind_of_cell`).
+    """
+    if outcome == "skipped":
+        return "skipped", None
+    if problems:
+        # Even a test that passed: its recording cannot be kept, so CI would not see this pass.
+        return "recording-problem", None
+    if outcome == "passed":
+        return "passed", None
+    if no_baseline:
+        return "no-baseline", None
+    if finding:
+        return "equivalence", None
+    category = provider_error(exchanges)
+    if category is not None:
+        return "provider-error", category
+    return "app-failure", None
+
+
 def cell_kind(outcome: str, exc: BaseException | None, data: Mapping[str, Any]) -> dict[str, str]:
     """``{"kind": ...}`` plus ``exception`` / ``category`` where they apply.
 
@@ -65,21 +90,39 @@ def cell_kind(outcome: str, exc: BaseException | None, data: Mapping[str, Any]) 
     """
     from .equivalence import MissingBaselineError
 
-    if outcome == "skipped":
-        return {"kind": "skipped"}
-    if data.get("problems"):
-        # Even a test that passed: its recording cannot be kept, so CI would not see this pass.
-        return {"kind": "recording-problem", **({"exception": describe(exc)} if exc is not None else {})}
-    if outcome == "passed" or exc is None:
-        return {"kind": "passed"}
-    if any(isinstance(e, MissingBaselineError) for e in _leaves(exc)):
-        return {"kind": "no-baseline", "exception": describe(exc)}
-    if is_finding(exc):
-        return {"kind": "equivalence", "exception": describe(exc)}
-    category = provider_error(list(data.get("exchanges") or []))
+    if exc is None and outcome != "skipped":
+        outcome = "passed"
+    kind, category = decide_kind(
+        "failed" if outcome == "xfailed" else outcome,
+        problems=bool(data.get("problems")),
+        no_baseline=exc is not None and any(isinstance(e, MissingBaselineError) for e in _leaves(exc)),
+        finding=exc is not None and is_finding(exc),
+        exchanges=list(data.get("exchanges") or []),
+    )
+    result = {"kind": kind}
     if category is not None:
-        return {"kind": "provider-error", "category": category, "exception": describe(exc)}
-    return {"kind": "app-failure", "exception": describe(exc)}
+        result["category"] = category
+    if exc is not None and kind not in ("skipped", "passed"):
+        result["exception"] = describe(exc)
+    return result
+
+
+def kind_of_cell(cell: Mapping[str, Any]) -> str:
+    """A report cell's ``kind`` when the run recorded one, else decided from what the cell holds.
+
+    A setup or teardown ``error`` counts as a failure (the plugin's own setup problems are in ``problems``).
+    """
+    kind = cell.get("kind")
+    if isinstance(kind, str) and kind:
+        return kind
+    outcome = str(cell.get("outcome") or "")
+    return decide_kind(
+        "failed" if outcome not in ("passed", "skipped") else outcome,
+        problems=bool(cell.get("problems")),
+        no_baseline="MissingBaselineError" in str(cell.get("longrepr") or ""),
+        finding=any(not check.get("passed", True) for check in cell.get("checks") or []),
+        exchanges=list(cell.get("exchanges") or []),
+    )[0]
 
 
 def broken_exchanges(cassette: Any, pending: Mapping[int, Any] | None = None) -> list[str]:

@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Generator
-from typing import Any
+from collections.abc import Generator, Iterable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import config as cfg
 from . import hookspecs, providers
-from .coexist import conflict
-from .equivalence import Equivalence, embedding_metric
 from .errors import ConfigError, LlmportError
-from .handle import LLMProvider
-from .identity import strict_model_failure
 from .metrics import MetricRegistry
-from .outcome import cell_kind
-from .properties import falsifying_example
 from .report import DISCARDED, PROPERTY, RunReport, junit_properties
 from .run import (
     BACKGROUND_PROPERTY,
@@ -32,6 +26,12 @@ from .run import (
 )
 from .testids import leaky_ids, param_id
 
+# What only a marked test needs is imported where it is used, so a run without one stays light
+# (tests/test_import.py, bench/startup.py).
+if TYPE_CHECKING:
+    from .equivalence import Equivalence
+    from .handle import LLMProvider
+
 RUN_KEY = pytest.StashKey[LlmportRun]()
 ITEM_KEY = pytest.StashKey[ItemState]()
 OUTCOME_KEY = pytest.StashKey[Outcome]()
@@ -43,8 +43,11 @@ EARLY_KEY = pytest.StashKey[Outside]()
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(hookspecs)
-    # Registered before any conftest, so users' providers of the same name win.
-    pluginmanager.register(providers, "llmport-builtin-providers")
+
+
+def pytest_llmport_add_providers(config: pytest.Config) -> Iterable[providers.Provider]:
+    # This plugin registers before any conftest, so users' providers of the same name win.
+    return providers.BUILTIN_PROVIDERS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,8 +71,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers",
         f"{cfg.MARKER}(providers=None): run this test once per selected LLM provider, recording and "
         "replaying its HTTP traffic; providers=[...] restricts it to a subset, requires=[...] skips "
-        "providers lacking a capability, baseline=/threshold=/metric=/facts= tune llm_equiv, models=[...] "
-        "names models the test sends on purpose besides llm_provider.model.",
+        "providers lacking a capability, baseline=/threshold=/metric=/facts=/judge= tune llm_equiv, "
+        "models=[...] names models the test sends on purpose besides llm_provider.model.",
     )
     try:
         table = cfg.read_tool_table(config)
@@ -95,6 +98,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_llmport_add_metrics(config: pytest.Config) -> dict[str, Any]:
+    from .equivalence import embedding_metric
     from .semantic import semantic
     from .similarity import METRICS
 
@@ -177,11 +181,12 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
 def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.Item]) -> None:
     run = session.config.stash[RUN_KEY]
     run.prepare_property_tests(items)
-    leaky_ids(items, run.redact)
+    leaky_ids(items, run.redact, PARAM)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    if any(provider_of(item) is not None for item in session.items):
+    # --collect-only runs no test: nothing to warm up for.
+    if not session.config.option.collectonly and any(provider_of(item) is not None for item in session.items):
         session.config.stash[RUN_KEY].warm_up()
     if session.config.stash[RUN_KEY].settings.cassette_inventory:
         session.config.stash[REPORT_KEY].take_inventory(session, session.config.stash[RUN_KEY])
@@ -226,6 +231,8 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     name = provider_of(item)
     if name is None or item.get_closest_marker("skip") is not None:
         return  # a provider skipped for a missing capability needs no cassette
+    from .coexist import conflict
+
     problem = conflict(item, name)
     if problem is not None:
         pytest.fail(problem, pytrace=False)
@@ -251,6 +258,8 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         if problems:
             raise pytest.fail.Exception("\n".join(dict.fromkeys(problems)), pytrace=False) from None
     if state is not None and item.config.stash[RUN_KEY].settings.strict_model:
+        from .identity import strict_model_failure
+
         wrong_model = strict_model_failure(item.nodeid, state.recording.cassette, state.handle, state.models)
         if wrong_model:
             raise pytest.fail.Exception(wrong_model, pytrace=False)
@@ -279,6 +288,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     outcome = item.stash.setdefault(OUTCOME_KEY, Outcome())
     outcome.note(report.when, report.failed, exc)
     if report.when == "call" or not report.passed:
+        from .outcome import cell_kind
+        from .properties import falsifying_example
+
         # Travels with the report, so xdist brings it to the controller's matrix.
         run = item.config.stash[RUN_KEY]
         data: dict[str, Any] = run.report_data(state, outcome) if state else {"provider": name}

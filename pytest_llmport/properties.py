@@ -17,7 +17,6 @@ from typing import Any
 
 from .errors import CassetteError
 
-DEFAULT_MAX_EXAMPLES = 10
 # Hypothesis has worded this note "Falsifying example: ..." and, more recently, "Failing test case: ...".
 _FALSIFYING = re.compile(r"^(?:Falsifying (?:explicit )?example|Failing test case): .*", re.S)
 

@@ -1,8 +1,10 @@
 """The provider registry: what each provider is called, where it lives and how it authenticates.
 
 Built-in providers are contributed through the same ``pytest_llmport_add_providers`` hook that users
-implement, so a private gateway is a first-class citizen. Overrides from ``[tool.llmport.providers.<name>]``
-and from ``LLMPORT_<NAME>_BASE_URL`` / ``LLMPORT_<NAME>_MODEL`` are applied once, in :func:`build_registry`.
+implement (the plugin's implementation returns :data:`BUILTIN_PROVIDERS`), so a private gateway is a
+first-class citizen. Overrides from ``[tool.llmport.providers.<name>]`` and from ``LLMPORT_<NAME>_BASE_URL``
+/ ``LLMPORT_<NAME>_MODEL`` are applied once, in :func:`build_registry`. No pytest here: the registry is
+plain data, importable wherever the package is.
 """
 
 from __future__ import annotations
@@ -10,17 +12,16 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
-
+from .deprecation import moved
+from .dialects import DIALECTS, url_trap
 from .errors import ConfigError
 
 AUTH_SCHEMES = ("bearer", "api-key", "x-api-key", "x-goog-api-key", "query-access-token", "none")
-DIALECTS = ("openai", "dashscope", "ernie", "anthropic", "gemini")
 CAPABILITIES = (
     "tools",
     "json_mode",
@@ -252,11 +253,9 @@ BUILTIN_PROVIDERS: tuple[Provider, ...] = (
 )
 
 
-@pytest.hookimpl
-def pytest_llmport_add_providers(config: pytest.Config) -> Iterable[Provider]:
-    """Contribute the built-in providers (users implement the same hook for their own)."""
-    return BUILTIN_PROVIDERS
-
+__getattr__ = moved(
+    __name__, {"pytest_llmport_add_providers": "pytest_llmport.plugin:pytest_llmport_add_providers"}
+)
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Provider)}
 _OVERRIDABLE = tuple(name for name in _FIELDS if name != "name")
@@ -357,49 +356,14 @@ def apply_overrides(
     return result
 
 
-# (dialect, test on the URL, what the URL really is, what to use instead)
-_URL_TRAPS: tuple[tuple[str, Callable[[str], bool], str, str], ...] = (
-    (
-        "openai",
-        lambda url: "dashscope" in url and "/api/v1" in url and "compatible-mode" not in url,
-        "the native DashScope API",
-        'dialect = "dashscope" (as provider qwen-native) or the /compatible-mode/v1 URL',
-    ),
-    (
-        "dashscope",
-        lambda url: "compatible-mode" in url,
-        "DashScope's OpenAI-compatible mode",
-        'dialect = "openai" (as provider qwen) or the /api/v1 URL',
-    ),
-    (
-        "openai",
-        lambda url: "aip.baidubce.com" in url,
-        "the native ERNIE wenxinworkshop API",
-        'dialect = "ernie" (as provider ernie-native) or https://qianfan.baidubce.com/v2',
-    ),
-    (
-        "ernie",
-        lambda url: "qianfan.baidubce.com/v2" in url,
-        "Qianfan v2, which is OpenAI-compatible",
-        'dialect = "openai" (as provider ernie)',
-    ),
-    (
-        "gemini",
-        lambda url: url.rstrip("/").endswith("/openai"),
-        "Gemini's OpenAI-compatible facade",
-        'dialect = "openai"',
-    ),
-)
-
-
 def check_dialect_url(provider: Provider) -> None:
     """A dialect and a base URL that disagree would fail on the first request; say so at start-up."""
-    for dialect, matches, what, fix in _URL_TRAPS:
-        if provider.dialect == dialect and matches(provider.base_url):
-            raise ConfigError(
-                f"provider {provider.name!r}: dialect {dialect!r} but {provider.base_url} is {what}; "
-                f"use {fix}"
-            )
+    trap = url_trap(provider.dialect, provider.base_url)
+    if trap is not None:
+        raise ConfigError(
+            f"provider {provider.name!r}: dialect {provider.dialect!r} but {provider.base_url} is "
+            f"{trap.what}; use {trap.fix}"
+        )
 
 
 def build_registry(

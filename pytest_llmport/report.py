@@ -332,7 +332,9 @@ class RunReport:
         from .prices import load
 
         self.settings = settings
-        self.prices = load(prices)
+        self._price_overrides = prices
+        # [tool.llmport.prices] is checked at start-up; the built-in table alone is read for a report.
+        self._prices = load(prices) if prices else None
         self.capabilities = {name: sorted(spec.capabilities) for name, spec in registry.items()}
         for path, what, option in (
             (settings.report_path, "JSON report", "--llmport-report"),
@@ -384,12 +386,20 @@ class RunReport:
 
             self._write(self.settings.html_path, lambda: render_html(report), "HTML report")
 
+    @property
+    def prices(self) -> PriceTable:
+        if self._prices is None:
+            from .prices import load
+
+            self._prices = load(self._price_overrides)
+        return self._prices
+
     def summary(self, matrix: Matrix, discarded: Iterable[Any]) -> list[tuple[str, list[str]]]:
         """The terminal sections, in order: verdict per provider, matrix, unsaved cassettes, errors."""
-        from .verdict import render
-
         sections: list[tuple[str, list[str]]] = []
         if matrix.cells:
+            from .verdict import render
+
             report = self.build(matrix)
             sections.append((f"verdict per provider (baseline {matrix.baseline})", render(report)))
             sections.append(("portability matrix", matrix.render(self.settings.matrix_rows)))
@@ -417,8 +427,6 @@ def junit_properties(data: Mapping[str, Any], report: Any) -> list[tuple[str, st
 
     outcome = "error" if report.failed and report.when != "call" else report.outcome
     cell = {**data, "outcome": outcome, "longrepr": report.longreprtext if report.failed else ""}
-    if report.when != "call":
-        cell.pop("kind", None)
     props = [(f"{PROPERTY}.provider", str(data["provider"])), (f"{PROPERTY}.kind", cell_kind(cell))]
     exchanges = data.get("exchanges") or []
     sent = sorted({str(e["request_model"]) for e in exchanges if e.get("request_model")})
@@ -452,7 +460,7 @@ def schema_errors(report: object) -> list[str]:
     """Where ``report`` breaks the schema, as ``$.path: message`` lines (empty when it conforms)."""
     import importlib
 
-    # Imported by name, like compare.py does: jsonschema ships no type stubs.
+    # Imported by name, like compare/schema.py does: jsonschema ships no type stubs.
     validators: Any = importlib.import_module("jsonschema.validators")
     validator = validators.Draft202012Validator(schema())
     return [

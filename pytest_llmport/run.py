@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .config import MARKER, Settings
-from .errors import CassetteFormatError, CorruptCassetteError, LlmportError, MissingCassetteError
+from .errors import (
+    CassetteFormatError,
+    CorruptCassetteError,
+    LlmportError,
+    MissingCassetteError,
+)
 from .guard import Threads, background_hint
 from .handle import ClientCache, LLMProvider
 from .placeholders import PLACEHOLDER_KEYS, replay_key
@@ -25,13 +30,13 @@ if TYPE_CHECKING:
     from .equivalence import Equivalence
     from .guard import Attempt, ChildGuard, Guard
     from .identity import ProviderIdentity
+    from .judge import Judge
     from .recording import ItemRecording, Patches, Router
     from .scrub import Scrubber
 
 PARAM = "llm_provider_name"
 # Background traffic seen during a test without the marker (marked tests carry it in their report data).
 BACKGROUND_PROPERTY = "llmport_background"
-RECORDING_MODES = ("once", "new_episodes", "all")
 
 
 ALLOW = "Use --llmport-allow-network to let it through."
@@ -116,6 +121,7 @@ class ItemState:
     restore_env: Callable[[], None] = lambda: None
     equiv: Equivalence | None = None
     models: tuple[str, ...] = ()  # the marker's models=[...]: models the test uses on purpose
+    judged: bool = False  # a judge is configured: its exchanges share the cassette
 
 
 @dataclass
@@ -218,18 +224,15 @@ class LlmportRun:
 
     @staticmethod
     def _set_env(saved: dict[str, str | None], values: dict[str, str]) -> None:
-        for var, value in values.items():
-            saved.setdefault(var, os.environ.get(var))
-            os.environ[var] = value
+        from .environ import set_variables
+
+        set_variables(values, saved)
 
     @staticmethod
     def _restore_env(saved: dict[str, str | None]) -> None:
-        for var, old in saved.items():
-            if old is None:
-                os.environ.pop(var, None)
-            else:
-                os.environ[var] = old
-        saved.clear()
+        from .environ import restore_variables
+
+        restore_variables(saved)
 
     def enter(self, nodeid: str) -> tuple[Scope, Scope | None]:
         """A test or collector starts: refusals from now on are its own (or background traffic)."""
@@ -483,6 +486,9 @@ class LlmportRun:
         hint = self._hint(item, spec, hint_mode)
         embedding = self.settings.embedding_provider if self.settings.embedding_model else None
         also = [self.registry[embedding]] if embedding else []
+        judge = self.judge_of(item)
+        if judge is not None:
+            also.append(judge[0])  # the judge's requests land in this test's cassette too
         spec, checker = identity.prepare(
             item.nodeid,
             spec,
@@ -523,7 +529,10 @@ class LlmportRun:
         declared = list(marker.kwargs.get("models", ())) if marker else []
         if embedding and self.settings.embedding_model:
             declared.append(self.settings.embedding_model)  # the embedding metric's requests land here too
+        if judge is not None:
+            declared.append(judge[1])
         state = ItemState(handle, recording, self._hint(item, spec, hint_mode), models=tuple(declared))
+        state.judged = judge is not None
         self._current = (item.nodeid, state)
         if self.settings.export_env:
             from . import sdks
@@ -664,8 +673,68 @@ class LlmportRun:
             metrics=self.metrics,
             record_command=command,
             embed=self._embedder(state),
+            judge=self._judge_factory(item, state),
         )
         return state.equiv
+
+    def judge_of(self, item: pytest.Item) -> tuple[Provider, str] | None:
+        """The judge provider and model of a test: the marker's ``judge=``, else the run's, else None."""
+        from .judge import split_judge
+
+        marker = item.get_closest_marker(MARKER)
+        text = marker.kwargs.get("judge") if marker is not None else None
+        text = text or self.settings.judge
+        if not isinstance(text, str) or not text:
+            return None
+        name, model = split_judge(text)  # validated at configure (ini, option) and collection (marker)
+        spec = self.registry[name]
+        return spec, model or spec.model
+
+    def _judge_factory(self, item: pytest.Item, state: ItemState) -> Callable[[], Judge] | None:
+        found = self.judge_of(item)
+        if found is None:
+            return None
+        spec, model = found
+
+        def build() -> Judge:
+            from .judge import Judge
+
+            recording = state.recording
+            key = os.environ.get(spec.api_key_env, "")
+            where = f"{item.nodeid}: the judge {spec.name}:{model} cannot record its verdict"
+            unusable = None  # only asking needs these; the baseline records its text without the judge
+            if not recording.replaying and spec.key_required and not key:
+                unusable = (
+                    f"{where}: {spec.api_key_env} is not set. Set it, or name another judge "
+                    f"(--llmport-judge=<provider>[:model])"
+                )
+            elif not recording.replaying and "<" in spec.base_url:
+                unusable = (
+                    f"{where}: set {spec.env_prefix}_BASE_URL "
+                    f"(its base URL {spec.base_url} has a placeholder)"
+                )
+            command = self._hint(item, state.handle.spec, "all").removeprefix("To record it: ")
+            if spec.key_required and spec.api_key_env not in command:
+                command = f"{spec.api_key_env}=... {command}"
+            handle = LLMProvider(
+                spec,
+                key or replay_key(spec.api_key_env),
+                state.handle.cassette_path,
+                state.handle.record_mode,
+                recording.replaying,
+                self.clients,
+            )
+            return Judge(
+                handle=handle,
+                model=model,
+                recorded=lambda: list(recording.cassette.requests),
+                replaying=recording.replaying,
+                record_command=command,
+                problem=recording.unmatched.append,
+                unusable=unusable,
+            )
+
+        return build
 
     def _embedder(self, state: ItemState) -> Callable[[list[str]], list[list[float]]] | None:
         name, model = self.settings.embedding_provider, self.settings.embedding_model
@@ -733,6 +802,11 @@ class LlmportRun:
             # failure, not the provider's, and not a recording to keep.
             broken = broken_exchanges(recording.cassette, recording.pending)
             problems += broken if outcome.call_failed else broken[: len(recording.pending)]
+        cassette = recording.cassette
+        if state.judged:
+            from .judge import WithoutJudge
+
+            cassette = WithoutJudge(cassette)  # the provider's own exchanges; the judge's are in its checks
         data = {
             "provider": state.handle.name,
             # A property-based test adds checks per example and shrink step; the last ones say most.
@@ -740,15 +814,13 @@ class LlmportRun:
             "observations": dict(equiv.observations) if equiv else {},
             "problems": problems,
             "background": list(state.recording.background),
-            "exchanges": summarize_exchanges(state.recording.cassette, state.handle.spec.dialect),
+            "exchanges": summarize_exchanges(cassette, state.handle.spec.dialect),
             # Where the cell's answers came from, for the verdict's "cells: N replayed, M recorded".
             "cassette": {
                 "source": "replayed" if state.recording.replaying else "recorded",
                 "path": str(state.recording.path),
             },
-            "model": model_report(
-                state.recording.cassette, state.handle.spec.dialect, state.handle.model, state.models
-            ),
+            "model": model_report(cassette, state.handle.spec.dialect, state.handle.model, state.models),
         }
         scrubbed: dict[str, Any] = self.output_scrubber().value(data)
         return scrubbed

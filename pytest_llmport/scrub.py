@@ -25,7 +25,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, unquote_plus, urlencode, urlsplit, urlunsplit
 
@@ -344,9 +344,6 @@ class Scrubber:
         scrubbed = self.text(text)
         return value if scrubbed == text else scrubbed.encode("utf-8", "surrogateescape")
 
-    def strings(self, values: Iterable[str]) -> list[str]:
-        return [self.text(value) for value in values]
-
     def value(self, value: Any) -> Any:
         """A scrubbed copy of a JSON-like value the plugin writes (observations, report data)."""
         return self._walk(value, self.text)
@@ -388,21 +385,21 @@ class Scrubber:
         return self.text(urlunsplit(parts._replace(netloc=netloc)))
 
     def request_headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for name, value in headers.items():
-            lower = name.lower()
-            if lower in NOISY_REQUEST_HEADERS or lower.startswith(NOISY_REQUEST_PREFIXES):
-                continue
-            result[self.text(name)] = REDACTED if lower in SECRET_HEADERS else self._header_value(value)
-        return result
+        return self._headers(headers, NOISY_REQUEST_HEADERS, NOISY_REQUEST_PREFIXES, REDACTED)
 
     def response_headers(self, headers: Mapping[str, Any]) -> dict[str, Any]:
+        # vcrpy stores response header values as lists.
+        return self._headers(headers, NOISY_RESPONSE_HEADERS, NOISY_RESPONSE_PREFIXES, [REDACTED])
+
+    def _headers(
+        self, headers: Mapping[str, Any], noisy: Collection[str], prefixes: tuple[str, ...], redacted: Any
+    ) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for name, value in headers.items():
             lower = name.lower()
-            if lower in NOISY_RESPONSE_HEADERS or lower.startswith(NOISY_RESPONSE_PREFIXES):
+            if lower in noisy or lower.startswith(prefixes):
                 continue
-            result[self.text(name)] = [REDACTED] if lower in SECRET_HEADERS else self._header_value(value)
+            result[self.text(name)] = redacted if lower in SECRET_HEADERS else self._header_value(value)
         return result
 
     def _header_value(self, value: Any) -> Any:

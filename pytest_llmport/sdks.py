@@ -14,6 +14,7 @@ version), dashscope the ``.../api/v1`` base, qianfan the host.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -21,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .environ import restore_variables, set_variables
 from .providers import Provider
 
 _VERSION = re.compile(r"/(v\d+(?:alpha\d*|beta\d*)?)/*$")
@@ -160,17 +162,9 @@ def apply(spec: Provider, api_key: str, secret_key: str = "") -> Callable[[], No
 
 
 def _set_environ(values: Mapping[str, str]) -> Callable[[], None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-
-    def restore() -> None:
-        for name, old in saved.items():
-            if old is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = old
-
-    return restore
+    saved: dict[str, str | None] = {}
+    set_variables(values, saved)
+    return functools.partial(restore_variables, saved)
 
 
 def _set_attributes(target: Any, values: Mapping[str, str]) -> Callable[[], None]:

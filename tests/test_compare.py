@@ -404,6 +404,20 @@ def test_dataclass_failure_paths() -> None:
     assert "$.id: missing; required by dataclass Order (int)" in errors
 
 
+@dataclasses.dataclass
+class Flag:
+    on: Literal[0, 1]
+
+
+def test_literal_numbers_take_neither_booleans_nor_floats() -> None:
+    # pydantic's TypeAdapter accepts (and converts) both even in strict mode: why compare/typecheck.py stays.
+    assert check_schema({"on": 1}, Flag).value == Flag(1)
+    for wrong in (True, 1.0):
+        with pytest.raises(SchemaError) as info:
+            check_schema({"on": wrong}, Flag)
+        assert info.value.errors == (f"$.on: got {wrong!r}; expected one of [0, 1]",)
+
+
 def test_dataclass_bool_is_not_an_int_and_unions() -> None:
     assert check_schema({"enabled": True, "level": 3}, Flags).value == Flags(True, 3)
     assert check_schema({"enabled": False, "level": "high", "pair": [1, "a"]}, Flags).value == Flags(
@@ -562,8 +576,11 @@ def test_pydantic_is_not_imported_for_other_schemas() -> None:
     subprocess.run([sys.executable, "-W", "error", "-c", code], check=True)
 
 
-def test_module_is_pure() -> None:
-    tree = ast.parse(Path(compare.__file__).read_text(encoding="utf-8"))
+@pytest.mark.parametrize(
+    "module", sorted(Path(compare.__file__).parent.glob("*.py")), ids=lambda path: path.name
+)
+def test_module_is_pure(module: Path) -> None:
+    tree = ast.parse(module.read_text(encoding="utf-8"))
     top_level: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.Import):

@@ -6,7 +6,8 @@ Runnable examples are marked in ``docs/*.md`` with HTML comments, which rendered
     Starts an example; everything up to the next ``example:`` (or the end of the page) belongs to it.
     Each example is one test, run in a fresh pytester directory with a fresh
     :class:`pytest_llmport.testing.FakeProvider` (any key accepted; it answers ``shipping`` to a ticket
-    about 发货 and a JSON object to a prompt containing ``JSON``, see ``FAKE_REPLIES``) standing in for every built-in provider: ``LLMPORT_<NAME>_BASE_URL``
+    about 发货 and a JSON object to a prompt containing ``JSON``, see ``FAKE_REPLIES``, and a judge's
+    verdict to ``llm_equiv.judge``, see ``fake_reply``) standing in for every built-in provider: ``LLMPORT_<NAME>_BASE_URL``
     points at it. No key variable is set and ``CI`` is unset, so an
     example sets the keys it needs, as a reader would.
 ``<!-- file: PATH -->``
@@ -85,6 +86,25 @@ FAKE_REPLIES = {
     "JSON": '{"category": "shipping", "urgent": false}',
 }
 KEY_VARIABLES = sorted({provider.api_key_env for provider in BUILTIN_PROVIDERS})
+
+
+def fake_reply(payload: dict[str, Any]) -> Any:
+    """``FAKE_REPLIES``; but a judge's request (llm_equiv.judge) gets a verdict by a rule that can fail:
+    ``not_equivalent`` with the facts that differ (:func:`pytest_llmport.facts.conflicts`), else
+    ``equivalent``."""
+    from pytest_llmport.facts import conflicts
+    from pytest_llmport.judge import read_request
+
+    asked = read_request(payload)
+    if asked is not None:
+        found = conflicts(asked.baseline, asked.candidate)
+        verdict = "not_equivalent" if found else "equivalent"
+        return {"verdict": verdict, "reason": "; ".join(found) or "the same facts"}
+    text = next(
+        (m.get("content") for m in reversed(payload.get("messages") or []) if m.get("role") == "user"), ""
+    )
+    text = text if isinstance(text, str) else "".join(p.get("text", "") for p in text if isinstance(p, dict))
+    return next((reply for key, reply in FAKE_REPLIES.items() if key in text), f"[fake] {text}")
 
 
 # -- parsing ----------------------------------------------------------------------------------------
@@ -201,7 +221,7 @@ class Runner:
         self.example = example
         self.pytester = pytester
         self.monkeypatch = monkeypatch
-        self.fake = FakeProvider(FAKE_REPLIES)
+        self.fake = FakeProvider(fake_reply)
         self.result: pytest.RunResult | None = None
 
     def __enter__(self) -> Runner:
@@ -428,8 +448,8 @@ def test_configuration_documents_the_fixture_and_the_hook() -> None:
 
 
 def test_equivalence_page_documents_the_fixture_report_and_defaults() -> None:
+    from pytest_llmport.dialects.result import ERROR_CATEGORIES, FINISH_REASONS
     from pytest_llmport.equivalence import Equivalence
-    from pytest_llmport.normalize import ERROR_CATEGORIES, FINISH_REASONS
     from pytest_llmport.similarity import DEFAULT_METRIC, DEFAULT_THRESHOLD, METRICS
 
     text = (DOCS / "equivalence.md").read_text(encoding="utf-8")
@@ -470,7 +490,7 @@ def test_providers_page_documents_the_vocabularies() -> None:
 
 
 def test_testing_page_documents_the_fake_dialects_and_quirks() -> None:
-    from pytest_llmport.fake_dialects import ERROR_KINDS, FAKE_DIALECTS, QUIRKS
+    from pytest_llmport.fake import ERROR_KINDS, FAKE_DIALECTS, QUIRKS
 
     text = (DOCS / "testing.md").read_text(encoding="utf-8")
     for name in (*FAKE_DIALECTS, *QUIRKS, *ERROR_KINDS):

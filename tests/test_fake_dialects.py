@@ -1,5 +1,5 @@
 """Every dialect and provider quirk of the fake provider, driven over real sockets and read back through
-``pytest_llmport.normalize``, so the fake and the normalisers check each other."""
+``pytest_llmport.dialects``, so the fake and the normalisers check each other."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ import openai
 import pytest
 import requests
 
-from pytest_llmport.fake_dialects import CANNED_ERRORS, ERROR_KINDS, QUIRKS, ernie_access_token
-from pytest_llmport.normalize import NormalizedResult, iter_sse_events, normalize
+from pytest_llmport.dialects.normalizer import normalize
+from pytest_llmport.dialects.result import NormalizedResult
+from pytest_llmport.fake import CANNED_ERRORS, ERROR_KINDS, QUIRKS, ernie_access_token
+from pytest_llmport.sse import iter_events as iter_sse_events
 from pytest_llmport.testing import FakeProvider, Reply, count_tokens
 
 KEY = "sk-fake-dialects-0123"
@@ -601,3 +603,23 @@ def test_doubled_version_segments_are_not_found(raw: httpx.Client, family: str, 
         response = raw.post(fake.url + path, json={"model": "m"}, headers=headers)
         assert response.status_code == 404
         assert fake.requests[-1].path == path
+
+
+@pytest.mark.parametrize("family", ["openai", "dashscope", "ernie", "anthropic", "gemini"])
+def test_a_failing_reply_callable_is_the_dialects_server_error(family: str) -> None:
+    def broken(payload: dict[str, Any]) -> Reply:
+        raise RuntimeError("the reply table is broken")
+
+    with fake_for(family) as fake:
+        fake.replies = broken
+        response, body = call(fake, family)
+    result = normalized(family, response, body)
+    assert result.error is not None
+    assert result.error.category == "server"
+    assert "the reply table is broken" in (result.error.message or "")
+    # The family's own server error: ERNIE answers it in HTTP 200, Anthropic as 529 overloaded.
+    assert (
+        response.status_code
+        == fake.error_body("server")[0]
+        == {"ernie": 200, "anthropic": 529}.get(family, 500)
+    )

@@ -244,6 +244,22 @@ def test_a_child_pytest_takes_over_from_the_inherited_guard(tmp_path: Path) -> N
         children.close()
 
 
+def test_closing_removes_what_child_pythons_wrote_in_the_guard_folder(tmp_path: Path) -> None:
+    """A child Python that writes bytecode (xdist workers do, without PYTHONDONTWRITEBYTECODE) leaves
+    __pycache__ beside the sitecustomize: closing removes it too, instead of failing the run's unconfigure."""
+    children = ChildGuard()
+    env = {**os.environ, **children.environment(os.environ, proxies=False)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    folder = Path(env["PYTHONPATH"].split(os.pathsep)[0])
+    try:
+        subprocess.run([sys.executable, "-c", "pass"], env=env, timeout=60, check=True, cwd=tmp_path)
+        assert (folder / "__pycache__").is_dir()
+    finally:
+        children.close()
+    assert not folder.exists()
+
+
 # -- through pytest: a run that only replays ------------------------------------------------------------
 REPLAY_RUN = {
     "conftest": """

@@ -14,17 +14,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pytest_llmport.dialects import PARSERS
-from pytest_llmport.normalize import (
-    DIALECTS,
-    FINISH_REASONS,
-    NormalizedResult,
-    SSEEvent,
-    UnknownDialectError,
-    categorize,
-    iter_sse_events,
-    normalize,
-)
+from pytest_llmport.dialects import DIALECTS, REGISTRY, UnknownDialectError
+from pytest_llmport.dialects.common import categorize
+from pytest_llmport.dialects.normalizer import normalize
+from pytest_llmport.dialects.result import FINISH_REASONS, NormalizedResult
+from pytest_llmport.sse import SSEEvent
+from pytest_llmport.sse import iter_events as iter_sse_events
 
 FIX = Path(__file__).parent / "fixtures" / "real"
 
@@ -682,7 +677,7 @@ def test_unknown_dialect_is_a_configuration_error() -> None:
     ):
         normalize("zhipu", status=200, body="{}")
     assert issubclass(UnknownDialectError, ValueError)
-    assert set(DIALECTS) == set(PARSERS)
+    assert set(DIALECTS) == set(REGISTRY)
 
 
 def test_bytes_body_and_to_dict_round_trip_through_json() -> None:

@@ -106,11 +106,11 @@ def test_bad_ini_record_mode(pytester: pytest.Pytester) -> None:
         ('providers=["nope"]', ": unknown provider(s) nope. Known providers:*"),
         (
             '"zhipu"',
-            " takes keyword arguments only (providers, baseline, threshold, metric, requires, facts, models), got ('zhipu',)",
+            " takes keyword arguments only (providers, baseline, threshold, metric, requires, facts, models, judge), got ('zhipu',)",
         ),
         (
             "threshold_typo=1",
-            " got unknown keyword(s) threshold_typo; accepted: providers, baseline, threshold, metric, requires, facts, models",
+            " got unknown keyword(s) threshold_typo; accepted: providers, baseline, threshold, metric, requires, facts, models, judge",
         ),
         ("threshold=1.5", "(threshold=1.5): threshold must be a number between 0 and 1"),
         ("threshold=True", "(threshold=True): threshold must be a number between 0 and 1"),

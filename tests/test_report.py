@@ -382,3 +382,65 @@ def test_report_paths_are_written_whole(pytester: pytest.Pytester, llm_env: obje
     files = sorted(p.name for p in (pytester.path / "out").iterdir())
     assert files == ["r.html", "r.json"]
     assert Path(pytester.path / "out" / "r.html").stat().st_mode & 0o044  # an ordinary, readable file
+
+
+# -- cell kinds ----------------------------------------------------------------------------------------------
+
+
+def test_a_fixture_error_has_the_same_kind_in_junit_as_in_the_report(
+    pytester: pytest.Pytester, llm_env: object, xdist_args: list[str]
+) -> None:
+    # JUnit once re-derived the kind of a setup error on its own (and called it a recording problem).
+    pytester.makepyfile(
+        test_setup="""
+import pytest
+
+@pytest.fixture
+def order():
+    raise LookupError("no such order")
+
+@pytest.mark.llm_portable
+def test_lookup(llm_provider, order):
+    pass
+"""
+    )
+    result = pytester.runpytest(
+        "--providers=openai", "--llmport-report=report.json", "--junitxml=junit.xml", *xdist_args
+    )
+    result.assert_outcomes(errors=1)
+    cell = json.loads((pytester.path / "report.json").read_text())["tests"]
+    (kind,) = [c["openai"]["kind"] for c in cell.values()]
+    assert kind == "app-failure"
+    (case,) = ET.parse(pytester.path / "junit.xml").iter("testcase")
+    assert {p.get("name"): p.get("value") for p in case.iter("property")}["llmport.kind"] == kind
+
+
+CELLS = [
+    ({"outcome": "skipped"}, "skipped"),
+    ({"outcome": "passed", "problems": ["cut short"]}, "recording-problem"),
+    ({"outcome": "error", "problems": ["no cassette"]}, "recording-problem"),
+    ({"outcome": "passed"}, "passed"),
+    ({"outcome": "failed", "longrepr": "MissingBaselineError: record the baseline"}, "no-baseline"),
+    ({"outcome": "failed", "checks": [{"kind": "same", "passed": False}]}, "equivalence"),
+    ({"outcome": "failed", "exchanges": [{"error": {"category": "rate_limit"}}]}, "provider-error"),
+    ({"outcome": "failed", "exchanges": [{"content_filtered": True}]}, "provider-error"),
+    ({"outcome": "error"}, "app-failure"),
+    ({"outcome": "failed", "kind": "equivalence"}, "equivalence"),
+]
+
+
+@pytest.mark.parametrize(("cell", "kind"), CELLS)
+def test_a_cell_without_a_kind_is_decided_in_the_live_order(cell: dict[str, object], kind: str) -> None:
+    from pytest_llmport.outcome import kind_of_cell
+
+    assert kind_of_cell(cell) == kind
+
+
+def test_verdict_cell_kind_is_the_one_in_outcome() -> None:
+    from pytest_llmport import verdict
+
+    # By name, not identity: an earlier in-process test may have imported the package afresh.
+    assert (verdict.cell_kind.__module__, verdict.cell_kind.__qualname__) == (
+        "pytest_llmport.outcome",
+        "kind_of_cell",
+    )

@@ -33,7 +33,7 @@ def without_extra(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 def test_without_the_extra_the_message_says_what_to_install() -> None:
     with pytest.raises(SemanticUnavailableError) as excinfo:
         semantic("退款将在3天内到账", "The refund will arrive within 3 days")
-    assert "pip install 'pytest-llmport[semantic]'" in str(excinfo.value)
+    assert 'pip install "pytest-llmport[semantic]"' in str(excinfo.value)
     # Identical and empty texts need no encoder.
     assert semantic("好", "好") == 1.0 and semantic("", "好") == 0.0
 
@@ -108,8 +108,9 @@ def test_semantic_metric_without_the_extra_names_the_test_and_the_install(pytest
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*SemanticUnavailableError: test_sem.py::test_reply[[]openai[]]: the 'semantic' similarity metric "
-            "needs its optional extra, which is not installed: pip install 'pytest-llmport[[]semantic[]]'*"
+            "*SemanticUnavailableError: test_sem.py::test_reply[[]openai[]]: metric 'semantic' on openai: the "
+            "'semantic' similarity metric needs its optional extra, which is not installed: "
+            'pip install "pytest-llmport[[]semantic[]]"*'
         ]
     )
 

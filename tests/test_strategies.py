@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import hashlib
 import json
 import re
 import string
@@ -397,3 +398,38 @@ def test_derandomized_generation_repeats(make: Any) -> None:
     first = _examples(make())
     assert len(first) > 1
     assert _examples(make()) == first
+
+
+# -- fingerprints -----------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Basket:
+    items: set[str]
+    note: str | None = None
+
+
+class Row(TypedDict):
+    n: int
+
+
+@pytest.mark.parametrize(
+    ("make", "digest"),
+    [
+        (lambda: from_model(Basket), "bd3a562607c6b02e"),
+        (lambda: from_model(Row), "e604c63f88c79b9c"),
+        (
+            lambda: from_json_schema(
+                {"type": "array", "items": {"type": "integer"}, "uniqueItems": True, "maxItems": 3}
+            ),
+            "516f5083aac17073",
+        ),
+        (lambda: punctuation_variants("你好,世界"), "e6f1041fab170074"),
+        (lambda: templated("订单 {o}", o=order_ids()), "a0f4fe88e2230849"),
+        (lambda: chinese_text(), "dbfae3e15b725092"),
+    ],
+    ids=["dataclass", "typeddict", "schema", "punctuation", "templated", "chinese"],
+)
+def test_a_strategys_repr_survives_refactoring(make: Any, digest: str) -> None:
+    # A recorded @given test's cassette keeps a hash of its strategies' repr (properties.strategy_fingerprint),
+    # which names our helper functions: renaming one makes every such cassette ask to be recorded again.
+    # A deliberate change updates these digests and says so in the changelog.
+    assert hashlib.sha256(repr(make()).encode()).hexdigest()[:16] == digest

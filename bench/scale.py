@@ -1,0 +1,353 @@
+"""Replay at scale: N tests x 5 providers replayed with ``pytest -n 2``; time and memory per worker.
+
+Run as ``python bench/scale.py [--tests 200,2000,10000] [--workers 2] [--tracemalloc]`` (the default sizes
+are 1,000, 10,000 and 50,000 items; ``--tests 40`` is a quick run).
+
+For each size two projects are generated (``common.write_project``; the test bodies are bench/replay.py's):
+
+* ``llmport``: N ``@pytest.mark.llm_portable`` tests, one openai SDK call each, run for 5 providers. The
+  cassettes are recorded once, with ``-n`` workers, against one :class:`~pytest_llmport.testing.FakeProvider`
+  (each provider's base URL is its own path prefix on it); the fake is stopped before any replay, so a
+  request that reached it would fail its test.
+* ``plain``: N trivial tests parametrised over the same 5 names: the same number of items, for pytest's and
+  xdist's own time and memory.
+
+Replays run ``--llmport-record-mode=none``, first with ``--cache-clear`` (a fresh checkout: every cassette
+parsed) and then warm. Every process (the xdist controller and each worker) measures itself from a
+conftest: wall and CPU time of its test loop, its resident memory after collection, every few hundred
+items and at the end, and its peak (``VmHWM`` of ``/proc/self/status``). With ``--tracemalloc`` one more
+warm replay traces allocations in the workers and prints what grew between the end of collection and the
+end of the run, by file and line. Nothing here asserts on timings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from common import clean_env, count_cassettes, fail, write_json, write_project
+from replay import HEADERS, TEST_BODIES
+
+from pytest_llmport.providers import BUILTIN_PROVIDERS
+from pytest_llmport.testing import FakeProvider
+
+PROVIDERS = ("openai", "zhipu", "qwen", "deepseek", "moonshot")
+TESTS_PER_FILE = 100
+DUMMY_KEY = "sk-bench-scale-dummy"  # llmport-scan: allow (a dummy key for the fake provider)
+
+# Every process writes one JSON file named after itself into $LLMPORT_BENCH_OUT.
+SCALE_CONFTEST = '''\
+"""Bench: each pytest process (xdist controller or worker) measures its own time and memory."""
+
+import json
+import os
+import time
+
+import pytest
+
+_EVERY = int(os.environ.get("LLMPORT_BENCH_RSS_EVERY", "500"))
+_TRACE = bool(os.environ.get("LLMPORT_BENCH_TRACEMALLOC"))
+if _TRACE:
+    import tracemalloc
+
+    tracemalloc.start(1)
+_DATA = {"imported_s": time.perf_counter(), "samples": [], "done": 0, "passed": 0, "failed": 0}
+_SNAPSHOT = []
+
+
+def _memory_kb():
+    found = {}
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                key, value = line.split(":", 1)
+                found[key] = int(value.split()[0])
+    return found
+
+
+def _who(config):
+    return getattr(config, "workerinput", {}).get("workerid", "controller")
+
+
+def pytest_sessionstart(session):
+    _DATA["session_start_s"] = time.perf_counter()
+
+
+def pytest_collection_finish(session):
+    _DATA["collect_s"] = time.perf_counter() - _DATA["session_start_s"]
+    _DATA["collected"] = len(session.items)
+    _DATA["rss_collected_kb"] = _memory_kb()["VmRSS"]
+    if _TRACE:
+        _SNAPSHOT.append(tracemalloc.take_snapshot())
+
+
+def pytest_runtest_logreport(report):
+    if report.failed:
+        _DATA["failed"] += 1
+    elif report.when == "call" and report.passed:
+        _DATA["passed"] += 1
+
+
+def pytest_runtest_logfinish(nodeid, location):
+    _DATA["done"] += 1
+    if _DATA["done"] % _EVERY == 0:
+        _DATA["samples"].append((_DATA["done"], _memory_kb()["VmRSS"]))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    start, cpu = time.perf_counter(), time.process_time()
+    try:
+        return (yield)
+    finally:
+        _DATA["loop_s"] = time.perf_counter() - start
+        _DATA["loop_cpu_s"] = time.process_time() - cpu
+
+
+def pytest_sessionfinish(session):
+    # Not at unconfigure: xdist's controller may end a worker once its session has finished.
+    out = os.environ.get("LLMPORT_BENCH_OUT")
+    if not out:
+        return
+    memory = _memory_kb()
+    _DATA.update(rss_end_kb=memory["VmRSS"], hwm_kb=memory["VmHWM"], who=_who(session.config))
+    _DATA["process_s"] = time.perf_counter() - _DATA["imported_s"]
+    if _TRACE and _SNAPSHOT:
+        grown = tracemalloc.take_snapshot().compare_to(_SNAPSHOT[0], "lineno")
+        _DATA["tracemalloc"] = [
+            (str(stat.traceback[0]), stat.size_diff, stat.count_diff) for stat in grown[:25]
+        ]
+    with open(os.path.join(out, _DATA["who"] + ".json"), "w", encoding="utf-8") as handle:
+        json.dump(_DATA, handle)
+'''
+
+PLAIN_HEADER = f"import pytest\n\nNAMES = {list(PROVIDERS)!r}\n"
+PLAIN_BODY = """
+@pytest.mark.parametrize("name", NAMES)
+def test_{i:05d}(name):
+    assert name
+"""
+
+
+@dataclass
+class Run:
+    """One pytest run: the whole process from outside, and what each of its processes measured."""
+
+    label: str
+    items: int
+    wall_s: float
+    controller: dict[str, Any]
+    workers: list[dict[str, Any]]
+
+    @property
+    def per_item_ms(self) -> float:
+        return self.wall_s * 1000 / self.items
+
+    @property
+    def loop_per_item_ms(self) -> float:
+        return self.controller["loop_s"] * 1000 / self.items
+
+    def worker_mb(self, key: str) -> float:
+        return max(w[key] for w in self.workers) / 1024
+
+    @property
+    def loop_growth_mb(self) -> float:
+        """The largest worker's memory growth from the end of collection to the end of its run."""
+        return max(w["rss_end_kb"] - w["rss_collected_kb"] for w in self.workers) / 1024
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "items": self.items,
+            "wall_s": self.wall_s,
+            "per_item_ms": self.per_item_ms,
+            "loop_s": self.controller["loop_s"],
+            "loop_per_item_ms": self.loop_per_item_ms,
+            "worker_collect_s": max(w["collect_s"] for w in self.workers),
+            "worker_peak_mb": self.worker_mb("hwm_kb"),
+            "worker_rss_collected_mb": self.worker_mb("rss_collected_kb"),
+            "worker_rss_end_mb": self.worker_mb("rss_end_kb"),
+            "worker_loop_growth_mb": self.loop_growth_mb,
+            "controller_peak_mb": self.controller["hwm_kb"] / 1024,
+            "workers": self.workers,
+        }
+
+
+def provider_env(base: str, with_keys: bool) -> dict[str, str]:
+    """Each provider's base URL on the fake (a path prefix of its own), and the dummy key while recording."""
+    env: dict[str, str] = {}
+    specs = {spec.name: spec for spec in BUILTIN_PROVIDERS}
+    for name in PROVIDERS:
+        spec = specs[name]
+        env[f"{spec.env_prefix}_BASE_URL"] = f"{base}/{name}/v1"
+        if with_keys:
+            env[spec.api_key_env] = DUMMY_KEY
+    return env
+
+
+def scrubbed_env(extra: dict[str, str]) -> dict[str, str]:
+    env = clean_env(extra)
+    for spec in BUILTIN_PROVIDERS:  # a key of the developer's own would make a replay a recording
+        if spec.api_key_env not in extra:
+            env.pop(spec.api_key_env, None)
+    return env
+
+
+def run(project: Path, args: list[str], env: dict[str, str], items: int, label: str, workers: int) -> Run:
+    """Run pytest with ``-n workers``; fail loudly unless every one of ``items`` items passed."""
+    out = project / ".bench-out"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    env = {**env, "LLMPORT_BENCH_OUT": str(out)}
+    command = [sys.executable, "-m", "pytest", "-q", "-n", str(workers), *args]
+    started = time.perf_counter()
+    proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        fail(label, proc, command)
+    found = {path.stem: json.loads(path.read_text(encoding="utf-8")) for path in out.glob("*.json")}
+    controller = found.pop("controller", None)
+    if controller is None or len(found) != workers:
+        raise SystemExit(f"{label}: expected a controller and {workers} workers, got {sorted(found)}")
+    if controller["passed"] != items or controller["failed"]:
+        raise SystemExit(f"{label}: expected {items} passing items, got {controller}")
+    return Run(label, items, wall, controller, sorted(found.values(), key=lambda w: w["who"]))
+
+
+def measure(root: Path, tests: int, args: argparse.Namespace) -> dict[str, Any]:
+    items = tests * len(PROVIDERS)
+    files = max(1, -(-tests // TESTS_PER_FILE))
+    where = root / str(tests)
+    llmport = write_project(
+        where / "llmport", HEADERS["llmport"], TEST_BODIES["llmport"], tests, files, SCALE_CONFTEST
+    )
+    plain = write_project(where / "plain", PLAIN_HEADER, PLAIN_BODY, tests, files, SCALE_CONFTEST)
+    providers = f"--providers={','.join(PROVIDERS)}"
+    fake = FakeProvider(api_key=DUMMY_KEY).start()
+    base = fake.url
+    try:
+        print(f"[{items} items] recording {tests} tests x {len(PROVIDERS)} providers ...", flush=True)
+        recorded = run(
+            llmport,
+            [providers, "--llmport-record-mode=once", "-p", "no:cacheprovider"],
+            scrubbed_env(provider_env(base, with_keys=True)),
+            items,
+            "record",
+            args.workers,
+        )
+    finally:
+        fake.stop()  # from here on a request that reaches the fake fails its test
+    found = count_cassettes(llmport)
+    if found != items:
+        raise SystemExit(f"record: expected {items} cassettes, found {found}")
+    replay_env = scrubbed_env(provider_env(base, with_keys=False))
+    replay_args = [providers, "--llmport-record-mode=none"]
+    runs = {"record": recorded}
+    for r in range(args.repeat):
+        for label, project, extra, env in (
+            ("plain", plain, [], scrubbed_env({})),
+            ("llmport-cold", llmport, [*replay_args, "--cache-clear"], replay_env),
+            ("llmport", llmport, replay_args, replay_env),
+        ):
+            result = run(project, extra, env, items, label, args.workers)
+            print(
+                f"[{items} items] run {r + 1}/{args.repeat} {label:<13} wall {result.wall_s:7.2f} s  "
+                f"{result.per_item_ms:6.3f} ms/item  worker peak {result.worker_mb('hwm_kb'):6.1f} MB",
+                flush=True,
+            )
+            if label not in runs or result.wall_s < runs[label].wall_s:
+                runs[label] = result
+    figures: dict[str, Any] = {"tests": tests, "items": items, "workers": args.workers}
+    figures.update({label: result.as_dict() for label, result in runs.items()})
+    if args.tracemalloc:
+        traced = run(
+            llmport,
+            replay_args,
+            {**replay_env, "LLMPORT_BENCH_TRACEMALLOC": "1"},
+            items,
+            "tracemalloc",
+            args.workers,
+        )
+        figures["tracemalloc"] = traced.workers[0].get("tracemalloc", [])
+    if not args.keep:
+        shutil.rmtree(where, ignore_errors=True)
+    return figures
+
+
+def print_tables(results: list[dict[str, Any]], workers: int) -> None:
+    print(f"\nreplay at scale, pytest -n {workers}, 5 providers; whole process (start-up and collection in)")
+    header = (
+        f"{'items':>7} {'variant':<13}{'wall s':>9}{'ms/item':>9}{'x plain':>9}{'loop ms/item':>13}"
+        f"{'collect s':>10}{'peak MB':>9}{'after coll.':>12}{'loop growth':>12}"
+    )
+    print(header)
+    print("-" * len(header))
+    for figures in results:
+        plain = figures["plain"]["per_item_ms"]
+        for label in ("plain", "llmport", "llmport-cold", "record"):
+            f = figures[label]
+            print(
+                f"{figures['items']:>7} {label:<13}{f['wall_s']:>9.2f}{f['per_item_ms']:>9.3f}"
+                f"{f['per_item_ms'] / plain:>9.2f}{f['loop_per_item_ms']:>13.3f}"
+                f"{f['worker_collect_s']:>10.2f}"
+                f"{f['worker_peak_mb']:>9.1f}{f['worker_rss_collected_mb']:>12.1f}"
+                f"{f['worker_loop_growth_mb']:>12.1f}"
+            )
+    print(
+        "(MB per worker, the largest of the workers: peak = VmHWM; after coll. = resident after collection;\n"
+        " loop growth = resident at the end minus after collection. ms/item = whole-process wall / items.)"
+    )
+    if len(results) > 1:
+        first, last = results[0], results[-1]
+        for label in ("plain", "llmport", "llmport-cold"):
+            ratio = last[label]["per_item_ms"] / first[label]["per_item_ms"]
+            print(f"{label}: per-item cost at {last['items']} items is {ratio:.2f}x that at {first['items']}")
+    for figures in results:
+        traced = figures.get("tracemalloc")
+        if traced:
+            print(f"\n[{figures['items']} items] tracemalloc, one worker, growth from collection to the end:")
+            for where, size, count in traced[:15]:
+                print(f"  {size / 1024:>10.1f} KiB {count:>+8d} blocks  {where}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--tests",
+        default="200,2000,10000",
+        help="comma-separated test counts, each x 5 providers (default 200,2000,10000: 1k, 10k, 50k items)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="pytest -n workers (default 2)")
+    parser.add_argument("--repeat", type=int, default=1, help="replays per variant; the fastest is kept")
+    parser.add_argument("--tracemalloc", action="store_true", help="also trace one replay's allocations")
+    parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH (- = stdout)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated projects and print where")
+    args = parser.parse_args(argv)
+    sizes = [int(part) for part in args.tests.split(",") if part.strip()]
+    if not sizes or min(sizes) < 1 or args.workers < 1 or args.repeat < 1:
+        parser.error("--tests, --workers and --repeat must be positive")
+    root = Path(tempfile.mkdtemp(prefix="llmport-scale-"))
+    started = time.perf_counter()
+    try:
+        results = [measure(root, tests, args) for tests in sizes]
+    finally:
+        if args.keep:
+            print(f"\nprojects kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+    print_tables(results, args.workers)
+    print(f"\nbench/scale.py took {time.perf_counter() - started:.0f} s")
+    write_json(args.json, {"sizes": results, "workers": args.workers, "providers": list(PROVIDERS)})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
