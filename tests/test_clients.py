@@ -54,7 +54,9 @@ def test_litellm_native_prefix_from_the_environment(llm_provider):
 def test_litellm_async_stream(llm_provider):
     async def main():
         stream = await litellm.acompletion(**llm_provider.litellm_kwargs(messages=PROMPT, stream=True))
-        return [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+        pieces = [c.choices[0].delta.content async for c in stream if c.choices and c.choices[0].delta.content]
+        await litellm.close_litellm_async_clients()  # its cached client's sockets belong to this loop
+        return pieces
 
     pieces_check(llm_provider, asyncio.run(main()))
 
@@ -165,9 +167,15 @@ def test_clients_record_then_replay_offline_without_keys(
     files = cassettes(pytester.path)
     assert len(files) == 11
     assert not any(KEY in text for text in files.values()), "no secret on disk"
-    # Streams through aiohttp (genai async) and requests (dashscope) kept their chunks; the httpx ones
-    # (openai SDK, litellm here, anthropic SDK) are split by events on replay.
-    for test in ("test_genai/gemini", "test_dashscope_stream_through_requests/qwen-native"):
+    # Streams kept their chunks: through aiohttp (genai async; litellm's async route, whose aiohttp
+    # transport reads with auto_decompress=False), requests (dashscope) and httpx (langchain).
+    for test in (
+        "test_genai/gemini",
+        "test_dashscope_stream_through_requests/qwen-native",
+        "test_litellm_async_stream/deepseek",
+        "test_litellm_async_stream/qwen",
+        "test_langchain_invoke_and_astream_on_two_loops/qwen",
+    ):
         assert "chunks:" in files[f"cassettes/test_app/{test}.yaml"], test
 
     for server in fakes.values():

@@ -245,7 +245,11 @@ def aiohttp_patchers(router: Router) -> list[Any]:
             assert cassette is not None  # checked by current_for above
             real = await real_request(self, method, str_or_url, raise_for_status=False, **kwargs)
             auto_decompress = kwargs.get("auto_decompress")
-            encoded = not (self.auto_decompress if auto_decompress is None else auto_decompress)
+            # Read still compressed only when the body is compressed: litellm's aiohttp transport turns
+            # decompression off on every request and lets httpx decode, and a plain stream keeps its chunks.
+            encoded = not (self.auto_decompress if auto_decompress is None else auto_decompress) and (
+                real.headers.get("Content-Encoding", "").strip().lower() not in ("", "identity")
+            )
 
             def finish(capture: Capture, cut: Any) -> None:
                 headers = multi_headers(real.headers.items())
