@@ -726,7 +726,7 @@ def plan_providers(
 def item_settings(item: pytest.Item, test: PortableTest, provider: str, settings: Settings) -> ItemSettings:
     """Resolve one item's settings, once every plugin's ``pytest_collection_modifyitems`` added its marks."""
     from .coexist import OTHER_RECORDER_MARKS, conflict
-    from .similarity import DEFAULT_METRIC
+    from .metrics import DEFAULT_METRIC
 
     options = test.options
     models = options.models

@@ -126,6 +126,9 @@ class ItemState:
     judged: bool = False  # a judge is configured: its exchanges share the cassette
 
 
+TEST_OUTCOMES = (pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exception)
+
+
 @dataclass
 class Outcome:
     """How far a test got, noted from its reports: what decides whether its recording is kept."""
@@ -139,8 +142,10 @@ class Outcome:
             self.setup_failed = True
         elif failed and when == "call":
             self.call_failed = True
-        if exc is not None and not isinstance(exc, Exception):
-            self.interrupted = True  # KeyboardInterrupt, SystemExit, pytest.exit ...
+        # pytest.fail/skip/xfail raise BaseExceptions too, but they are the test's own verdict: its
+        # recording is whole. KeyboardInterrupt, SystemExit ... stop the run mid-test.
+        if exc is not None and not isinstance(exc, (Exception, *TEST_OUTCOMES)):
+            self.interrupted = True
 
 
 def provider_of(item: pytest.Item) -> str | None:

@@ -538,3 +538,48 @@ def test_stop(llm_provider):
             "  test_stop.py::test_stop[[]zhipu[]]: *: the run was interrupted*",
         ]
     )
+
+
+OWN_VERDICTS = """
+import pytest
+
+
+@pytest.mark.llm_portable
+def test_fails_itself(llm_provider):
+    reply = llm_provider.openai_client().chat.completions.create(
+        model=llm_provider.model, messages=[{"role": "user", "content": "hello"}]
+    )
+    pytest.fail(f"the app rejects {reply.choices[0].message.content!r}")
+
+
+@pytest.mark.llm_portable
+def test_skips_itself(llm_provider):
+    llm_provider.openai_client().chat.completions.create(
+        model=llm_provider.model, messages=[{"role": "user", "content": "hello"}]
+    )
+    pytest.skip("not on this provider")
+"""
+
+
+def test_pytest_fail_and_skip_in_a_test_keep_its_recording(
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, xdist_args: list[str]
+) -> None:
+    # pytest.fail() and pytest.skip() raise BaseExceptions; they are the test's verdict, not an
+    # interrupted run, so the finding must reach CI with its cassette.
+    pytester.makepyfile(test_own=OWN_VERDICTS)
+    report = pytester.path / "report.json"
+    result = pytester.runpytest("--providers=zhipu", f"--llmport-report={report}", *xdist_args)
+    result.assert_outcomes(failed=1, skipped=1)
+    assert sorted(cassettes(pytester.path)) == [
+        "cassettes/test_own/test_fails_itself/zhipu.yaml",
+        "cassettes/test_own/test_skips_itself/zhipu.yaml",
+    ]
+    assert "interrupted" not in result.stdout.str()
+    cells = json.loads(report.read_text("utf-8"))["tests"]
+    assert cells["test_own.py::test_fails_itself"]["zhipu"]["kind"] == "app-failure"
+
+    llm_env.stop()
+    monkeypatch.setenv("CI", "true")
+    replayed = pytester.runpytest("--providers=zhipu", *xdist_args)
+    replayed.assert_outcomes(failed=1, skipped=1)
+    replayed.stdout.fnmatch_lines(["*the app rejects*"])
