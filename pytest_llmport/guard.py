@@ -119,7 +119,9 @@ def is_local_ip(text: str) -> bool:
     if text == "":
         return True  # INADDR_ANY
     try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
+        # ipaddress reads an IPv6 scope ("::1%lo") itself; "127.0.0.1%x" is no address, and the C
+        # socket module would send it to the resolver, so it must not count as loopback.
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False  # a name, or a legacy form such as "127.1": refused rather than parsed by guesswork
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -129,7 +131,7 @@ def is_local_ip(text: str) -> bool:
 
 def _is_ip(text: str) -> bool:
     try:
-        ipaddress.ip_address(text.split("%", 1)[0])
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True

@@ -25,7 +25,7 @@ import pytest
 
 from pytest_llmport import NetworkBlockedError
 from pytest_llmport.errors import LookupBlockedError
-from pytest_llmport.guard import Attempt, ChildGuard, Guard
+from pytest_llmport.guard import Attempt, ChildGuard, Guard, is_local_ip
 from pytest_llmport.testing import FakeProvider
 
 from .conftest import RunModes, cassettes
@@ -80,6 +80,15 @@ CALLS: dict[str, tuple[Callable[[], object], str]] = {
         "192.0.2.1:9",
     ),
     "a name in connect": (lambda: tcp(lambda s: s.connect(("example.com", 80))), "example.com:80"),
+    # Not an address: the C socket module hands it to glibc, which asks DNS; it is a name, not loopback.
+    "a scope suffix on IPv4 loopback": (
+        lambda: tcp(lambda s: s.connect(("127.0.0.1%x", 9))),
+        "a connection to 127.0.0.1%x:9",
+    ),
+    "getaddrinfo of IPv4 loopback with a scope": (
+        lambda: socket.getaddrinfo("127.0.0.1%x", 80),
+        "a name lookup of 127.0.0.1%x (getaddrinfo)",
+    ),
     "legacy IPv4 form": (lambda: tcp(lambda s: s.connect(("3221225985", 9))), "3221225985:9"),  # 192.0.2.1
     "broadcast": (lambda: udp(lambda s: s.sendto(b"x", ("<broadcast>", 9))), "<broadcast>:9"),
     "UDP sendto": (
@@ -174,6 +183,8 @@ def test_loopback_passes_and_localhost_names_are_answered_without_resolving(
                 conn.sendall(b"ping")
                 assert conn.recv(16) == b"ping"
         tcp(lambda s: s.connect((b"127.0.0.1", loopback_server)))  # a bytes host that is loopback
+        # A scoped IPv6 loopback is still loopback (this machine may have no IPv6 to connect with).
+        assert is_local_ip("::1%lo") and is_local_ip("::ffff:127.0.0.1%lo") and not is_local_ip("127.0.0.1%x")
         addresses = {info[4][0] for info in socket.getaddrinfo("x.localhost", 80)}
         assert addresses <= {"127.0.0.1", "::1"} and "127.0.0.1" in addresses
         assert socket.gethostbyname("x.localhost") == "127.0.0.1"
