@@ -92,9 +92,29 @@ def pytest_configure(config: pytest.Config) -> None:
     run.start_session()
     # Registered as a plugin for its pytest_runtest_logreport, which merges xdist workers' results.
     config.pluginmanager.register(run, "llmport-run")
+    config.pluginmanager.register(WarningScrubber(run), "llmport-warnings")
     run.adopt(config.stash.get(EARLY_KEY, None))
     if run.replays_all:
         run.start_guard()  # from here on: imports, session fixtures and unmarked tests are guarded too
+
+
+class WarningScrubber:
+    """Takes known keys out of a warning before pytest's warnings summary or xdist's channel reads it.
+
+    A plugin object of its own: ``pytest_warning_recorded`` gets no ``config`` to find the run with.
+    """
+
+    def __init__(self, run: LlmportRun) -> None:
+        self.run = run
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any) -> None:
+        text = str(warning_message.message)
+        clean = self.run.output_scrubber().text(text)
+        if clean != text:
+            # A plain Warning holding the clean text: the app's own instance may be in use elsewhere, and
+            # its class may need other arguments or format itself. The category (printed) stays.
+            warning_message.message = Warning(clean)
 
 
 def pytest_llmport_add_metrics(config: pytest.Config) -> dict[str, Any]:
@@ -134,6 +154,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     if run is not None:
         run.close()
         config.pluginmanager.unregister(run)
+        if config.pluginmanager.has_plugin("llmport-warnings"):
+            config.pluginmanager.unregister(name="llmport-warnings")
         del config.stash[RUN_KEY]
 
 
