@@ -16,7 +16,6 @@ import socketserver
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -120,13 +119,11 @@ CALLS: dict[str, tuple[Callable[[], object], str]] = {
 @pytest.mark.parametrize("name", list(CALLS))
 def test_every_call_is_refused_before_it_reaches_the_network(refused: list[Attempt], name: str) -> None:
     call, described = CALLS[name]
-    started = time.perf_counter()
     with pytest.raises(NetworkBlockedError) as excinfo:
         call()
-    elapsed = time.perf_counter() - started
-    # Only the guard raises this type; the kernel would have raised its own error or timed out.
+    # Only the guard raises this type, before the socket call: the kernel would have raised its own
+    # error or timed out (no clock here: a loaded machine must not fail this test).
     assert described in str(excinfo.value) and refused and described in refused[-1].describe()
-    assert elapsed < 5, "a refusal comes before the socket call, not after its timeout"
     # Clients translate the OSError flavour into their own connection errors.
     expected = LookupBlockedError if "get" in name else ConnectionRefusedError
     assert isinstance(excinfo.value, expected) and isinstance(excinfo.value, OSError)
