@@ -42,6 +42,7 @@ SCOPE_KEY = pytest.StashKey[Scope]()
 EARLY_KEY = pytest.StashKey[Outside]()
 # Each marked test function's parsed marker and providers, by cfg.function_key, until its items exist.
 TESTS_KEY = pytest.StashKey[dict[str, cfg.PortableTest]]()
+BLOCKED_OUTSIDE = "llmport_blocked_outside"  # the workeroutput entry a worker hands the controller
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -136,7 +137,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if run.blocked_outside and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if hasattr(session.config, "workerinput"):
-        return  # xdist workers: the controller merges their reports
+        # xdist workers: the controller merges their reports. What was blocked outside any test is in
+        # no report: it rides home in workeroutput (pytest_testnodedown), or the controller would pass.
+        session.config.workeroutput[BLOCKED_OUTSIDE] = list(dict.fromkeys(run.blocked_outside))  # type: ignore[attr-defined]
+        return
     if shortfalls(run.matrix.cells) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # too many tolerated samples in some cell
     outputs = session.config.stash[REPORT_KEY]
@@ -147,6 +151,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.config.hook.pytest_llmport_report(config=session.config, report=outputs.build(run.matrix))
     if run.settings.scan_paths and run.scan() and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)  # an xdist hook, called on the controller as each worker finishes
+def pytest_testnodedown(node: Any, error: object) -> None:
+    run = node.config.stash.get(RUN_KEY, None)
+    blocked = (getattr(node, "workeroutput", None) or {}).get(BLOCKED_OUTSIDE, ())
+    if run is not None:
+        run.blocked_outside.extend(line for line in blocked if line not in run.blocked_outside)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

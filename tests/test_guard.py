@@ -603,27 +603,44 @@ def test_an_unrecorded_request_raises_the_clients_connection_error(
     assert text.count("no recorded response for POST http://127.0.0.1:") >= 5
 
 
-def test_conftest_imports_are_guarded_before_the_run_starts(
-    pytester: pytest.Pytester, run_modes: RunModes
-) -> None:
+OUTSIDE_TESTS = {
     # The root conftest.py is imported before pytest_configure (an app, a litellm import, a warm-up).
-    pytester.makeconftest(
+    "conftest import": (
         """
 import socket
 try:
     socket.getaddrinfo("api.deepseek.com", 443)
 except OSError:
     pass
-"""
-    )
+""",
+        "pytest-llmport, while importing conftest.py: blocked a name lookup of api.deepseek.com "
+        "(getaddrinfo): the run replays (record mode: none)*",
+    ),
+    # Between tests, no test's report can carry it: under xdist the worker must hand it over.
+    "between tests": (
+        """
+import socket
+
+def pytest_collection_finish(session):
+    try:
+        socket.getaddrinfo("telemetry.example.com", 443)
+    except OSError:
+        pass
+""",
+        "pytest-llmport, outside any test: blocked a name lookup of telemetry.example.com (getaddrinfo)*",
+    ),
+}
+
+
+@pytest.mark.parametrize("where", list(OUTSIDE_TESTS))
+def test_what_is_blocked_outside_any_test_fails_the_run(
+    pytester: pytest.Pytester, run_modes: RunModes, where: str
+) -> None:
+    conftest, line = OUTSIDE_TESTS[where]
+    pytester.makeconftest(conftest)
     pytester.makepyfile(test_x="def test_x(): pass")
     result = run_modes("--llmport-record-mode=none")
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(
-        [
-            "*llmport: network blocked outside tests*",
-            "pytest-llmport, while importing conftest.py: blocked a name lookup of api.deepseek.com "
-            "(getaddrinfo): the run replays (record mode: none)*",
-        ]
-    )
+    result.stdout.fnmatch_lines(["*llmport: network blocked outside tests*", line])
+    assert result.stdout.str().count(line.split(": ", 1)[1][:40]) == 1, "each attempt is listed once"

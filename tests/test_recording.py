@@ -481,7 +481,9 @@ def test_a_recorded_retry_after_is_not_slept_on_replay(
     result.assert_outcomes(passed=1)
     (asked,) = re.findall(r"SLEEPS ASKED (\[.*\])", result.stdout.str())
     sleeps = ast.literal_eval(asked)
-    assert len(sleeps) == 1 and sleeps[0] < 1.0, f"replaying a 429 with Retry-After: 30 asked to sleep {sleeps}"
+    assert len(sleeps) == 1 and sleeps[0] < 1.0, (
+        f"replaying a 429 with Retry-After: 30 asked to sleep {sleeps}"
+    )
 
 
 def test_a_bad_content_encoding_the_app_handled_is_recorded_and_replayed(
