@@ -370,6 +370,7 @@ def test_unguarded(request):
 
 
 CHILDREN = """
+import os
 import shutil
 import subprocess
 import sys
@@ -385,10 +386,15 @@ PYTHON_CHILD = (
 )
 
 @pytest.mark.llm_portable
-def test_python_child(llm_provider):
+@pytest.mark.parametrize("own_env", [False, True])
+def test_python_child(llm_provider, own_env):
     if not llm_provider.replaying:
         return  # recording is not guarded: this would really try 192.0.2.1
-    result = subprocess.run([sys.executable, "-c", PYTHON_CHILD], capture_output=True, text=True, timeout=60)
+    # An environment of the app's own (no PYTHONPATH, no proxies) must not let the child out either.
+    env = {"PATH": os.environ.get("PATH", "")} if own_env else None
+    result = subprocess.run(
+        [sys.executable, "-c", PYTHON_CHILD], capture_output=True, text=True, timeout=60, env=env
+    )
     print("CHILD SAID", result.stdout.strip())
 
 @pytest.mark.llm_portable
@@ -408,27 +414,34 @@ def test_child_processes_of_a_replaying_run_are_guarded(
     pytester: pytest.Pytester, llm_env: FakeProvider
 ) -> None:
     pytester.makepyfile(test_children=CHILDREN)
-    pytester.runpytest("--providers=deepseek").assert_outcomes(passed=2)  # recorded: nothing guarded
+    pytester.runpytest("--providers=deepseek").assert_outcomes(passed=3)  # recorded: nothing guarded
     result = pytester.runpytest(
         "--providers=deepseek", "--llmport-record-mode=none", "-s", "-p", "no:randomly"
     )
     text = result.stdout.str()
     # The Python child ran the same guard: its app got a connection error, the test fails with the message.
     assert (
-        "CHILD SAID LookupBlockedError [Errno -2] pytest-llmport: blocked a connection to 192.0.2.1:9" in text
+        text.count(
+            "CHILD SAID LookupBlockedError [Errno -2] pytest-llmport: blocked a connection to 192.0.2.1:9"
+        )
+        == 2
     )
-    result.stdout.fnmatch_lines(
-        [
-            "*test_python_child[[]deepseek[]]: a child process (pid *-c*) was refused a connection to 192.0.2.1:9*"
-        ]
-    )
+    for own_env in ("False", "True"):
+        result.stdout.fnmatch_lines(
+            [
+                f"*test_python_child[[]deepseek-{own_env}[]]: a child process (pid *-c*) was refused a "
+                "connection to 192.0.2.1:9*"
+            ]
+        )
     if shutil.which("curl"):
         # curl honours the proxy variables: it was refused by the closed loopback port, not by 192.0.2.1.
         assert "CURL EXIT 7" in text and "127.0.0.1" in text.split("CURL EXIT 7", 1)[1].splitlines()[0]
-        result.assert_outcomes(failed=1, passed=1)  # what curl tried is invisible to the plugin
+        result.assert_outcomes(failed=2, passed=1)  # what curl tried is invisible to the plugin
+    else:
+        result.assert_outcomes(failed=2, skipped=1)
     # Replay in record mode once: child Pythons are guarded too (without the proxy variables).
     result = pytester.runpytest("--providers=deepseek", "-s", "-k", "python_child")
-    result.assert_outcomes(failed=1)
+    result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*a child process (pid *) was refused a connection to 192.0.2.1:9*"])
 
 
