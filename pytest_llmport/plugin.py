@@ -42,7 +42,9 @@ SCOPE_KEY = pytest.StashKey[Scope]()
 EARLY_KEY = pytest.StashKey[Outside]()
 # Each marked test function's parsed marker and providers, by cfg.function_key, until its items exist.
 TESTS_KEY = pytest.StashKey[dict[str, cfg.PortableTest]]()
-BLOCKED_OUTSIDE = "llmport_blocked_outside"  # the workeroutput entry a worker hands the controller
+# workeroutput entries an xdist worker hands the controller (see pytest_sessionfinish)
+BLOCKED_OUTSIDE = "llmport_blocked_outside"
+UNREPORTED_DISCARDS = "llmport_unreported_discards"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -137,9 +139,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if run.blocked_outside and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if hasattr(session.config, "workerinput"):
-        # xdist workers: the controller merges their reports. What was blocked outside any test is in
-        # no report: it rides home in workeroutput (pytest_testnodedown), or the controller would pass.
-        session.config.workeroutput[BLOCKED_OUTSIDE] = list(dict.fromkeys(run.blocked_outside))  # type: ignore[attr-defined]
+        # xdist workers: the controller merges their reports. What no report carries (blocked outside
+        # any test; a recording an interrupt left unsaved) rides home in workeroutput.
+        output = session.config.workeroutput  # type: ignore[attr-defined]
+        output[BLOCKED_OUTSIDE] = list(dict.fromkeys(run.blocked_outside))
+        output[UNREPORTED_DISCARDS] = list(run.discarded)  # a worker lists only those (run.abandon)
         return
     if shortfalls(run.matrix.cells) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # too many tolerated samples in some cell
@@ -156,9 +160,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.hookimpl(optionalhook=True)  # an xdist hook, called on the controller as each worker finishes
 def pytest_testnodedown(node: Any, error: object) -> None:
     run = node.config.stash.get(RUN_KEY, None)
-    blocked = (getattr(node, "workeroutput", None) or {}).get(BLOCKED_OUTSIDE, ())
+    output = getattr(node, "workeroutput", None) or {}
     if run is not None:
+        blocked = output.get(BLOCKED_OUTSIDE, ())
         run.blocked_outside.extend(line for line in blocked if line not in run.blocked_outside)
+        run.discarded.extend(output.get(UNREPORTED_DISCARDS, ()))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

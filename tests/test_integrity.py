@@ -563,7 +563,7 @@ def test_a_full_disk_gives_one_clean_error_naming_the_file(
 
 
 def test_an_interrupted_run_lists_the_recording_it_did_not_save(
-    pytester: pytest.Pytester, llm_env: FakeProvider
+    pytester: pytest.Pytester, llm_env: FakeProvider, xdist_args: list[str]
 ) -> None:
     pytester.makepyfile(
         test_stop="""
@@ -575,7 +575,7 @@ def test_stop(llm_provider):
     raise KeyboardInterrupt
 """
     )
-    result = pytester.runpytest_inprocess("--providers=zhipu", no_reraise_ctrlc=True)
+    result = pytester.runpytest_inprocess("--providers=zhipu", *xdist_args, no_reraise_ctrlc=True)
     assert cassettes(pytester.path) == {}
     result.stdout.fnmatch_lines(
         [
