@@ -13,8 +13,9 @@ from . import hookspecs, providers
 from .errors import ConfigError, LlmportError
 from .lifecycle import PARAM, ItemState, Outcome, provider_of
 from .metrics import MetricRegistry
+from .refusals import Outside, guarded_conftest_imports
 from .report import DISCARDED, PROPERTY, RunReport, junit_properties
-from .run import BACKGROUND_PROPERTY, LlmportRun, Outside, Scope, guarded_conftest_imports
+from .run import BACKGROUND_PROPERTY, LlmportRun, Scope
 from .samples import SAMPLE, shortfalls, tolerated
 from .testids import leaky_ids, param_id
 

@@ -1,16 +1,15 @@
 """Run-wide state (kept in ``config.stash``): settings, providers, clients, the network guard, the matrix.
 
 The life of one test's recording is :mod:`pytest_llmport.lifecycle`'s, the run's secrets
-:mod:`pytest_llmport.redaction`'s, each test's ``llm_equiv`` wiring :mod:`pytest_llmport.llmequiv`'s:
-:class:`LlmportRun` holds one of each and delegates.
+:mod:`pytest_llmport.redaction`'s, each test's ``llm_equiv`` wiring :mod:`pytest_llmport.llmequiv`'s,
+what a refusal of the network guard says :mod:`pytest_llmport.refusals`': :class:`LlmportRun` holds
+one of each and delegates. Which test (scope) a refusal belongs to is decided here.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .config import Settings
-from .guard import Threads, background_hint
+from .guard import Threads
 from .handle import ClientCache
 from .lifecycle import CassettePaths, ItemState, Lifecycle, Outcome, provider_of
 from .llmequiv import Equivalences
@@ -26,6 +25,14 @@ from .placeholders import replay_key
 from .providers import Provider
 from .redaction import Redaction
 from .redaction import environment_reader as environment_reader
+from .refusals import (
+    Outside,
+    background_entry,
+    background_message,
+    child_message,
+    recording_message,
+    replay_message,
+)
 
 if TYPE_CHECKING:
     from .guard import Attempt, ChildGuard, Guard
@@ -34,65 +41,6 @@ if TYPE_CHECKING:
 
 # Background traffic seen during a test without the marker (marked tests carry it in their report data).
 BACKGROUND_PROPERTY = "llmport_background"
-
-
-ALLOW = "Use --llmport-allow-network to let it through."
-
-
-def replay_message(where: str, what: str) -> str:
-    return (
-        f"{where} blocked {what}: the run replays (record mode: none), so the network guard holds "
-        f"for every test, fixture and import, not only llm_portable tests; loopback (127.0.0.1, ::1, "
-        f"localhost) is allowed. {ALLOW}"
-    )
-
-
-def background_entry(attempt: Attempt) -> dict[str, str]:
-    return {"url": attempt.target, "thread": attempt.thread.name, "hint": background_hint(attempt.target)}
-
-
-def background_message(attempt: Attempt, where: str) -> str:
-    return (
-        f"pytest-llmport: blocked {attempt.describe()} from thread {attempt.thread.name!r} while replaying: "
-        f"background traffic during {where} (not failing it). {ALLOW}"
-    )
-
-
-@dataclass
-class Outside:
-    """What the guard refused outside any test: conftest imports, between tests, around the session."""
-
-    blocked: list[str] = field(default_factory=list)
-    background: list[tuple[str, dict[str, str]]] = field(default_factory=list)
-
-    def refuse(self, attempt: Attempt, where: str = "outside any test") -> str:
-        if attempt.thread is not threading.main_thread():
-            self.background.append((where, background_entry(attempt)))
-            return background_message(attempt, where)
-        message = replay_message(f"pytest-llmport, {where}:", attempt.describe())
-        self.blocked.append(message)
-        return message
-
-
-@contextlib.contextmanager
-def guarded_conftest_imports(config: pytest.Config) -> Iterator[Outside | None]:
-    """Guard the import of conftest files, which comes before ``pytest_configure`` and this run.
-
-    Only for that window: a usage error found right after it would end pytest without unconfiguring.
-    """
-    from .config import replays_from_start
-    from .guard import Guard
-
-    if not replays_from_start(config):
-        yield None
-        return
-    outside = Outside()
-    guard = Guard(lambda attempt: outside.refuse(attempt, "while importing conftest.py"))
-    guard.install()
-    try:
-        yield outside
-    finally:
-        guard.uninstall()
 
 
 @dataclass
@@ -218,13 +166,8 @@ class LlmportRun:
                 entries.append(entry)
             return background_message(attempt, scope.nodeid)
         if scope.recording is not None:
-            item = scope.recording
-            message = (
-                f"{item.nodeid}: blocked {what} on provider {item.provider!r} while replaying "
-                f"(record mode: {item.record_mode}). Requests through httpx, requests, urllib3 and aiohttp "
-                f"are answered from {item.path}; this one bypassed them. {ALLOW}"
-            )
-            item.blocked.append(message)
+            message = recording_message(scope.recording, what)
+            scope.recording.blocked.append(message)
             return message
         message = replay_message(f"{scope.nodeid}:", what)
         scope.blocked.append(message)
@@ -247,13 +190,7 @@ class LlmportRun:
         for entry in self._children.collect():
             scope = self.scope
             where = scope.nodeid if scope is not None else "pytest-llmport (outside any test)"
-            message = (
-                f"{where}: a child process (pid {entry.get('pid')}: {entry.get('command')}) was refused "
-                f"{entry.get('what')} while replaying. Child Python processes run the same guard; other "
-                f"programs are pointed at a closed proxy, which a program that ignores HTTP(S)_PROXY "
-                f"(curl --noproxy, its own network stack) bypasses: see docs/limitations.md. "
-                f"Use --llmport-allow-network to let it through."
-            )
+            message = child_message(where, entry)
             if scope is None:
                 self.blocked_outside.append(message)
             elif scope.recording is not None:

@@ -322,5 +322,6 @@ def test_only_the_plugin_imports_the_run_and_the_lifecycle_knows_nothing_above_i
     importers = sorted(m for m in MODULES if "pytest_llmport.run" in _imports(m, deferred=True))
     assert importers == ["pytest_llmport.plugin"]
     above = {"pytest_llmport.run", "pytest_llmport.plugin", "pytest_llmport.llmequiv"}
-    for module in ("pytest_llmport.lifecycle", "pytest_llmport.redaction", "pytest_llmport.recording"):
+    held = ("lifecycle", "redaction", "refusals", "recording")
+    for module in (f"pytest_llmport.{name}" for name in held):
         assert not _imports(module, deferred=True) & above, module
