@@ -143,6 +143,7 @@ class CassettePaths:
         return folder / f"{stem}.yaml"
 
 
+@dataclass(eq=False)
 class Lifecycle:
     """The per-test recording lifecycle, for every marked test of the run (one test open at a time).
 
@@ -151,30 +152,18 @@ class Lifecycle:
     saved or discarded.
     """
 
-    def __init__(
-        self,
-        config: pytest.Config,
-        settings: Settings,
-        registry: dict[str, Provider],
-        redaction: Redaction,
-        clients: ClientCache,
-        paths: CassettePaths,
-        start_guard: Callable[[], None] = lambda: None,
-        attach: Callable[[ItemRecording], None] = lambda recording: None,
-        keep_observations: Callable[[ItemState, bool], None] = lambda state, whole: None,
-    ) -> None:
-        self.config = config
-        self.settings = settings
-        self.registry = registry
-        self.redaction = redaction
-        self.clients = clients
-        self.paths = paths
-        self.start_guard = start_guard
-        self.attach = attach
-        self.keep_observations = keep_observations
-        self._recorder: Recorder | None = None
-        self._current: tuple[str, ItemState] | None = None
-        self._identities: dict[tuple[Any, ...], ProviderIdentity] = {}
+    config: pytest.Config
+    settings: Settings
+    registry: dict[str, Provider]
+    redaction: Redaction
+    clients: ClientCache
+    paths: CassettePaths
+    start_guard: Callable[[], None] = lambda: None
+    attach: Callable[[ItemRecording], None] = lambda recording: None
+    keep_observations: Callable[[ItemState, bool], None] = lambda state, whole: None
+    _recorder: Recorder | None = field(default=None, init=False)
+    _current: tuple[str, ItemState] | None = field(default=None, init=False)
+    _identities: dict[tuple[Any, ...], ProviderIdentity] = field(default_factory=dict, init=False)
 
     @property
     def recording(self) -> ItemRecording | None:

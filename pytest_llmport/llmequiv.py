@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,27 +27,19 @@ if TYPE_CHECKING:
     from .redaction import Redaction
 
 
+@dataclass(eq=False)
 class Equivalences:
     """The run's ``llm_equiv`` wiring, and the baseline observations made in this process."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        registry: dict[str, Provider],
-        metrics: Mapping[str, Callable[[str, str], float]],
-        clients: ClientCache,
-        paths: CassettePaths,
-        redaction: Redaction,
-    ) -> None:
-        self.settings = settings
-        self.registry = registry
-        self.metrics = metrics
-        self.clients = clients
-        self.paths = paths
-        self.redaction = redaction
-        # Baseline observations made in this process, for tests whose baseline ran earlier in the same run.
-        self.baselines: dict[Path, dict[str, Any]] = {}
-        self.baseline_counts: dict[Path, int] = {}  # a sampled baseline's N, by observation file
+    settings: Settings
+    registry: dict[str, Provider]
+    metrics: Mapping[str, Callable[[str, str], float]]
+    clients: ClientCache
+    paths: CassettePaths
+    redaction: Redaction
+    # Baseline observations made in this process, for tests whose baseline ran earlier in the same run.
+    baselines: dict[Path, dict[str, Any]] = field(default_factory=dict, init=False)
+    baseline_counts: dict[Path, int] = field(default_factory=dict, init=False)  # a sampled baseline's N
 
     def keep(self, state: ItemState, whole: bool) -> None:
         """A test ends: a whole baseline recording keeps its observations, for this run and on disk."""
