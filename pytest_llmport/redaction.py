@@ -9,7 +9,7 @@ run, because a key a test set and removed again still leaves traces in what outl
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
 from .placeholders import PLACEHOLDER_KEYS
@@ -40,9 +40,9 @@ def environment_reader(names: list[str]) -> Callable[[], dict[str, str]]:
 class Redaction:
     """The run-wide scrubber caches: per-recording scrubbers, the output scrubber, shape redaction."""
 
-    def __init__(self, providers: Iterable[Provider], secret_env: Iterable[str] = ()) -> None:
-        self._providers = list(providers)
-        self._secret_env = list(secret_env)
+    def __init__(self, providers: Collection[Provider], secret_env: Collection[str] = ()) -> None:
+        self._providers = providers  # read at the first scrubber, as the registry is then
+        self._secret_env = secret_env
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
         self._names: list[str] | None = None
         self._read: Callable[[], dict[str, str]] = dict
