@@ -11,19 +11,11 @@ import pytest
 from . import config as cfg
 from . import hookspecs, providers
 from .errors import ConfigError, LlmportError
+from .lifecycle import PARAM, ItemState, Outcome, provider_of
 from .metrics import MetricRegistry
+from .refusals import Outside, guarded_conftest_imports
 from .report import DISCARDED, PROPERTY, RunReport, junit_properties
-from .run import (
-    BACKGROUND_PROPERTY,
-    PARAM,
-    ItemState,
-    LlmportRun,
-    Outcome,
-    Outside,
-    Scope,
-    guarded_conftest_imports,
-    provider_of,
-)
+from .run import BACKGROUND_PROPERTY, LlmportRun, Scope
 from .samples import SAMPLE, shortfalls, tolerated
 from .testids import leaky_ids, param_id
 
@@ -200,7 +192,7 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return chosen
-    return param_id(val, chosen, run.redact, run.settings.escape_ids)
+    return param_id(val, chosen, run.redaction.redact, run.settings.escape_ids)
 
 
 @pytest.hookimpl(trylast=True)  # after other plugins' and conftests' hooks have added their marks
@@ -209,7 +201,7 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     for item in items:
         _settings(item)
     run.prepare_property_tests(items)
-    leaky_ids(items, run.redact, PARAM)
+    leaky_ids(items, run.redaction.redact, PARAM)
 
 
 def _settings(item: pytest.Item) -> cfg.ItemSettings | None:
@@ -366,7 +358,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if not any(name.startswith(f"{PROPERTY}.") for name, _ in item.user_properties):
             item.user_properties.extend(junit_properties(data, report))
     # Before any reporter sees it: pytest's terminal, JUnit XML, xdist's controller.
-    item.config.stash[RUN_KEY].scrub_report(report)
+    item.config.stash[RUN_KEY].redaction.scrub_report(report)
     return report
 
 
@@ -420,7 +412,7 @@ def llm_equiv(request: pytest.FixtureRequest) -> Equivalence:
             f"{request.node.nodeid}: the llm_equiv fixture needs @pytest.mark.{cfg.MARKER} on the test"
         )
     try:
-        return request.config.stash[RUN_KEY].equivalence(request.node, state)
+        return request.config.stash[RUN_KEY].equivalences.of(request.node, state)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
 
