@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .config import RecordingOptions, Settings, settings_of
+from .environ import current as current_variable
+from .environ import environment_reader
 from .errors import (
     CassetteFormatError,
     ConfigError,
@@ -165,22 +167,6 @@ def record_command(nodeid: str, spec: Provider, mode: str, samples: int | None =
     return f"{spec.api_key_env}=... {command}" if spec.key_required else command
 
 
-def environment_reader(names: list[str]) -> Callable[[], dict[str, str]]:
-    """A function giving the variables among ``names`` set (non-empty) in ``os.environ`` now.
-
-    Read several times per test (a test may set a key): ``os.environ.get`` of an unset variable raises
-    and catches a KeyError inside, about 4 us each for the twenty key variables; the mapping under
-    ``os.environ`` (what its ``__setitem__`` and ``__delitem__`` keep current) answers in a tenth of that.
-    """
-    environ = os.environ
-    data = getattr(environ, "_data", None)
-    encode, decode = getattr(environ, "encodekey", None), getattr(environ, "decodevalue", None)
-    if not isinstance(data, dict) or not callable(encode) or not callable(decode):
-        return lambda: {name: environ[name] for name in names if environ.get(name)}
-    keys = [(name, encode(name)) for name in names]
-    return lambda: {name: decode(value) for name, key in keys if (value := data.get(key))}
-
-
 class LlmportRun:
     """Everything that lives for the whole run: settings, providers, patches, clients."""
 
@@ -201,12 +187,12 @@ class LlmportRun:
         # Baseline observations made in this process, for tests whose baseline ran earlier in the same run.
         self.baselines: dict[Path, dict[str, Any]] = {}
         self.baseline_counts: dict[Path, int] = {}  # a sampled baseline's N, by observation file
-        self.clients = ClientCache()
+        self.clients = ClientCache(offline=settings.record_mode == "none")
         self.discarded: list[dict[str, str]] = []
         self.scan_findings: list[str] = []
         self._recorder: Recorder | None = None
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
-        self._folders: dict[tuple[Path, str], Path] = {}
+        self._folders: dict[Path, Path] = {}  # test module -> its cassette folder
         self._secret_names: list[str] | None = None
         self._read_secrets: Callable[[], dict[str, str]] = dict
         self._restore_session_env: Callable[[], None] = lambda: None
@@ -342,7 +328,7 @@ class LlmportRun:
 
     # -- where and how -----------------------------------------------------------------------------
     def path_for(self, item: pytest.Item, provider: str) -> Path:
-        from .cassettes import cassette_path, param_slug
+        from .cassettes import cassette_folder, cassette_path, param_slug
         from .samples import SAMPLE, sample_of
 
         callspec: Any = getattr(item, "callspec", None)
@@ -355,14 +341,11 @@ class LlmportRun:
         if params:
             extra = param_slug(params, dict(callspec.indices), self.is_secret)
             return cassette_path(Path(item.path), self.settings.cassette_dir, test_name, stem, extra)
-        # A test without other parameters has one folder for all its providers: built once.
-        key = (item.path, test_name)
-        folder = self._folders.get(key)
-        if folder is None:
-            folder = self._folders[key] = cassette_path(
-                Path(item.path), self.settings.cassette_dir, test_name, provider
-            ).parent
-        return folder / f"{stem}.yaml"
+        # The module's folder is built once (cassette_path's layout, one join per test after that).
+        module = self._folders.get(item.path)
+        if module is None:
+            module = self._folders[item.path] = cassette_folder(Path(item.path), self.settings.cassette_dir)
+        return module.joinpath(test_name, f"{stem}.yaml")
 
     def _hint(self, item: pytest.Item, spec: Provider, mode: str) -> str:
         from .samples import sample_of
@@ -375,7 +358,7 @@ class LlmportRun:
         spec = self.registry[name]
         path = self.path_for(item, name)
         mode = settings_of(item).record_mode
-        key = os.environ.get(spec.api_key_env, "")
+        key = current_variable(spec.api_key_env) or ""
         can_record = bool(key) or not spec.key_required
         exists = path.is_file()
         if mode == "none":
@@ -477,7 +460,7 @@ class LlmportRun:
     def scrub_report(self, report: pytest.TestReport) -> None:
         """Take the secrets out of a marked test's report: failure text, captured output, properties.
 
-        The plugin's own report data was scrubbed when it was built (:meth:`report_data`).
+        The plugin's own report data was scrubbed when the report hook completed it (:meth:`report_data`).
         """
         from .report import PROPERTY
 
@@ -509,7 +492,17 @@ class LlmportRun:
         many tests ran before: hypothesis mixes in constants from the local modules loaded so far, and in
         an editable install the plugin's own modules count as local.
         """
+        import importlib
+        import sys
+
         from . import chat, compare, dialects, equivalence, observe, properties, recording, similarity  # noqa: F401
+
+        # The connection layer of each httpx flavour the application imported: the first client built
+        # (llm_provider.openai_client() in the first test) would import it, about 30 ms.
+        for flavour, layer in (("httpx", "httpcore"), ("httpx2", "httpcore2")):
+            if flavour in sys.modules:
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(layer)
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def recorder(self) -> Recorder:
@@ -571,7 +564,7 @@ class LlmportRun:
             name,
             path,
             mode,
-            self._hint(item, spec, hint_mode),
+            hint,  # identity.prepare changes only the base URL and model: the command stays the same
             replaying,
             cassette,
             property_based=is_property_test(function),
@@ -591,9 +584,7 @@ class LlmportRun:
             models += (judge[1],)  # the judge's requests land in this test's cassette too
         from .samples import sample_of
 
-        state = ItemState(
-            handle, recording, self._hint(item, spec, hint_mode), models=models, sample=sample_of(item)
-        )
+        state = ItemState(handle, recording, hint, models=models, sample=sample_of(item))
         state.judged = judge is not None
         self._current = (item.nodeid, state)
         if self.settings.export_env:
@@ -742,11 +733,11 @@ class LlmportRun:
 
     def judge_of(self, item: pytest.Item) -> tuple[Provider, str] | None:
         """The judge provider and model of a test: the marker's ``judge=``, else the run's, else None."""
-        from .judge import split_judge
-
         text = settings_of(item).judge
         if not text:
             return None
+        from .judge import split_judge  # only a run with a judge imports it
+
         name, model = split_judge(text)  # validated at configure (ini, option) and collection (marker)
         spec = self.registry[name]
         return spec, model or spec.model
@@ -861,6 +852,10 @@ class LlmportRun:
                 make_replayable(getattr(function, "__func__", function), self.settings.max_examples)
 
     def report_data(self, state: ItemState, outcome: Outcome) -> dict[str, Any]:
+        """The cell of one test on one provider, NOT scrubbed yet: the report hook adds the outcome's
+        parts (the exception's first line may echo a key) and scrubs the whole once, so nothing is
+        walked twice. Its lists and mappings may be the recording's own: scrubbing copies them.
+        """
         from .identity import model_report
         from .observe import summarize_exchanges
 
@@ -896,8 +891,7 @@ class LlmportRun:
         }
         if state.sample is not None:
             data["sample"] = state.sample.as_dict()  # the matrix gathers a samples=N test's N items
-        scrubbed: dict[str, Any] = self.output_scrubber().value(data)
-        return scrubbed
+        return data
 
     def start_session(self) -> None:
         """Environment for the whole session (see :func:`pytest_llmport.sdks.session_environment`)."""
