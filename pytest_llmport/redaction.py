@@ -8,7 +8,6 @@ run, because a key a test set and removed again still leaves traces in what outl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
@@ -95,7 +94,8 @@ class Redaction:
     def scrub_report(self, report: pytest.TestReport) -> None:
         """Take the secrets out of a marked test's report: failure text, captured output, properties.
 
-        The plugin's own report data was scrubbed when the report hook completed it (``LlmportRun.report_data``).
+        The plugin's own report data was scrubbed when the report hook completed it
+        (``LlmportRun.report_data``).
         """
         from .report import PROPERTY
 

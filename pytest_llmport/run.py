@@ -262,6 +262,7 @@ class LlmportRun:
         many tests ran before: hypothesis mixes in constants from the local modules loaded so far, and in
         an editable install the plugin's own modules count as local.
         """
+        import contextlib
         import importlib
         import sys
 
