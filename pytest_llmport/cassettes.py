@@ -79,9 +79,14 @@ def param_slug(
     return "-".join(parts)
 
 
+def cassette_folder(test_file: Path, cassette_dir: str) -> Path:
+    """``<test dir>/<cassette_dir>/<module>``: where the cassettes of one test module go."""
+    return test_file.parent / cassette_dir / test_file.stem
+
+
 def cassette_path(test_file: Path, cassette_dir: str, test_name: str, provider: str, extra: str = "") -> Path:
     """``<test dir>/<cassette_dir>/<module>/<test>/[<extra>/]<provider>.yaml``."""
-    folder = test_file.parent / cassette_dir / test_file.stem / test_name
+    folder = cassette_folder(test_file, cassette_dir) / test_name
     if extra:
         folder = folder / extra
     return folder / f"{provider}.yaml"
@@ -566,7 +571,7 @@ class AtomicPersister:
 
     def load_cassette(self, cassette_path: str | Path, serializer: Any) -> Any:
         """(requests, responses, metadata, ``llmport:`` header); ``FileNotFoundError`` without a file."""
-        path = Path(cassette_path)
+        path = cassette_path if isinstance(cassette_path, Path) else Path(cassette_path)  # Path(Path) parses
         status = path.stat()
         stamp = (status.st_mtime_ns, status.st_size)
         key = str(path.absolute())

@@ -31,18 +31,35 @@ class ClientCache:
     shared client is recorded and replayed like a fresh one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, offline: bool = False) -> None:
+        """``offline``: no test of this run can record (record mode none), so no client ever connects."""
         self._clients: dict[tuple[Any, ...], Any] = {}
+        self._aliases: dict[tuple[Any, ...], Any] = {}
         self._ssl: ssl.SSLContext | None = None
+        self.offline = offline
 
     def ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
             import ssl  # deferred: a run without marked tests should not pay for it
 
-            import certifi
+            if self.offline:
+                # Every request is answered from a cassette and none reaches a socket: loading the CA
+                # bundle (about 25 ms per process) is spared. A context that verifies with no CA to trust
+                # fails any handshake that did happen, so it can turn nothing into a pass.
+                self._ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            else:
+                import certifi
 
-            self._ssl = ssl.create_default_context(cafile=certifi.where())
+                self._ssl = ssl.create_default_context(cafile=certifi.where())
         return self._ssl
+
+    def find(self, key: tuple[Any, ...]) -> Any:
+        """The client :meth:`remember` put under ``key``, or None."""
+        return self._aliases.get(key)
+
+    def remember(self, key: tuple[Any, ...], client: Any) -> None:
+        """A second, cheaper key for a client :meth:`get` holds (closed with it, not twice)."""
+        self._aliases[key] = client
 
     def get(self, key: tuple[Any, ...], build: Any) -> Any:
         client = self._clients.get(key)
@@ -56,6 +73,7 @@ class ClientCache:
             if callable(close):
                 close()
         self._clients.clear()
+        self._aliases.clear()
 
 
 class LLMProvider:
@@ -132,6 +150,14 @@ class LLMProvider:
 
     def openai_client(self, **kwargs: Any) -> openai.OpenAI:
         """An ``openai.OpenAI`` client for this provider, shared across tests with the same arguments."""
+        # Without arguments the options follow from the base URL, the key and the provider's headers and
+        # auth scheme alone: the usual call finds its client without working the options out again.
+        spec = self.spec
+        short = None if kwargs else ("openai", self.base_url, self.api_key, spec.auth, *spec.headers.items())
+        if short is not None:
+            known: openai.OpenAI | None = self._cache.find(short)
+            if known is not None:
+                return known
         import openai
 
         options = self._openai_kwargs(kwargs)
@@ -143,6 +169,8 @@ class LLMProvider:
             return openai.OpenAI(**options)
 
         client: openai.OpenAI = self._cache.get(key, build)
+        if short is not None:
+            self._cache.remember(short, client)
         return client
 
     def async_openai_client(self, **kwargs: Any) -> openai.AsyncOpenAI:

@@ -91,6 +91,8 @@ class ProviderIdentity:
             locations.extend(self._locations(extra, extra.base_url))
         self.locations = tuple(locations)
         self._others = {name: other for name, other in (others or {}).items() if name != spec.name}
+        # Every test of a suite sends to the same few URLs: each is parsed and checked once per identity.
+        self._admitted: dict[str, bool] = {}
 
     @staticmethod
     def _locations(spec: Provider, base_url: str) -> list[Location]:
@@ -103,11 +105,18 @@ class ProviderIdentity:
         return found
 
     def admits(self, uri: str) -> bool:
+        known = self._admitted.get(uri)
+        if known is not None:
+            return known
         try:
             target = Location.parse(uri)
         except ValueError:
             return False
-        return any(location.admits(target) for location in self.locations)
+        admitted = any(location.admits(target) for location in self.locations)
+        if len(self._admitted) >= _ADMITTED_SIZE:
+            self._admitted.clear()
+        self._admitted[uri] = admitted
+        return admitted
 
     def _admits_scrubbed(self, uri: str) -> bool:
         # A key in the path was scrubbed with the path around it: only scheme, host and port are left.
@@ -209,12 +218,28 @@ def header(spec: Provider, scrub_uri: Callable[[str], str]) -> dict[str, Any]:
 
 def as_recorded(spec: Provider, recorded: Mapping[str, Any]) -> Provider:
     """``spec`` with the base URL and model the cassette was recorded against, for replay."""
+    base_url, model = recorded.get("base_url"), recorded.get("model")
+    # The same few (provider, base URL, model) triples for every cassette of a suite: each built once. The
+    # entry holds the spec itself, so its id cannot be reused by another object while it is remembered.
+    key = (id(spec), base_url, model)
+    known = _RECORDED.get(key)
+    if known is not None and known[0] is spec:
+        return known[1]
     changes: dict[str, Any] = {
-        key: value
-        for key in ("base_url", "model")
-        if isinstance(value := recorded.get(key), str) and value and value != getattr(spec, key)
+        name: value
+        for name, value in (("base_url", base_url), ("model", model))
+        if isinstance(value, str) and value and value != getattr(spec, name)
     }
-    return dataclasses.replace(spec, **changes) if changes else spec
+    result = dataclasses.replace(spec, **changes) if changes else spec
+    if isinstance(base_url, (str, type(None))) and isinstance(model, (str, type(None))):
+        if len(_RECORDED) >= _ADMITTED_SIZE:
+            _RECORDED.clear()
+        _RECORDED[key] = (spec, result)
+    return result
+
+
+_ADMITTED_SIZE = 4096
+_RECORDED: dict[tuple[int, Any, Any], tuple[Provider, Provider]] = {}
 
 
 def rebased_mismatch(spec: Provider, recorded: Mapping[str, Any], nodeid: str, path: Any, hint: str) -> None:

@@ -14,7 +14,6 @@ imports it.
 
 from __future__ import annotations
 
-import os
 import shlex
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .config import RecordingOptions, Settings, settings_of
+from .environ import current as current_variable
 from .errors import CassetteFormatError, ConfigError, CorruptCassetteError, LlmportError, MissingCassetteError
 from .handle import ClientCache, LLMProvider
 from .placeholders import replay_key
@@ -117,10 +117,10 @@ class CassettePaths:
     def __init__(self, cassette_dir: str, is_secret: Callable[[str], bool]) -> None:
         self._cassette_dir = cassette_dir
         self._is_secret = is_secret
-        self._folders: dict[tuple[Path, str], Path] = {}
+        self._folders: dict[Path, Path] = {}  # test module -> its cassette folder
 
     def path_for(self, item: pytest.Item, provider: str) -> Path:
-        from .cassettes import cassette_path, param_slug
+        from .cassettes import cassette_folder, cassette_path, param_slug
         from .samples import SAMPLE, sample_of
 
         callspec: Any = getattr(item, "callspec", None)
@@ -133,14 +133,11 @@ class CassettePaths:
         if params:
             extra = param_slug(params, dict(callspec.indices), self._is_secret)
             return cassette_path(Path(item.path), self._cassette_dir, test_name, stem, extra)
-        # A test without other parameters has one folder for all its providers: built once.
-        key = (item.path, test_name)
-        folder = self._folders.get(key)
-        if folder is None:
-            folder = self._folders[key] = cassette_path(
-                Path(item.path), self._cassette_dir, test_name, provider
-            ).parent
-        return folder / f"{stem}.yaml"
+        # The module's folder is built once (cassette_path's layout, one join per test after that).
+        module = self._folders.get(item.path)
+        if module is None:
+            module = self._folders[item.path] = cassette_folder(Path(item.path), self._cassette_dir)
+        return module.joinpath(test_name, f"{stem}.yaml")
 
 
 @dataclass(eq=False)
@@ -186,7 +183,7 @@ class Lifecycle:
         spec = self.registry[name]
         path = self.paths.path_for(item, name)
         mode = settings_of(item).record_mode
-        key = os.environ.get(spec.api_key_env, "")
+        key = current_variable(spec.api_key_env) or ""
         exists = path.is_file()
         if mode == "none":
             if not exists:

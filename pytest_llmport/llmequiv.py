@@ -102,11 +102,11 @@ class Equivalences:
 
     def judge_of(self, item: pytest.Item) -> tuple[Provider, str] | None:
         """The judge provider and model of a test: the marker's ``judge=``, else the run's, else None."""
-        from .judge import split_judge
-
         text = settings_of(item).judge
         if not text:
             return None
+        from .judge import split_judge  # only a run with a judge imports it
+
         name, model = split_judge(text)  # validated at configure (ini, option) and collection (marker)
         spec = self.registry[name]
         return spec, model or spec.model

@@ -8,10 +8,10 @@ run, because a key a test set and removed again still leaves traces in what outl
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING
 
+from .environ import environment_reader as environment_reader
 from .placeholders import PLACEHOLDER_KEYS
 
 if TYPE_CHECKING:
@@ -19,22 +19,6 @@ if TYPE_CHECKING:
 
     from .providers import Provider
     from .scrub import Scrubber
-
-
-def environment_reader(names: list[str]) -> Callable[[], dict[str, str]]:
-    """A function giving the variables among ``names`` set (non-empty) in ``os.environ`` now.
-
-    Read several times per test (a test may set a key): ``os.environ.get`` of an unset variable raises
-    and catches a KeyError inside, about 4 us each for the twenty key variables; the mapping under
-    ``os.environ`` (what its ``__setitem__`` and ``__delitem__`` keep current) answers in a tenth of that.
-    """
-    environ = os.environ
-    data = getattr(environ, "_data", None)
-    encode, decode = getattr(environ, "encodekey", None), getattr(environ, "decodevalue", None)
-    if not isinstance(data, dict) or not callable(encode) or not callable(decode):
-        return lambda: {name: environ[name] for name in names if environ.get(name)}
-    keys = [(name, encode(name)) for name in names]
-    return lambda: {name: decode(value) for name, key in keys if (value := data.get(key))}
 
 
 class Redaction:
@@ -110,7 +94,8 @@ class Redaction:
     def scrub_report(self, report: pytest.TestReport) -> None:
         """Take the secrets out of a marked test's report: failure text, captured output, properties.
 
-        The plugin's own report data was scrubbed when it was built (``LlmportRun.report_data``).
+        The plugin's own report data was scrubbed when the report hook completed it
+        (``LlmportRun.report_data``).
         """
         from .report import PROPERTY
 

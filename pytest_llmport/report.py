@@ -351,12 +351,15 @@ class RunReport:
     """The run's report outputs: prices, the versioned JSON report, the HTML page, the verdict."""
 
     def __init__(self, settings: Any, registry: Mapping[str, Any], prices: Mapping[str, Any] | None) -> None:
-        from .prices import load
-
         self.settings = settings
         self._price_overrides = prices
-        # [tool.llmport.prices] is checked at start-up; the built-in table alone is read for a report.
-        self._prices = load(prices) if prices else None
+        # [tool.llmport.prices] is checked at start-up; the built-in table alone is read for a report (a
+        # run without marked tests imports neither prices.py nor tomllib and importlib.resources).
+        self._prices: PriceTable | None = None
+        if prices:
+            from .prices import load
+
+            self._prices = load(prices)
         self.capabilities = {name: sorted(spec.capabilities) for name, spec in registry.items()}
         for path, what, option in (
             (settings.report_path, "JSON report", "--llmport-report"),

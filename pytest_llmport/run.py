@@ -72,7 +72,7 @@ class LlmportRun:
         self.registry = registry
         self.metrics: Mapping[str, Callable[[str, str], float]] = metrics if metrics is not None else {}
         self.matrix = Matrix(settings.providers, settings.baseline)
-        self.clients = ClientCache()
+        self.clients = ClientCache(offline=settings.record_mode == "none")
         self.discarded: list[dict[str, str]] = []
         self.scan_findings: list[str] = []
         self.redaction = Redaction(registry.values(), settings.secret_env)
@@ -262,7 +262,18 @@ class LlmportRun:
         many tests ran before: hypothesis mixes in constants from the local modules loaded so far, and in
         an editable install the plugin's own modules count as local.
         """
+        import contextlib
+        import importlib
+        import sys
+
         from . import chat, compare, dialects, equivalence, observe, properties, recording, similarity  # noqa: F401
+
+        # The connection layer of each httpx flavour the application imported: the first client built
+        # (llm_provider.openai_client() in the first test) would import it, about 30 ms.
+        for flavour, layer in (("httpx", "httpcore"), ("httpx2", "httpcore2")):
+            if flavour in sys.modules:
+                with contextlib.suppress(ImportError):
+                    importlib.import_module(layer)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if hasattr(self.config, "workerinput"):
@@ -309,6 +320,10 @@ class LlmportRun:
                 make_replayable(getattr(function, "__func__", function), self.settings.max_examples)
 
     def report_data(self, state: ItemState, outcome: Outcome) -> dict[str, Any]:
+        """The cell of one test on one provider, NOT scrubbed yet: the report hook adds the outcome's
+        parts (the exception's first line may echo a key) and scrubs the whole once, so nothing is
+        walked twice. Its lists and mappings may be the recording's own: scrubbing copies them.
+        """
         from .identity import model_report
         from .observe import summarize_exchanges
 
@@ -344,8 +359,7 @@ class LlmportRun:
         }
         if state.sample is not None:
             data["sample"] = state.sample.as_dict()  # the matrix gathers a samples=N test's N items
-        scrubbed: dict[str, Any] = self.output_scrubber().value(data)
-        return scrubbed
+        return data
 
     def start_session(self) -> None:
         """Environment for the whole session (see :func:`pytest_llmport.sdks.session_environment`)."""

@@ -18,6 +18,7 @@ import functools
 import os
 import re
 import sys
+import types
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,27 @@ def litellm_route(spec: Provider) -> LitellmRoute | None:
 
 def environment(spec: Provider, api_key: str, secret_key: str = "") -> dict[str, str]:
     """Every variable exported while a test runs on ``spec`` (names an SDK reads, values in its shape)."""
+    return dict(_exports(spec, api_key, secret_key))
+
+
+# Every test on one provider exports the same variables: worked out once per provider, key and secret.
+# Read-only, and never handed out as it is (environment() copies): no caller changes what a test exports.
+_EXPORTS: dict[tuple[str, ...], Mapping[str, str]] = {}
+
+
+def _exports(spec: Provider, api_key: str, secret_key: str) -> Mapping[str, str]:
+    # Every field of the provider that _environment reads (a Provider holds a dict: it is not hashable).
+    fields = (spec.name, spec.base_url, spec.model, spec.dialect, spec.api_key_env, spec.secret_key_env)
+    key = (*fields, api_key, secret_key)
+    env = _EXPORTS.get(key)
+    if env is None:
+        if len(_EXPORTS) >= 64:
+            _EXPORTS.clear()
+        env = _EXPORTS[key] = types.MappingProxyType(_environment(spec, api_key, secret_key))
+    return env
+
+
+def _environment(spec: Provider, api_key: str, secret_key: str) -> dict[str, str]:
     env = {
         "OPENAI_BASE_URL": spec.base_url,
         "OPENAI_API_KEY": api_key,
@@ -144,9 +166,14 @@ MODULE_GLOBALS = (
 )
 
 
+_GLOBAL_DIALECTS = frozenset(setting.dialect for setting in MODULE_GLOBALS)
+
+
 def apply(spec: Provider, api_key: str, secret_key: str = "") -> Callable[[], None]:
     """Export :func:`environment` and set the SDKs' module globals; returns what undoes both."""
-    undo: list[Callable[[], None]] = [_set_environ(environment(spec, api_key, secret_key))]
+    undo: list[Callable[[], None]] = [_set_environ(_exports(spec, api_key, secret_key))]
+    if spec.dialect not in _GLOBAL_DIALECTS:
+        return undo[0]
     for setting in MODULE_GLOBALS:
         module = sys.modules.get(setting.module)
         if module is None or setting.dialect != spec.dialect:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmport.identity import ProviderIdentity, request_model, response_model
+from pytest_llmport.identity import ProviderIdentity, as_recorded, request_model, response_model
 from pytest_llmport.providers import BUILTIN_PROVIDERS, Provider
 from pytest_llmport.testing import FakeProvider
 
@@ -546,3 +546,23 @@ def test_a_replay_writes_nothing_into_the_source_tree_unless_asked(
         passed=1
     )
     assert json.loads(observations.read_text("utf-8"))["observations"] == {"category": "[fake] 订单还没发货"}
+
+
+def test_replay_serves_the_recorded_base_url_and_model_however_often_it_is_asked() -> None:
+    spec = Provider("gw", "http://127.0.0.1:9/v1", "m", "GW_KEY")
+    recorded = {"base_url": "http://127.0.0.1:7/v1", "model": "m-2"}
+    first = as_recorded(spec, recorded)
+    assert (first.base_url, first.model) == ("http://127.0.0.1:7/v1", "m-2")
+    assert as_recorded(spec, recorded) is first  # built once
+    assert as_recorded(spec, {"base_url": "http://127.0.0.1:8/v1"}).base_url == "http://127.0.0.1:8/v1"
+    assert as_recorded(spec, {}) is spec and as_recorded(spec, {"model": "m"}) is spec
+    other = Provider("gw", "http://127.0.0.1:9/v1", "m", "GW_KEY", headers={"X": "1"})
+    assert as_recorded(other, recorded).headers == {"X": "1"}, "a spec equal in name is not taken for another"
+
+
+def test_an_identity_answers_the_same_for_a_url_it_has_seen() -> None:
+    identity = ProviderIdentity(Provider("gw", "http://127.0.0.1:9/v1", "m", "GW_KEY"))
+    for _ in range(2):
+        assert identity.admits("http://127.0.0.1:9/v1/chat/completions")
+        assert not identity.admits("http://127.0.0.1:9/v2/chat/completions")
+        assert not identity.admits("http://127.0.0.1:99999/v1")  # an invalid port: refused, not cached wrong

@@ -113,3 +113,19 @@ def test_the_check_sees_what_a_marked_test_imports(alone: pytest.Pytester) -> No
     )
     result = alone.runpytest_subprocess("-s", "-p", "pytest_llmport.plugin", "--providers=openai")
     result.stdout.fnmatch_lines(["*LOADED True", "*HEAVY [[]*'pytest_llmport.recording'*"])
+
+
+def test_a_marked_test_without_a_judge_does_not_import_the_judge(
+    alone: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What only some runs need stays unloaded in the others: the LLM judge, for one."""
+    alone.makeconftest(CONFTEST.replace("HEAVY = ", "HEAVY = ('pytest_llmport.judge',) + "))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-import-check-0123456789")  # recorded: nothing is sent
+    monkeypatch.delenv("CI", raising=False)
+    alone.makepyfile(
+        test_marked="import pytest\n\n@pytest.mark.llm_portable\ndef test_m(llm_provider):\n    pass\n"
+    )
+    result = alone.runpytest_subprocess("-s", "-p", "pytest_llmport.plugin", "--providers=openai")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*HEAVY [[]*'pytest_llmport.recording'*"])
+    result.stdout.no_fnmatch_line("*pytest_llmport.judge*")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_llmport.handle import LLMProvider
+from pytest_llmport.handle import ClientCache, LLMProvider
 from pytest_llmport.placeholders import REPLAY_KEY, replay_key
 from pytest_llmport.providers import BUILTIN_PROVIDERS, Provider
 from pytest_llmport.sdks import apply, environment, key_variables, session_environment, split_version
@@ -177,3 +177,43 @@ def test_custom_provider_headers_travel_with_every_helper() -> None:
     provider = LLMProvider(spec, KEY, Path("unused.yaml"), "once", False)
     assert provider.litellm_kwargs()["extra_headers"] == {"X-Tenant": "t1"}
     assert provider.model_id == "openai/m"
+
+
+def test_the_exported_variables_are_worked_out_once_and_cannot_be_changed_by_a_caller() -> None:
+    spec = SPECS["deepseek"]
+    first = environment(spec, KEY)
+    first["OPENAI_BASE_URL"] = "http://changed.invalid"  # a copy: the next test exports the real one
+    assert environment(spec, KEY)["OPENAI_BASE_URL"] == spec.base_url
+    other = dataclasses.replace(spec, base_url="http://127.0.0.1:9/v1")
+    assert environment(other, KEY)["OPENAI_BASE_URL"] == "http://127.0.0.1:9/v1"
+    assert environment(spec, "another-key-0123456789")["DEEPSEEK_API_KEY"] == "another-key-0123456789"
+
+
+def test_openai_client_is_shared_per_key_and_arguments() -> None:
+    cache = ClientCache()
+    spec = Provider("gw", "http://127.0.0.1:9/v1", "m", "GW_KEY", headers={"X-Tenant": "t1"})
+    one = LLMProvider(spec, KEY, Path("a.yaml"), "once", False, cache)
+    two = LLMProvider(spec, KEY, Path("b.yaml"), "once", False, cache)
+    try:
+        client = one.openai_client()
+        assert two.openai_client() is client and one.openai_client() is client
+        assert client.default_headers["X-Tenant"] == "t1"
+        assert one.openai_client(max_retries=0) is not client
+        assert two.openai_client(max_retries=0) is one.openai_client(max_retries=0)
+        other_key = LLMProvider(spec, "sk-other-0123456789abcdef", Path("a.yaml"), "once", False, cache)
+        assert other_key.openai_client() is not client
+        assert other_key.openai_client().api_key == "sk-other-0123456789abcdef"
+        tenant = dataclasses.replace(spec, headers={"X-Tenant": "t2"})
+        assert LLMProvider(tenant, KEY, Path("a.yaml"), "once", False, cache).openai_client() is not client
+    finally:
+        cache.close()
+
+
+def test_a_run_that_only_replays_gives_clients_a_tls_context_that_trusts_nothing() -> None:
+    import ssl
+
+    offline = ClientCache(offline=True).ssl_context()
+    assert offline.verify_mode == ssl.CERT_REQUIRED and offline.check_hostname
+    assert offline.get_ca_certs() == [] and offline.cert_store_stats()["x509_ca"] == 0
+    recording = ClientCache().ssl_context()
+    assert recording.verify_mode == ssl.CERT_REQUIRED and recording.cert_store_stats()["x509_ca"] > 0
