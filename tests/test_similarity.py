@@ -331,3 +331,20 @@ def test_contained_answers_pass_the_verdict() -> None:
     assert not contained("可以退款", "可以退款的")
     # Contained, but negated: the facts still decide.
     assert not verdict("可以退款", "很抱歉，这件商品不可以退款，请谅解").passed
+    # Containment is a fact about the two texts, reported whatever the score and whichever comes first.
+    high = verdict("您好，可以退款。", "您好，可以退款。退款三天内到账。")
+    assert high.score >= DEFAULT_THRESHOLD and high.contained
+
+
+verdict_text = st.text(alphabet=st.sampled_from(list("可以不退款三3天内到账您好，。没有30元")), max_size=24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(verdict_text, verdict_text)
+def test_the_verdict_does_not_depend_on_which_text_comes_first(a: str, b: str) -> None:
+    first, second = verdict(a, b), verdict(b, a)
+    assert (first.passed, first.contained) == (second.passed, second.contained)
+    assert first.score == pytest.approx(second.score, abs=1e-12)
+    assert {reason.split(":")[0] for reason in first.facts} == {
+        reason.split(":")[0] for reason in second.facts
+    }
