@@ -124,6 +124,9 @@ class ItemState:
     models: tuple[str, ...] = ()  # the marker's models=[...]: models the test uses on purpose
     sample: Sample | None = None  # which of a samples=N test's answers this item records
     judged: bool = False  # a judge is configured: its exchanges share the cassette
+    # The plugin's own providers by role ("judge", "embedding"): (provider as this test reaches it, model).
+    own: dict[str, tuple[Provider, str]] = field(default_factory=dict)
+    note_own: Callable[[str], None] = lambda role: None  # recording: a role's request goes into the cassette
 
 
 TEST_OUTCOMES = (pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exception)
@@ -545,11 +548,14 @@ class LlmportRun:
         from .properties import configure, is_property_test
 
         hint = self._hint(item, spec, hint_mode)
-        embedding = self.settings.embedding_provider if self.settings.embedding_model else None
-        also = [self.registry[embedding]] if embedding else []
-        judge = self.judge_of(item)
-        if judge is not None:
-            also.append(judge[0])  # the judge's requests land in this test's cassette too
+        # The judge's and the embedding provider's requests land in this test's cassette too; a replay
+        # reaches them where they were recorded.
+        mixing = mode == "new_episodes" and bool(cassette.data)
+        own = identity.own_as_recorded(
+            self.own_traffic(item), cassette.llmport, item.nodeid, path, hint, replaying, mixing
+        )
+        also = [own_spec for own_spec, _ in own.values()]
+        judge = own.get("judge")
         spec, checker = identity.prepare(
             item.nodeid,
             spec,
@@ -563,6 +569,9 @@ class LlmportRun:
             self.registry,
             self._identities,
         )
+        if not replaying and not mixing:
+            for role in identity.OWN_ROLES:
+                cassette.llmport.pop(role, None)  # noted again by the first request each role records
         function = getattr(item, "obj", None)
         if is_property_test(function):
             configure(function, cassette.llmport, replaying, self.settings.max_examples, item.nodeid, hint)
@@ -595,6 +604,16 @@ class LlmportRun:
             handle, recording, self._hint(item, spec, hint_mode), models=models, sample=sample_of(item)
         )
         state.judged = judge is not None
+        state.own = own
+        if not replaying:
+            header, uri = cassette.llmport, scrubber.uri
+
+            def note_own(role: str) -> None:
+                # Only a role that records a request is noted: a cassette without the judge's exchanges
+                # (the baseline's) must not need re-recording when the judge changes.
+                header.update(identity.own_header({role: own[role]}, uri))
+
+            state.note_own = note_own
         self._current = (item.nodeid, state)
         if self.settings.export_env:
             from . import sdks
@@ -751,8 +770,19 @@ class LlmportRun:
         spec = self.registry[name]
         return spec, model or spec.model
 
+    def own_traffic(self, item: pytest.Item) -> dict[str, tuple[Provider, str]]:
+        """The plugin's own providers a test may reach, by role, as configured: the judge, the embedder."""
+        own: dict[str, tuple[Provider, str]] = {}
+        judge = self.judge_of(item)
+        if judge is not None:
+            own["judge"] = judge
+        name, model = self.settings.embedding_provider, self.settings.embedding_model
+        if name and model:
+            own["embedding"] = (self.registry[name], model)
+        return own
+
     def _judge_factory(self, item: pytest.Item, state: ItemState) -> Callable[[], Judge] | None:
-        found = self.judge_of(item)
+        found = state.own.get("judge")
         if found is None:
             return None
         spec, model = found
@@ -793,15 +823,16 @@ class LlmportRun:
                 record_command=command,
                 problem=recording.unmatched.append,
                 unusable=unusable,
+                asking=lambda: state.note_own("judge"),
             )
 
         return build
 
     def _embedder(self, state: ItemState) -> Callable[[list[str]], list[list[float]]] | None:
-        name, model = self.settings.embedding_provider, self.settings.embedding_model
-        if not name or not model:
+        found = state.own.get("embedding")
+        if found is None:
             return None
-        spec = self.registry[name]
+        spec, model = found  # where it was recorded, when replaying
         key = os.environ.get(spec.api_key_env) or replay_key(spec.api_key_env)
         handle = LLMProvider(
             spec, key, state.handle.cassette_path, state.handle.record_mode, True, self.clients
@@ -809,6 +840,7 @@ class LlmportRun:
 
         def embed(texts: list[str]) -> list[list[float]]:
             # Through the patched transport, so the call lands in this test's cassette and replays offline.
+            state.note_own("embedding")
             response = handle.httpx_client().post("embeddings", json={"model": model, "input": texts})
             response.raise_for_status()
             data = sorted(response.json()["data"], key=lambda item: item["index"])

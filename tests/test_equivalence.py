@@ -227,6 +227,22 @@ def test_emb(llm_provider, llm_equiv):
     pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
     # The embedding request goes to another provider and names another model, and is the plugin's own.
     pytester.runpytest("--providers=zhipu", "--llmport-strict-model").assert_outcomes(passed=1)
+    # The embedding provider moved (a gateway, a new default base URL): replay answers from the recording.
+    monkeypatch.setenv("LLMPORT_OPENAI_BASE_URL", "http://192.0.2.1:9/v1")
+    pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
+    # Another embedding model: the recorded vectors are not its vectors.
+    pytester.makeini("[pytest]\nllmport_embedding_provider = openai\nllmport_embedding_model = bge-m3\n")
+    changed = pytester.runpytest("--providers=zhipu")
+    changed.assert_outcomes(errors=1)
+    changed.stdout.fnmatch_lines(
+        [
+            "*test_emb.py::test_emb[[]zhipu[]]: cassette * was recorded with the embedding "
+            f"openai:text-embedding-3-small at {servers['openai'].base_url}, but the embedding is now "
+            "openai:bge-m3: the recorded answers are another model's.",
+            "  Fix: re-record the test whole (OPENAI_API_KEY set for the embedding), or configure the "
+            "embedding as recorded. To record it: *--llmport-record-mode=all*",
+        ]
+    )
 
 
 def test_custom_metric_through_the_hook(pytester: pytest.Pytester, servers: dict[str, FakeProvider]) -> None:
