@@ -311,6 +311,28 @@ def test_default_verdict_on_typical_answer_pairs() -> None:
     assert right["zh-vs-en"] == 0  # needs the semantic option
 
 
+def test_scores_do_not_drift_with_length() -> None:
+    # Same-meaning texts: the equivalent pairs' two sides joined in order (cycling once they run out);
+    # unrelated: one half's first sides against the other half's second sides. bench/similarity.py runs
+    # the same check on the public sets; with the old absolute half-saturation, d / (d + 8), same-meaning
+    # texts here fall from 0.54 at 50 characters to 0.44 at 2,000.
+    kinds = ("paraphrase", "reordering", "script", "list-vs-prose")
+    pairs = [pair for pair in ANSWER_PAIRS if pair["equivalent"] and pair["kind"] in kinds]
+    half = len(pairs) // 2
+
+    def joined(size: int, side: str, chosen: list[dict[str, object]]) -> str:
+        text, index = "", 0
+        while len(text) < size:
+            text += str(chosen[index % len(chosen)][side])
+            index += 1
+        return text
+
+    same = {n: chrf_lcs(joined(n, "a", pairs), joined(n, "b", pairs)) for n in (50, 200, 1000, 2000)}
+    unrelated = {n: chrf_lcs(joined(n, "a", pairs[:half]), joined(n, "b", pairs[half:])) for n in same}
+    assert all(score >= same[50] - 0.05 for score in same.values()), same
+    assert all(same[n] - unrelated[n] > 0.15 for n in same), (same, unrelated)
+
+
 def test_answer_text_reads_json_by_its_values_and_drops_markup() -> None:
     assert answer_text('{"city": "北京", "weather": "晴", "temperature": 25, "ok": true}') == "北京,晴,25"
     assert answer_text('```json\n{"name": "张伟", "tags": ["a", "b"]}\n```') == "张伟,a,b"
