@@ -423,6 +423,17 @@ def test_replay_uses_the_judges_recorded_base_url_and_a_changed_judge_asks_for_r
     moved.stdout.fnmatch_lines(
         ["*not equivalent to the baseline openai according to the judge deepseek:judge-v1*"]
     )
+    # Adding episodes to a cassette whose judge was elsewhere would mix two servers in one cassette.
+    monkeypatch.delenv("CI")
+    mixed = pytester.runpytest("--providers=zhipu", "--llmport-record-mode=new_episodes")
+    mixed.assert_outcomes(errors=1)
+    mixed.stdout.fnmatch_lines(
+        [
+            f"*cassette * was recorded with the judge deepseek:judge-v1 at {servers['deepseek'].base_url}, it is "
+            "now at http://192.0.2.1:9/v1; record mode new_episodes would mix the two in one cassette."
+        ]
+    )
+    monkeypatch.setenv("CI", "true")
     # A cassette of an earlier version does not say where its judge was: the message says what to do.
     cassette = pytester.path / "cassettes/test_app/test_refund/zhipu.yaml"
     text = cassette.read_text("utf-8")
