@@ -513,6 +513,8 @@ def test_the_verdict_groups_every_kind_of_change(pytester: pytest.Pytester, llm_
             "zhipu vs openai: 2/5 equivalent",
             "  changes:  provider errors and content filters 2, missing baselines 1",
             "  notes:    wrapped JSON 1, model mismatches 1, content filtered 1",
+            # The free model costs 0; the model without a price is unknown, never counted as 0.
+            "  cost:     $0.000000 / ¥0.000000 + unknown for 1 of * exchanges (no price for zhipu glm-4-plus: 1)",
             "*= llmport: portability matrix =*",
             "test_app.py::test_filtered  ok      content_filter",
             "test_app.py::test_limited   ok      rate_limit",
