@@ -17,7 +17,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .report import REPORT_FORMAT, REPORT_VERSION, Matrix, dump, schema_errors, write_atomic
-from .samples import combine, shortfalls
+from .samples import combine, shortfalls, unreported
 
 
 class MergeError(Exception):
@@ -154,4 +154,8 @@ def main(argv: list[str]) -> int:
     if short:
         print("== pass rate below pass_rate (the run fails)")
         print("\n".join(short))
+    absent = unreported(matrix.cells)
+    if absent:
+        print("== samples missing from the merged reports")
+        print("\n".join(absent))
     return 0

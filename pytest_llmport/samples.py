@@ -210,6 +210,26 @@ def shortfalls(cells: Mapping[str, Mapping[str, Cell]]) -> list[str]:
     return lines
 
 
+def unreported(cells: Mapping[str, Mapping[str, Cell]]) -> list[str]:
+    """Sampled cells that hold fewer samples than the test asks for (a shard's report left out of a
+    merge, or samples deselected): their pass rate counts only the samples that are there."""
+    lines = []
+    for label, row in sorted(cells.items()):
+        for provider, cell in sorted(row.items()):
+            summary = cell.samples
+            if not summary:
+                continue
+            have = sorted(int(line["sample"]) for line in summary.get("cells") or [])
+            count = int(summary["of"])
+            if len(have) < count:
+                absent = [str(index) for index in range(1, count + 1) if index not in have]
+                lines.append(
+                    f"{label} [{provider}]: {len(have)} of {count} samples reported (missing: "
+                    f"{', '.join(absent)}); its pass rate counts only those: merge every shard's report"
+                )
+    return lines
+
+
 # -- the baseline's samples -------------------------------------------------------------------------------
 def read_file(path: Path) -> tuple[Mapping[str, Any], int | None] | None:
     """A baseline observation file's observations and the sample count it says it was recorded with."""

@@ -142,6 +142,12 @@ def test_shards_that_split_samples_merge_into_the_single_run_and_the_pass_rate_g
     second = pytester.runpytest(*ids[12:], "--providers=openai,zhipu", "--llmport-report=b.json")
     assert second.ret == pytest.ExitCode.TESTS_FAILED
     assert read(pytester.path / "a.json")["tests"]["test_app.py::test_reply"]["zhipu"]["outcome"] == "passed"
+    # One shard's report alone: its cell passes on the samples it has, and the merge says some are missing.
+    assert cli(["merge", str(pytester.path / "a.json")]) == 0
+    assert (
+        "== samples missing from the merged reports\ntest_app.py::test_reply [zhipu]: 4 of 8 samples reported "
+        "(missing: 5, 6, 7, 8); its pass rate counts only those: merge every shard's report"
+    ) in capsys.readouterr().out
 
     code = cli(
         ["merge", str(pytester.path / "a.json"), str(pytester.path / "b.json"), "--json", "merged.json"]
@@ -152,6 +158,7 @@ def test_shards_that_split_samples_merge_into_the_single_run_and_the_pass_rate_g
     assert "6/8 [0.41-0.93]" in out
     assert "== pass rate below pass_rate (the run fails)" in out
     assert "test_app.py::test_reply [zhipu]: 6 of 8 samples equivalent (95% Wilson interval 0.41-0.93)" in out
+    assert "samples missing" not in out
     merged, one = read(pytester.path / "merged.json"), read(pytester.path / "one.json")
     merged.pop("merged_from")
     zhipu = merged["tests"]["test_app.py::test_reply"]["zhipu"]  # type: ignore[index]
