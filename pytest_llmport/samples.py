@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,24 +189,28 @@ def shortfall(rate: PassRate, label: str, provider: str) -> str | None:
     )
 
 
+def _sampled(cells: Mapping[str, Mapping[str, Cell]]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """(test, provider, pass-rate summary) of every sampled cell, in order."""
+    for label, row in sorted(cells.items()):
+        for provider, cell in sorted(row.items()):
+            if cell.samples:
+                yield label, provider, cell.samples
+
+
 def shortfalls(cells: Mapping[str, Mapping[str, Cell]]) -> list[str]:
     """Every sampled cell with more tolerated samples than its pass_rate allows: each fails the run."""
     lines = []
-    for label, row in sorted(cells.items()):
-        for provider, cell in sorted(row.items()):
-            summary = cell.samples
-            if not summary:
-                continue
-            rate = PassRate(
-                int(summary["passed"]),
-                int(summary["ran"]),
-                int(summary["of"]),
-                float(summary["required"]),
-                int(summary.get("failed", 0)),
-            )
-            line = shortfall(rate, label, provider)
-            if line:
-                lines.append(line)
+    for label, provider, summary in _sampled(cells):
+        rate = PassRate(
+            int(summary["passed"]),
+            int(summary["ran"]),
+            int(summary["of"]),
+            float(summary["required"]),
+            int(summary.get("failed", 0)),
+        )
+        line = shortfall(rate, label, provider)
+        if line:
+            lines.append(line)
     return lines
 
 
@@ -214,19 +218,15 @@ def unreported(cells: Mapping[str, Mapping[str, Cell]]) -> list[str]:
     """Sampled cells that hold fewer samples than the test asks for (a shard's report left out of a
     merge, or samples deselected): their pass rate counts only the samples that are there."""
     lines = []
-    for label, row in sorted(cells.items()):
-        for provider, cell in sorted(row.items()):
-            summary = cell.samples
-            if not summary:
-                continue
-            have = sorted(int(line["sample"]) for line in summary.get("cells") or [])
-            count = int(summary["of"])
-            if len(have) < count:
-                absent = [str(index) for index in range(1, count + 1) if index not in have]
-                lines.append(
-                    f"{label} [{provider}]: {len(have)} of {count} samples reported (missing: "
-                    f"{', '.join(absent)}); its pass rate counts only those: merge every shard's report"
-                )
+    for label, provider, summary in _sampled(cells):
+        have = {int(line["sample"]) for line in summary.get("cells") or []}
+        count = int(summary["of"])
+        if len(have) < count:
+            absent = [str(index) for index in range(1, count + 1) if index not in have]
+            lines.append(
+                f"{label} [{provider}]: {len(have)} of {count} samples reported (missing: "
+                f"{', '.join(absent)}); its pass rate counts only those: merge every shard's report"
+            )
     return lines
 
 
