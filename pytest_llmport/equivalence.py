@@ -87,6 +87,7 @@ class Check:
     # similar(threshold="baseline"): the baseline's own spread (least typical, mean, margin, samples)
     spread: dict[str, float] | None = None
     judge: dict[str, str] | None = None  # judge(): provider, model, prompt_version, verdict, reason
+    contained: bool | None = None  # similar(): passed below the threshold, one text holding the other
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v not in (None, [], "")}
@@ -284,7 +285,7 @@ class Equivalence:
         defaults chosen on the benchmark (facts checked).
         """
         __tracebackhide__ = True
-        from .similarity import default_threshold, verdict
+        from .similarity import default_threshold, passes, verdict
 
         if not isinstance(text, str):
             raise ConfigError(
@@ -344,21 +345,26 @@ class Equivalence:
         against = "reference text" if reference is not None else f"baseline {self.settings.baseline}"
         if len(texts) > 1:
             against += f"'s {len(texts)} samples (mean score)"
+        # One rule whatever the path: the score (the mean over the baseline's samples, if it has several)
+        # against the threshold, containment and the facts against the paired text (similarity.passes).
+        passed = passes(score, limit, result.contained, result.facts)
+        held = score < limit and result.contained  # passed on containment, below the threshold
         self.checks.append(
             Check(
                 "similar",
                 key,
-                result.passed if not spread and len(texts) == 1 else score >= limit and not result.facts,
+                passed,
                 score=score,
                 threshold=limit,
                 metric=name,
                 facts=list(result.facts),
-                detail=result.facts[0] if result.facts else "",
+                detail=result.facts[0] if result.facts else "contained" if held else "",
                 spread=spread or None,
+                contained=True if held else None,
             )
         )
         shown = f"\n  expected: {_clip(other)}\n  actual:   {_clip(text)}"
-        if score < limit:
+        if score < limit and not result.contained:
             calibration = (
                 f" (the baseline's own samples score {spread['least']:.3f} to each other at the least "
                 f"typical, {spread['mean']:.3f} on average; threshold = {spread['least']:.3f} - margin "
@@ -371,10 +377,15 @@ class Equivalence:
                 f"{name} {score:.3f} < threshold {limit:.2f}{calibration}{shown}"
             )
         if result.facts:
+            compared = (
+                f"< threshold {limit:.2f}, but one answer holds the other"
+                if score < limit
+                else f">= threshold {limit:.2f}"
+            )
             raise EquivalenceError(
                 f"{self.nodeid}: {key!r} on {self.provider} states other facts than the {against}: "
-                f"{'; '.join(result.facts)} ({name} {score:.3f} >= threshold {limit:.2f}; if such "
-                f"differences are expected here, pass facts=False){shown}"
+                f"{'; '.join(result.facts)} ({name} {score:.3f} {compared}; if such differences are "
+                f"expected here, pass facts=False){shown}"
             )
         return score
 

@@ -184,6 +184,17 @@ class ProviderIdentity:
             )
         for index, request in enumerate(requests):
             if not self.admits(request.uri) and not self._admits_scrubbed(request.uri):
+                from .judge import is_judge_request
+
+                if is_judge_request(request):
+                    # Recorded before cassettes noted where the judge was (own_header): it moved since.
+                    raise CassetteError(
+                        f"{nodeid}: cassette {path} holds the LLM judge's request #{index + 1}, "
+                        f"{request.method} {request.uri}, but the judge's provider is now configured at "
+                        f"another base URL, and the cassette does not say which one it was recorded with.\n"
+                        f"  Fix: point the judge's provider at that base URL again "
+                        f"(LLMPORT_<NAME>_BASE_URL), or re-record the test whole. {hint}"
+                    )
                 owners = self._owners(request.uri)
                 owned = f" ({owners})" if owners else ""
                 why = (
@@ -251,6 +262,61 @@ def rebased_mismatch(spec: Provider, recorded: Mapping[str, Any], nodeid: str, p
             f"{spec.base_url}; record mode new_episodes would mix the two in one cassette.\n"
             f"  Fix: re-record the test whole. {hint}"
         )
+
+
+# The plugin's own traffic in a test's cassette (the LLM judge, the embedding metric's provider): each is
+# recorded under its role with the provider, base URL and model it went to, so a replay sends to the
+# recorded base URL (as the provider under test replays at its own, as_recorded) and a changed judge or
+# embedding model is named instead of looking like an unrecorded request.
+OWN_ROLES = ("judge", "embedding")
+
+
+def own_header(own: Mapping[str, tuple[Provider, str]], scrub_uri: Callable[[str], str]) -> dict[str, Any]:
+    """The ``llmport:`` entries of the plugin's own providers, by role."""
+    return {
+        role: {"provider": spec.name, "base_url": scrub_uri(spec.base_url), "model": model}
+        for role, (spec, model) in own.items()
+    }
+
+
+def own_as_recorded(
+    own: Mapping[str, tuple[Provider, str]],
+    recorded: Mapping[str, Any],
+    nodeid: str,
+    path: Any,
+    hint: str,
+    replaying: bool,
+    mixing: bool,
+) -> dict[str, tuple[Provider, str]]:
+    """The plugin's own providers (role -> (provider, model)) as this test must reach them.
+
+    Replaying, each at the base URL its entry records; a cassette recorded with another provider or model
+    for a role is refused with the re-record command (its answers do not answer the new one). With
+    ``mixing`` (record mode new_episodes over recorded exchanges), another base URL is refused too.
+    A cassette without an entry (an earlier version) keeps the configured provider.
+    """
+    result = dict(own)
+    for role, (spec, model) in own.items():
+        entry = recorded.get(role)
+        if not isinstance(entry, Mapping) or not (replaying or mixing):
+            continue
+        was = f"{entry.get('provider')}:{entry.get('model')} at {entry.get('base_url')}"
+        key = f" ({spec.api_key_env} set for the {role})" if spec.key_required else ""
+        if entry.get("provider") != spec.name or entry.get("model") != model:
+            raise CassetteError(
+                f"{nodeid}: cassette {path} was recorded with the {role} {was}, but the {role} is now "
+                f"{spec.name}:{model}: the recorded answers are another model's.\n"
+                f"  Fix: re-record the test whole{key}, or configure the {role} as recorded. {hint}"
+            )
+        if replaying:
+            result[role] = (as_recorded(spec, {"base_url": entry.get("base_url")}), model)
+        elif entry.get("base_url") != spec.base_url:
+            raise CassetteError(
+                f"{nodeid}: cassette {path} was recorded with the {role} {was}, it is now at "
+                f"{spec.base_url}; record mode new_episodes would mix the two in one cassette.\n"
+                f"  Fix: re-record the test whole{key}. {hint}"
+            )
+    return result
 
 
 def prepare(

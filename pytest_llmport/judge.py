@@ -287,6 +287,7 @@ class Judge:
         record_command: str,
         problem: Callable[[str], None],
         unusable: str | None = None,
+        asking: Callable[[], None] = lambda: None,
     ) -> None:
         self.handle = handle
         self.model = model
@@ -295,6 +296,7 @@ class Judge:
         self._record_command = record_command
         self._problem = problem
         self._unusable = unusable  # why asking cannot be recorded (a key not set), if it cannot
+        self._asking = asking  # before each request: the cassette notes where the judge was recorded
 
     @property
     def label(self) -> str:
@@ -322,6 +324,7 @@ class Judge:
         chat_messages = messages(rubric, baseline, candidate, question, where)
         version = prompt_version(rubric)
         self.check_recorded(version, where)
+        self._asking()
         result = self.handle.chat(chat_messages, model=self.model, temperature=0)
         judge = f"the judge {self.label}"
         if result.error is not None or result.content_filtered:

@@ -15,7 +15,7 @@ imports it.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,9 @@ class ItemState:
     models: tuple[str, ...] = ()  # the marker's models=[...]: models the test uses on purpose
     sample: Sample | None = None  # which of a samples=N test's answers this item records
     judged: bool = False  # a judge is configured: its exchanges share the cassette
+    # The plugin's own providers by role ("judge", "embedding"): (provider as this test reaches it, model).
+    own: dict[str, tuple[Provider, str]] = field(default_factory=dict)
+    note_own: Callable[[str], None] = lambda role: None  # recording: a role's request goes into the cassette
 
 
 @dataclass
@@ -246,10 +249,47 @@ class Lifecycle:
         recorder = self.recorder()
         recorder.patches.start()
         self.start_guard()
-        spec, recording = self._recording(item, plan, cassette, scrubber, judge)
+        from . import identity
+
+        own = self._own(item, plan, cassette, judge)
+        spec, recording = self._recording(item, plan, cassette, scrubber, own)
         self.attach(recording)
         recorder.begin(recording)
-        return self._state(item, plan, spec, recording, judge)
+        state = self._state(item, plan, spec, recording, own.get("judge"))
+        state.own = own
+        if not plan.replaying:
+            header, uri = cassette.llmport, scrubber.uri
+
+            def note_own(role: str) -> None:
+                # Only a role that records a request is noted: a cassette without the judge's exchanges
+                # (the baseline's) must not need re-recording when the judge changes.
+                header.update(identity.own_header({role: own[role]}, uri))
+
+            state.note_own = note_own
+        return state
+
+    def _own(
+        self, item: pytest.Item, plan: Plan, cassette: LlmportCassette, judge: tuple[Provider, str] | None
+    ) -> dict[str, tuple[Provider, str]]:
+        """The plugin's own providers whose requests land in this test's cassette (the judge, the
+        embedding metric's provider), by role; replaying, where they were recorded."""
+        from . import identity
+
+        own: dict[str, tuple[Provider, str]] = {}
+        if judge is not None:
+            own["judge"] = judge
+        name, model = self.settings.embedding_provider, self.settings.embedding_model
+        if name and model:
+            own["embedding"] = (self.registry[name], model)
+        hint = record_hint(item, plan.spec, "all" if plan.path.is_file() else "once")
+        mixing = plan.mode == "new_episodes" and bool(cassette.data)
+        own = identity.own_as_recorded(
+            own, cassette.llmport, item.nodeid, plan.path, hint, plan.replaying, mixing
+        )
+        if not plan.replaying and not mixing:
+            for role in identity.OWN_ROLES:
+                cassette.llmport.pop(role, None)  # noted again by the first request each role records
+        return own
 
     def _recording(
         self,
@@ -257,7 +297,7 @@ class Lifecycle:
         plan: Plan,
         cassette: LlmportCassette,
         scrubber: Scrubber,
-        judge: tuple[Provider, str] | None,
+        own: Mapping[str, tuple[Provider, str]],
     ) -> tuple[Provider, ItemRecording]:
         """The provider as the test sees it (as recorded, when replaying), and the test's recording."""
         from . import identity
@@ -275,7 +315,7 @@ class Lifecycle:
             plan.mode,
             record_hint(item, plan.spec, hint_mode),
             scrubber.uri,
-            self._also(judge),
+            [own_spec for own_spec, _ in own.values()],
             self.registry,
             self._identities,
         )
@@ -322,12 +362,6 @@ class Lifecycle:
 
             state.restore_env = sdks.apply(spec, plan.key, handle.secret())
         return state
-
-    def _also(self, judge: tuple[Provider, str] | None) -> list[Provider]:
-        """Providers besides the test's own whose requests land in its cassette: embeddings, the judge."""
-        embedding = self.settings.embedding_provider if self.settings.embedding_model else None
-        also = [self.registry[embedding]] if embedding else []
-        return [*also, judge[0]] if judge is not None else also
 
     # -- keep or discard ---------------------------------------------------------------------------
     def broken(self, state: ItemState, outcome: Outcome) -> str | None:

@@ -112,7 +112,7 @@ class Equivalences:
         return spec, model or spec.model
 
     def _judge_factory(self, item: pytest.Item, state: ItemState) -> Callable[[], Judge] | None:
-        found = self.judge_of(item)
+        found = state.own.get("judge")  # where it was recorded, when replaying
         if found is None:
             return None
         spec, model = found
@@ -141,15 +141,16 @@ class Equivalences:
                 record_command=command,
                 problem=recording.unmatched.append,
                 unusable=_unusable(item.nodeid, spec, model, key, recording.replaying),
+                asking=lambda: state.note_own("judge"),
             )
 
         return build
 
     def _embedder(self, state: ItemState) -> Callable[[list[str]], list[list[float]]] | None:
-        name, model = self.settings.embedding_provider, self.settings.embedding_model
-        if not name or not model:
+        found = state.own.get("embedding")
+        if found is None:
             return None
-        spec = self.registry[name]
+        spec, model = found  # where it was recorded, when replaying
         key = os.environ.get(spec.api_key_env) or replay_key(spec.api_key_env)
         handle = LLMProvider(
             spec, key, state.handle.cassette_path, state.handle.record_mode, True, self.clients
@@ -157,6 +158,7 @@ class Equivalences:
 
         def embed(texts: list[str]) -> list[list[float]]:
             # Through the patched transport, so the call lands in this test's cassette and replays offline.
+            state.note_own("embedding")
             response = handle.httpx_client().post("embeddings", json={"model": model, "input": texts})
             response.raise_for_status()
             data = sorted(response.json()["data"], key=lambda item: item["index"])

@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .report import REPORT_FORMAT, REPORT_VERSION, Matrix, dump, schema_errors, write_atomic
+from .samples import combine, shortfalls, unreported
 
 
 class MergeError(Exception):
@@ -64,6 +65,8 @@ def merge(reports: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     capabilities: dict[str, list[str]] = {}
     owner: dict[tuple[str, str], str] = {}
     tests: dict[str, dict[str, Any]] = {}
+    # A samples=N cell, by (test, provider): every distinct report of it, one per shard of its samples.
+    sampled: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     for name, report in reports:
         for provider in report["providers"]:
             if provider not in providers:
@@ -76,7 +79,11 @@ def merge(reports: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
             merged_row = tests.setdefault(label, {})
             for provider, cell in row.items():
                 key = (label, provider)
-                if key in owner and merged_row[provider] != cell:
+                if key in owner and merged_row[provider] == cell:
+                    continue  # the same cell twice (a report given twice): no conflict
+                if cell.get("samples") and (key not in owner or merged_row[provider].get("samples")):
+                    sampled.setdefault(key, []).append((name, cell))
+                elif key in owner:
                     problems.append(
                         f"{label} [{provider}] differs between {owner[key]} and {name} "
                         f"(outcome {merged_row[provider]['outcome']} vs {cell['outcome']}): "
@@ -85,6 +92,13 @@ def merge(reports: Sequence[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
                     continue
                 owner.setdefault(key, name)
                 merged_row[provider] = cell
+    for (label, provider), parts in sampled.items():
+        # Shards may split a test's samples: its pass rate is counted again over all of them, and the
+        # pass_rate gate decided as the run decides it (samples.combine), never copied from one shard.
+        try:
+            tests[label][provider] = combine(parts, f"{label} [{provider}]")
+        except ValueError as exc:
+            problems.append(str(exc))
     if problems:
         raise MergeError("\n".join(problems))
     plugins = sorted({str(report["plugin"]) for _, report in reports})
@@ -133,6 +147,15 @@ def main(argv: list[str]) -> int:
     rows = None if args.matrix == "all" else int(args.matrix) if args.matrix.isdigit() else 50
     print(f"== verdict per provider (baseline {merged['baseline']}, {len(args.reports)} reports merged)")
     print("\n".join(render(merged)))
+    matrix = Matrix.from_report(merged)
     print("== portability matrix")
-    print("\n".join(Matrix.from_report(merged).render(rows)))
+    print("\n".join(matrix.render(rows)))
+    short = shortfalls(matrix.cells)
+    if short:
+        print("== pass rate below pass_rate (the run fails)")
+        print("\n".join(short))
+    absent = unreported(matrix.cells)
+    if absent:
+        print("== samples missing from the merged reports")
+        print("\n".join(absent))
     return 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -189,24 +189,44 @@ def shortfall(rate: PassRate, label: str, provider: str) -> str | None:
     )
 
 
+def _sampled(cells: Mapping[str, Mapping[str, Cell]]) -> Iterator[tuple[str, str, Mapping[str, Any]]]:
+    """(test, provider, pass-rate summary) of every sampled cell, in order."""
+    for label, row in sorted(cells.items()):
+        for provider, cell in sorted(row.items()):
+            if cell.samples:
+                yield label, provider, cell.samples
+
+
 def shortfalls(cells: Mapping[str, Mapping[str, Cell]]) -> list[str]:
     """Every sampled cell with more tolerated samples than its pass_rate allows: each fails the run."""
     lines = []
-    for label, row in sorted(cells.items()):
-        for provider, cell in sorted(row.items()):
-            summary = cell.samples
-            if not summary:
-                continue
-            rate = PassRate(
-                int(summary["passed"]),
-                int(summary["ran"]),
-                int(summary["of"]),
-                float(summary["required"]),
-                int(summary.get("failed", 0)),
+    for label, provider, summary in _sampled(cells):
+        rate = PassRate(
+            int(summary["passed"]),
+            int(summary["ran"]),
+            int(summary["of"]),
+            float(summary["required"]),
+            int(summary.get("failed", 0)),
+        )
+        line = shortfall(rate, label, provider)
+        if line:
+            lines.append(line)
+    return lines
+
+
+def unreported(cells: Mapping[str, Mapping[str, Cell]]) -> list[str]:
+    """Sampled cells that hold fewer samples than the test asks for (a shard's report left out of a
+    merge, or samples deselected): their pass rate counts only the samples that are there."""
+    lines = []
+    for label, provider, summary in _sampled(cells):
+        have = {int(line["sample"]) for line in summary.get("cells") or []}
+        count = int(summary["of"])
+        if len(have) < count:
+            absent = [str(index) for index in range(1, count + 1) if index not in have]
+            lines.append(
+                f"{label} [{provider}]: {len(have)} of {count} samples reported (missing: "
+                f"{', '.join(absent)}); its pass rate counts only those: merge every shard's report"
             )
-            line = shortfall(rate, label, provider)
-            if line:
-                lines.append(line)
     return lines
 
 
@@ -290,12 +310,42 @@ def spread(texts: Sequence[str], score: Callable[[str, str], float]) -> Spread:
 _ORDER = {"failed": 0, "error": 0, "xfailed": 1, "passed": 2, "skipped": 3}
 
 
-def rate_of(cells: Mapping[int, Cell], count: int, required: float) -> PassRate:
-    """The pass rate of one test on one provider over the samples that ran (skipped ones do not count)."""
-    ran = [cell for cell in cells.values() if cell.outcome != "skipped"]
-    passed = sum(1 for cell in ran if cell.outcome == "passed")
-    failed = sum(1 for cell in ran if cell.outcome in ("failed", "error"))
+def rate_of(outcomes: Mapping[int, str], count: int, required: float) -> PassRate:
+    """The pass rate of one test on one provider from each sample's outcome (skipped ones do not count)."""
+    ran = [outcome for outcome in outcomes.values() if outcome != "skipped"]
+    passed = sum(1 for outcome in ran if outcome == "passed")
+    failed = sum(1 for outcome in ran if outcome in ("failed", "error"))
     return PassRate(passed, len(ran), count, required, failed)
+
+
+def explaining(outcomes: Mapping[int, str]) -> int:
+    """The sample that explains a cell: the first that failed, else the first tolerated one."""
+    return min(outcomes, key=lambda index: (_ORDER.get(outcomes[index], 0), index))
+
+
+def decide(rate: PassRate, outcome: str, kind: str) -> tuple[str, str]:
+    """The cell's (outcome, kind) from its pass rate and the (outcome, kind) of the sample explaining it.
+
+    The one place the ``pass_rate`` gate is applied: a run (:func:`aggregate`) and a merge of reports
+    (:func:`combine`) both decide here, so a merged report cannot show "ok" where the run failed.
+    """
+    if rate.ran and rate.equivalent:
+        return "passed", "passed"
+    if rate.ran and outcome == "passed":
+        # Every sample that ran passed, yet the rate is not proven (a tolerated sample was skipped...):
+        return "failed", "equivalence"
+    if outcome == "xfailed" and rate.required >= 1.0:
+        return "xfailed", kind  # the test's own xfail marker: nothing was tolerated
+    if outcome == "xfailed":
+        return "failed", kind or "equivalence"  # tolerated samples, and too many of them
+    return outcome, kind
+
+
+def _summary(rate: PassRate, cells: Sequence[Mapping[str, Any]], explained_by: int) -> dict[str, Any]:
+    summary = rate.as_dict()
+    summary["cells"] = sorted((dict(cell) for cell in cells), key=lambda cell: int(cell["sample"]))
+    summary["explained_by"] = explained_by
+    return summary
 
 
 def aggregate(cells: Mapping[int, Cell], count: int, required: float) -> Cell:
@@ -303,48 +353,98 @@ def aggregate(cells: Mapping[int, Cell], count: int, required: float) -> Cell:
 
     The cell's outcome, kind and observations are those of the sample that explains it (the first that
     failed, else the first tolerated one); its checks and exchanges are every sample's (so cost and
-    latency count every answer bought, and each check says its ``sample``); ``samples`` holds the rate,
-    its 95% Wilson interval, whether the cell counts as equivalent, and a line per sample.
+    latency count every answer bought, and each check and exchange says its ``sample``); ``samples``
+    holds the rate, its 95% Wilson interval, whether the cell counts as equivalent, and a line per sample.
     """
     from .report import Cell
 
-    rate = rate_of(cells, count, required)
-    order = sorted(cells.items(), key=lambda pair: (_ORDER.get(pair[1].outcome, 0), pair[0]))
-    index, first = order[0]
-    if rate.ran and rate.equivalent:
-        outcome, kind = "passed", "passed"
-    elif rate.ran and first.outcome == "passed":
-        # Every sample that ran passed, yet the rate is not proven (a tolerated sample was skipped...):
-        outcome, kind = "failed", "equivalence"
-    elif first.outcome == "xfailed" and required >= 1.0:
-        outcome, kind = "xfailed", first.kind  # the test's own xfail marker: nothing was tolerated
-    elif first.outcome == "xfailed":
-        outcome, kind = "failed", first.kind or "equivalence"  # tolerated samples, and too many of them
-    else:
-        outcome, kind = first.outcome, first.kind
-    checks = [{**check, "sample": i} for i, cell in sorted(cells.items()) for check in cell.checks]
-    summary = rate.as_dict()
-    summary["cells"] = [
+    outcomes = {index: cell.outcome for index, cell in cells.items()}
+    rate = rate_of(outcomes, count, required)
+    index = explaining(outcomes)
+    first = cells[index]
+    outcome, kind = decide(rate, first.outcome, first.kind)
+    ordered = sorted(cells.items())
+    checks = [{**check, "sample": i} for i, cell in ordered for check in cell.checks]
+    lines = [
         {"sample": i, "outcome": cell.outcome, "kind": cell.kind or "", "word": cell.word()}
-        for i, cell in sorted(cells.items())
+        for i, cell in ordered
     ]
-    summary["explained_by"] = index
     return Cell(
         outcome,
         checks,
         dict(first.observations),
-        [p for _, cell in sorted(cells.items()) for p in cell.problems],
+        [p for _, cell in ordered for p in cell.problems],
         first.longrepr,
-        [e for _, cell in sorted(cells.items()) for e in cell.exchanges],
+        [{**e, "sample": i} for i, cell in ordered for e in cell.exchanges],
         first.falsifying,
         kind=kind,
         exception=first.exception,
         category=first.category,
         model=dict(first.model),
-        background=[b for _, cell in sorted(cells.items()) for b in cell.background],
+        background=[b for _, cell in ordered for b in cell.background],
         extra=dict(first.extra),
-        samples=summary,
+        samples=_summary(rate, lines, index),
     )
+
+
+def combine(parts: Sequence[tuple[str, Mapping[str, Any]]], where: str) -> dict[str, Any]:
+    """One sampled cell (as the JSON report holds it) from the cells several reports give for the same
+    test and provider, each over some of its samples (CI shards that split a test's samples); ``parts``
+    are (report name, cell). The pass rate is counted again over every sample and the ``pass_rate`` gate
+    decided by :func:`decide`, as the run does; a single part is decided again too, so a report whose
+    outcome disagrees with its own samples is not taken at its word.
+
+    Raises :class:`ValueError` naming ``where`` and the reports when the parts cannot be one cell: other
+    sample counts or pass rates, or the same sample in two of them.
+    """
+    first_name, first = parts[0]
+    count, required = int(first["samples"]["of"]), float(first["samples"]["required"])
+    owner: dict[int, tuple[str, Mapping[str, Any]]] = {}
+    lines: list[Mapping[str, Any]] = []
+    for name, cell in parts:
+        summary = cell["samples"]
+        if (int(summary["of"]), float(summary["required"])) != (count, required):
+            raise ValueError(
+                f"{where} was run with samples={summary['of']}, pass_rate={summary['required']:g} in {name} "
+                f"but samples={count}, pass_rate={required:g} in {first_name}: run every shard with the "
+                f"same marker and options"
+            )
+        for line in summary["cells"]:
+            index = int(line["sample"])
+            if index in owner:
+                raise ValueError(
+                    f"{where}: sample {index} is in both {owner[index][0]} and {name}, reported "
+                    f"differently: keep one shard per sample"
+                )
+            owner[index] = (name, cell)
+            lines.append(line)
+    outcomes = {int(line["sample"]): str(line["outcome"]) for line in lines}
+    rate = rate_of(outcomes, count, required)
+    index = explaining(outcomes)
+    base = next(cell for _, cell in parts if cell["samples"].get("explained_by") == index)
+    outcome, kind = decide(rate, outcomes[index], next(str(x["kind"]) for x in lines if x["sample"] == index))
+    # Parts in the order of their first sample: lists without a sample number (problems, background
+    # traffic) then come in the order a single run gives for shards that split the samples in ranges.
+    ordered = sorted(parts, key=lambda part: min(int(line["sample"]) for line in part[1]["samples"]["cells"]))
+
+    def each(field: str) -> list[Any]:
+        return [entry for _, cell in ordered for entry in cell.get(field) or []]
+
+    merged = {
+        **base,
+        "outcome": outcome,
+        "kind": kind,
+        "checks": sorted(each("checks"), key=lambda check: int(check.get("sample", 0))),
+        "exchanges": sorted(each("exchanges"), key=lambda exchange: int(exchange.get("sample", 0))),
+        "problems": each("problems"),
+        "background": each("background"),
+        "samples": _summary(rate, lines, index),
+    }
+    if not merged["kind"]:
+        from .verdict import cell_kind
+
+        merged["kind"] = cell_kind(merged)  # as Cell.to_dict fills it in a run's report
+    return merged
 
 
 def sampled_word(cell: Cell, word: str) -> str:

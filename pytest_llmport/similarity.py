@@ -47,6 +47,7 @@ __all__ = [
     "lcs_length",
     "levenshtein",
     "normalize",
+    "passes",
     "rouge_l",
     "token_jaccard",
     "tokenize",
@@ -350,7 +351,7 @@ class Verdict:
     score: float
     threshold: float
     facts: tuple[str, ...] = ()  # why the texts state different facts (empty: none found, or not checked)
-    contained: bool = False  # the shorter text is, in order, inside one at least twice as long
+    contained: bool = False  # the shorter text is, in order, inside one at least twice as long (any score)
 
 
 # Markdown that formats an answer without saying anything: list markers, headings, emphasis.
@@ -423,6 +424,14 @@ def verdict(
 
     a, b = answer_text(a), answer_text(b)
     score = float((metric or METRICS[DEFAULT_METRIC])(a, b))
-    inside = score < threshold and contained(a, b)
+    # Whether one holds the other is a fact about the texts, known whatever the score (a caller that
+    # scores otherwise, the mean over a baseline's samples, decides with it through passes()).
+    inside = contained(a, b)
     reasons = tuple(conflicts(a, b)) if facts else ()
-    return Verdict((score >= threshold or inside) and not reasons, score, threshold, reasons, inside)
+    return Verdict(passes(score, threshold, inside, reasons), score, threshold, reasons, inside)
+
+
+def passes(score: float, threshold: float, inside: bool, reasons: Sequence[str]) -> bool:
+    """The default verdict's rule: the score reaches the threshold or one text holds the other, and no
+    fact differs. ``verdict()`` and ``llm_equiv.similar()`` both decide with it."""
+    return (score >= threshold or inside) and not reasons

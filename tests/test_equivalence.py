@@ -227,6 +227,22 @@ def test_emb(llm_provider, llm_equiv):
     pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
     # The embedding request goes to another provider and names another model, and is the plugin's own.
     pytester.runpytest("--providers=zhipu", "--llmport-strict-model").assert_outcomes(passed=1)
+    # The embedding provider moved (a gateway, a new default base URL): replay answers from the recording.
+    monkeypatch.setenv("LLMPORT_OPENAI_BASE_URL", "http://192.0.2.1:9/v1")
+    pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
+    # Another embedding model: the recorded vectors are not its vectors.
+    pytester.makeini("[pytest]\nllmport_embedding_provider = openai\nllmport_embedding_model = bge-m3\n")
+    changed = pytester.runpytest("--providers=zhipu")
+    changed.assert_outcomes(errors=1)
+    changed.stdout.fnmatch_lines(
+        [
+            "*test_emb.py::test_emb[[]zhipu[]]: cassette * was recorded with the embedding "
+            f"openai:text-embedding-3-small at {servers['openai'].base_url}, but the embedding is now "
+            "openai:bge-m3: the recorded answers are another model's.",
+            "  Fix: re-record the test whole (OPENAI_API_KEY set for the embedding), or configure the "
+            "embedding as recorded. To record it: *--llmport-record-mode=all*",
+        ]
+    )
 
 
 def test_custom_metric_through_the_hook(pytester: pytest.Pytester, servers: dict[str, FakeProvider]) -> None:
@@ -244,7 +260,9 @@ import pytest
 def test_len(llm_provider, llm_equiv):
     assert llm_equiv.similar("t", "abcd", reference="abce") == 1.0
     with pytest.raises(AssertionError, match="length_ratio 0.500 < threshold 0.90"):
-        llm_equiv.similar("u", "ab", reference="abcd")
+        llm_equiv.similar("u", "xy", reference="abcd")
+    # Whatever the metric, the verdict passes a text that the other holds in order (containment).
+    assert llm_equiv.similar("v", "ab", reference="abcd") == 0.5
 """
     )
     pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
@@ -276,3 +294,56 @@ def test_check_threshold_is_a_deprecated_alias_of_the_one_threshold_check() -> N
     assert check(0.25, "t") == 0.25
     with pytest.raises(ConfigError, match=r"^t: threshold=True must be a number between 0 and 1$"):
         check(True, "t")
+
+
+# -- containment: a verbose answer holding the short one passes, whichever side is the baseline --------
+SHORT = "可以退款。"
+LONG = "您好！根据我们的退换货政策，这件商品是可以退款的。如果还有其他问题，欢迎联系客服。"
+NEGATED = "您好！根据我们的退换货政策，这件商品是不可以退款的。如果还有其他问题，欢迎联系客服。"
+
+CONTAINED_SUITE = """
+import pytest
+
+
+@pytest.mark.llm_portable(MARKER)
+def test_reply(llm_provider, llm_equiv):
+    reply = llm_provider.openai_client().chat.completions.create(
+        model=llm_provider.model, messages=[{"role": "user", "content": "能退款吗"}]
+    )
+    llm_equiv.similar("reply", reply.choices[0].message.content)
+"""
+
+
+@pytest.mark.parametrize("marker", ["", "samples=2"])
+def test_a_contained_answer_passes_similar_whichever_side_is_the_baseline(
+    pytester: pytest.Pytester, llm_env: FakeProvider, marker: str
+) -> None:
+    from pytest_llmport.providers import BUILTIN_PROVIDERS
+    from pytest_llmport.similarity import DEFAULT_THRESHOLD, verdict
+
+    # The pure verdict passes the pair in both orders on containment alone; similar() must decide the same.
+    assert all(
+        verdict(a, b).passed and verdict(a, b).score < DEFAULT_THRESHOLD
+        for a, b in [(SHORT, LONG), (LONG, SHORT)]
+    )
+    by_model = {
+        p.model: text for p, text in zip(BUILTIN_PROVIDERS, [SHORT] * len(BUILTIN_PROVIDERS), strict=True)
+    }
+    texts = {"openai": SHORT, "zhipu": LONG, "qwen": NEGATED}
+    by_model.update({p.model: texts[p.name] for p in BUILTIN_PROVIDERS if p.name in texts})
+    llm_env.replies = lambda payload: by_model[str(payload["model"])]
+    pytester.makepyfile(test_app=CONTAINED_SUITE.replace("MARKER", marker))
+    result = pytester.runpytest("--providers=openai,zhipu,qwen", "--llmport-report=report.json")
+    per_provider = 2 if marker else 1
+    result.assert_outcomes(passed=2 * per_provider, failed=per_provider)
+    result.stdout.fnmatch_lines(
+        ["*'reply' on qwen states other facts than the baseline openai*negation differs*"]
+    )
+    cells = json.loads((pytester.path / "report.json").read_text("utf-8"))["tests"]["test_app.py::test_reply"]
+    check = cells["zhipu"]["checks"][0]
+    assert check["passed"] is True and check["contained"] is True and check["score"] < check["threshold"]
+    # The other way round: the verbose answer is the baseline, the short one the candidate.
+    swapped = pytester.runpytest(
+        "--providers=zhipu,openai", "--llmport-baseline=zhipu", "--llmport-record-mode=all"
+    )
+    swapped.assert_outcomes(passed=2 * per_provider)

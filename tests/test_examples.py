@@ -22,7 +22,20 @@ def test_bundled_example_replays_offline(
         str(folder), "-c", str(folder / "pytest.ini"), "-p", "no:cacheprovider"
     )
     result.assert_outcomes(**outcomes)
-    result.stdout.fnmatch_lines(["*llmport: portability matrix*", "test * openai * zhipu * qwen * deepseek"])
+    # Issue 11: every run ends with the verdict per provider, the matrix below it (README command 1).
+    result.stdout.fnmatch_lines(
+        [
+            "*llmport: verdict per provider (baseline openai)*",
+            "openai (baseline): */* passed*",
+            "zhipu vs openai: */* equivalent*",
+            "qwen vs openai: */* equivalent*",
+            "deepseek vs openai: */* equivalent*",
+            "  cost: *",
+            "*token counts differ between tokenizers*",
+            "*llmport: portability matrix*",
+            "test * openai * zhipu * qwen * deepseek",
+        ]
+    )
 
 
 def test_property_example_replays_from_the_repository_root_with_other_settings(

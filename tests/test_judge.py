@@ -400,3 +400,69 @@ def test_split_judge_and_marker_default() -> None:
     assert split_judge("openai:gpt-4o-mini") == ("openai", "gpt-4o-mini")
     assert split_judge(" qwen ") == ("qwen", None)
     assert MarkerOptions().judge is None
+
+
+# -- replay follows the judge as recorded, not as configured now --------------------------------------
+def test_replay_uses_the_judges_recorded_base_url_and_a_changed_judge_asks_for_re_recording(
+    pytester: pytest.Pytester, servers: dict[str, FakeProvider], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\nllmport_judge = deepseek:judge-v1\n")
+    pytester.makepyfile(test_app=SUITE)
+    pytester.runpytest("--providers=openai").assert_outcomes(passed=1)
+    pytester.runpytest("--providers=zhipu,qwen").assert_outcomes(passed=1, failed=1)
+    recorded = (pytester.path / "cassettes/test_app/test_refund/zhipu.yaml").read_text("utf-8")
+    assert f"base_url: {servers['deepseek'].base_url}" in recorded
+    for server in servers.values():
+        server.stop()
+    monkeypatch.setenv("CI", "true")
+    # The judge's base URL moved (a gateway, or a new default in the provider table): replay still answers
+    # from the recording, which went to the old one, and nothing reaches the network.
+    monkeypatch.setenv("LLMPORT_DEEPSEEK_BASE_URL", "http://192.0.2.1:9/v1")
+    moved = pytester.runpytest("--providers=openai,zhipu,qwen")
+    moved.assert_outcomes(passed=2, failed=1)
+    moved.stdout.fnmatch_lines(
+        ["*not equivalent to the baseline openai according to the judge deepseek:judge-v1*"]
+    )
+    # Adding episodes to a cassette whose judge was elsewhere would mix two servers in one cassette.
+    monkeypatch.delenv("CI")
+    mixed = pytester.runpytest("--providers=zhipu", "--llmport-record-mode=new_episodes")
+    mixed.assert_outcomes(errors=1)
+    mixed.stdout.fnmatch_lines(
+        [
+            f"*cassette * was recorded with the judge deepseek:judge-v1 at {servers['deepseek'].base_url}, it is "
+            "now at http://192.0.2.1:9/v1; record mode new_episodes would mix the two in one cassette."
+        ]
+    )
+    monkeypatch.setenv("CI", "true")
+    # A cassette of an earlier version does not say where its judge was: the message says what to do.
+    cassette = pytester.path / "cassettes/test_app/test_refund/zhipu.yaml"
+    text = cassette.read_text("utf-8")
+    entry = text[text.index("  judge:\n") :]
+    entry = entry[: entry.index("\n", entry.index("model:")) + 1]
+    cassette.write_text(text.replace(entry, ""), "utf-8")
+    old = pytester.runpytest("--providers=zhipu")
+    old.assert_outcomes(errors=1)
+    old.stdout.fnmatch_lines(
+        [
+            f"*cassette * holds the LLM judge's request #1, POST {servers['deepseek'].base_url}/chat/completions, "
+            "but the judge's provider is now configured at another base URL*",
+            "  Fix: point the judge's provider at that base URL again (LLMPORT_<NAME>_BASE_URL), or re-record*",
+        ]
+    )
+    cassette.write_text(text, "utf-8")
+    # Another judge model, or another judge provider: the recorded verdict does not answer it.
+    for judge, was in (
+        ("deepseek:judge-v2", "deepseek:judge-v1"),
+        ("openai:gpt-4o-mini", "deepseek:judge-v1"),
+    ):
+        changed = pytester.runpytest("--providers=zhipu", f"--llmport-judge={judge}")
+        changed.assert_outcomes(errors=1)
+        changed.stdout.fnmatch_lines(
+            [
+                f"*test_app.py::test_refund[[]zhipu[]]: cassette * was recorded with the judge {was} at "
+                f"{servers['deepseek'].base_url}, but the judge is now {judge}*",
+                "*Fix: re-record the test whole (*_API_KEY set for the judge), or configure the judge as "
+                "recorded. To record it: *pytest 'test_app.py::test_refund[[]zhipu[]]' --providers=zhipu "
+                "--llmport-record-mode=all*",
+            ]
+        )

@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from pytest_llmport.__main__ import main as cli
+from pytest_llmport.testing import FakeProvider
 
 from .report_suite import SUITE
+from .test_samples import BAD, GOOD, answers
 
 PROVIDERS = ("openai", "zhipu", "qwen")
 
@@ -102,3 +104,102 @@ def test_the_github_actions_example_uses_options_that_exist() -> None:
     workflow = page.split("## Merging shards", 1)[1].split("```yaml", 1)[1].split("```", 1)[0]
     assert "matrix:" in workflow and "--llmport-report=" in workflow
     assert "python -m pytest_llmport merge" in workflow and "--html" in workflow
+
+
+# -- samples=N: shards may split a test's samples; the pass_rate gate is decided again -------------------
+SAMPLED = """
+import pytest
+
+
+@pytest.mark.llm_portable(samples=8, pass_rate=0.5)
+def test_reply(llm_provider, llm_equiv):
+    reply = llm_provider.openai_client().chat.completions.create(
+        model=llm_provider.model, messages=[{"role": "user", "content": "礼貌地回复：订单一直没有更新物流信息"}]
+    )
+    llm_equiv.similar("reply", reply.choices[0].message.content)
+"""
+
+
+def test_shards_that_split_samples_merge_into_the_single_run_and_the_pass_rate_gate_applies(
+    pytester: pytest.Pytester,
+    llm_env: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # zhipu strays on samples 6 and 8: 6 of 8 gives a Wilson lower bound of 0.41 < pass_rate 0.5, so the
+    # run fails; its first four samples alone (4 of 4, lower bound 0.51) would pass.
+    llm_env.replies = answers(
+        openai=GOOD, zhipu=[GOOD[0], GOOD[1], GOOD[2], GOOD[0], GOOD[1], BAD, GOOD[2], BAD]
+    )
+    pytester.makepyfile(test_app=SAMPLED)
+    pytester.runpytest("--providers=openai,zhipu").assert_outcomes(passed=14, xfailed=2)
+    monkeypatch.setenv("CI", "true")
+    single = pytester.runpytest("--providers=openai,zhipu", "--llmport-report=one.json")
+    assert single.ret == pytest.ExitCode.TESTS_FAILED
+    ids = [f"test_app.py::test_reply[{p}-s{k}]" for p in ("openai", "zhipu") for k in range(1, 9)]
+    first = pytester.runpytest(*ids[:12], "--providers=openai,zhipu", "--llmport-report=a.json")
+    assert first.ret == pytest.ExitCode.OK  # zhipu's samples 1-4 reach the rate on their own
+    second = pytester.runpytest(*ids[12:], "--providers=openai,zhipu", "--llmport-report=b.json")
+    assert second.ret == pytest.ExitCode.TESTS_FAILED
+    assert read(pytester.path / "a.json")["tests"]["test_app.py::test_reply"]["zhipu"]["outcome"] == "passed"
+    # One shard's report alone: its cell passes on the samples it has, and the merge says some are missing.
+    assert cli(["merge", str(pytester.path / "a.json")]) == 0
+    assert (
+        "== samples missing from the merged reports\ntest_app.py::test_reply [zhipu]: 4 of 8 samples reported "
+        "(missing: 5, 6, 7, 8); its pass rate counts only those: merge every shard's report"
+    ) in capsys.readouterr().out
+
+    code = cli(
+        ["merge", str(pytester.path / "a.json"), str(pytester.path / "b.json"), "--json", "merged.json"]
+    )
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "zhipu vs openai: 0/1 equivalent" in out
+    assert "6/8 [0.41-0.93]" in out
+    assert "== pass rate below pass_rate (the run fails)" in out
+    assert "test_app.py::test_reply [zhipu]: 6 of 8 samples equivalent (95% Wilson interval 0.41-0.93)" in out
+    assert "samples missing" not in out
+    merged, one = read(pytester.path / "merged.json"), read(pytester.path / "one.json")
+    merged.pop("merged_from")
+    zhipu = merged["tests"]["test_app.py::test_reply"]["zhipu"]  # type: ignore[index]
+    assert zhipu["outcome"] == "failed" and zhipu["samples"]["equivalent"] is False
+    assert [e["sample"] for e in zhipu["exchanges"]] == list(range(1, 9))
+    assert re.sub(r"0x[0-9a-f]+", "0x", json.dumps(merged)) == re.sub(r"0x[0-9a-f]+", "0x", json.dumps(one))
+
+    # A report whose cell says "passed" against its own samples is decided again, not taken at its word.
+    forged = read(pytester.path / "one.json")
+    cell = forged["tests"]["test_app.py::test_reply"]["zhipu"]  # type: ignore[index]
+    cell["outcome"], cell["kind"], cell["samples"]["equivalent"] = "passed", "passed", True
+    (pytester.path / "forged.json").write_text(json.dumps(forged), encoding="utf-8")
+    assert cli(["merge", str(pytester.path / "forged.json"), "--json", "again.json"]) == 0
+    again = read(pytester.path / "again.json")["tests"]["test_app.py::test_reply"]["zhipu"]  # type: ignore[index]
+    assert again["outcome"] == "failed" and again["kind"] == "equivalence"
+    assert again["samples"]["equivalent"] is False
+    assert "== pass rate below pass_rate (the run fails)" in capsys.readouterr().out
+
+
+def test_sample_shards_that_cannot_be_one_cell_are_named(
+    pytester: pytest.Pytester,
+    llm_env: FakeProvider,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    llm_env.replies = answers(openai=GOOD, zhipu=GOOD)
+    pytester.makepyfile(test_app=SAMPLED.replace("samples=8", "samples=4"))
+    pytester.runpytest("--providers=openai,zhipu").assert_outcomes(passed=8)
+    monkeypatch.setenv("CI", "true")
+    ids = [f"test_app.py::test_reply[zhipu-s{k}]" for k in range(1, 5)]
+    pytester.runpytest(*ids[:3], "--providers=zhipu", "--llmport-report=a.json")
+    pytester.runpytest(*ids[2:], "--providers=zhipu", "--llmport-report=b.json")
+    pytester.makepyfile(test_app=SAMPLED.replace("samples=8, pass_rate=0.5", "samples=4"))
+    pytester.runpytest(*ids, "--providers=zhipu", "--llmport-report=c.json")  # the same answers, pass_rate=1
+    a, b, c = (str(pytester.path / f"{name}.json") for name in "abc")
+    assert cli(["merge", a, b, "--json", str(pytester.path / "out.json")]) == 1
+    err = capsys.readouterr().err
+    assert f"test_app.py::test_reply [zhipu]: sample 3 is in both {a} and {b}, reported differently" in err
+    assert cli(["merge", a, c]) == 1
+    assert (
+        f"test_app.py::test_reply [zhipu] was run with samples=4, pass_rate=1 in {c} but samples=4, "
+        f"pass_rate=0.5 in {a}"
+    ) in capsys.readouterr().err
+    assert not (pytester.path / "out.json").exists()

@@ -13,6 +13,7 @@ from pytest_llmport.observe import request_features
 from pytest_llmport.prices import Price, PriceTable, builtin_table, load
 from pytest_llmport.providers import BUILTIN_PROVIDERS
 from pytest_llmport.report import group_discarded, schema_errors
+from pytest_llmport.testing import FakeProvider
 
 from .conftest import RunModes
 from .report_suite import SUITE
@@ -451,3 +452,83 @@ def test_verdict_cell_kind_is_the_one_in_outcome() -> None:
         "pytest_llmport.outcome",
         "kind_of_cell",
     )
+
+
+KINDS_SUITE = """
+import pytest
+
+
+def ask(llm_provider, prompt, model=None):
+    reply = llm_provider.openai_client().chat.completions.create(
+        model=model or llm_provider.model, messages=[{"role": "user", "content": prompt}]
+    )
+    return reply.choices[0].message.content
+
+
+@pytest.mark.llm_portable
+def test_wrapped(llm_provider, llm_equiv):
+    llm_equiv.schema(ask(llm_provider, "JSON"), {"type": "object"}, lenient=True)
+
+
+@pytest.mark.llm_portable
+def test_limited(llm_provider):
+    assert ask(llm_provider, "限流")
+
+
+@pytest.mark.llm_portable
+def test_filtered(llm_provider):
+    assert ask(llm_provider, "审核")
+
+
+@pytest.mark.llm_portable
+def test_model(llm_provider):
+    assert ask(llm_provider, "模型", model="glm-4-plus" if llm_provider.name == "zhipu" else None)
+
+
+@pytest.mark.llm_portable
+def test_new_key(llm_provider, llm_equiv):
+    llm_equiv.similar("reply" if llm_equiv.is_baseline else "new", ask(llm_provider, "你好"))
+"""
+
+
+def test_the_verdict_groups_every_kind_of_change(pytester: pytest.Pytester, llm_env: FakeProvider) -> None:
+    def reply(payload: dict[str, object]) -> object:
+        prompt = str(payload["messages"][0]["content"])  # type: ignore[index]
+        if payload["model"] == "gpt-4o-mini":  # the baseline answers everything plainly
+            return '{"a": 1}' if prompt == "JSON" else "您好"
+        return {
+            "JSON": '```json\n{"a": 1}\n```',
+            "限流": {"error": "rate_limit"},
+            "审核": {"content_filter": True},
+        }.get(prompt, "您好")
+
+    llm_env.replies = reply
+    pytester.makepyfile(test_app=KINDS_SUITE)
+    pytester.runpytest("--providers=openai").assert_outcomes(passed=5)
+    result = pytester.runpytest("--providers=openai,zhipu", "-q", "--llmport-report=report.json")
+    result.assert_outcomes(passed=7, failed=3)
+    # Failures by kind, then the findings that pass but matter when switching; the matrix below.
+    result.stdout.fnmatch_lines(
+        [
+            "zhipu vs openai: 2/5 equivalent",
+            "  changes:  provider errors and content filters 2, missing baselines 1",
+            "  notes:    wrapped JSON 1, model mismatches 1, content filtered 1",
+            # The free model costs 0; the model without a price is unknown, never counted as 0.
+            "  cost:     $0.000000 / ¥0.000000 + unknown for 1 of * exchanges (no price for zhipu glm-4-plus: 1)",
+            "*= llmport: portability matrix =*",
+            "test_app.py::test_filtered  ok      content_filter",
+            "test_app.py::test_limited   ok      rate_limit",
+            "test_app.py::test_model     ok      ok wrong-model",
+            "test_app.py::test_new_key   ok      no-baseline",
+            "test_app.py::test_wrapped   ok      ok*",
+        ]
+    )
+    cells = json.loads((pytester.path / "report.json").read_text(encoding="utf-8"))["tests"]
+    kinds = {test.split("::")[1]: row["zhipu"]["kind"] for test, row in cells.items()}
+    assert kinds == {
+        "test_filtered": "provider-error",
+        "test_limited": "provider-error",
+        "test_model": "passed",
+        "test_new_key": "no-baseline",
+        "test_wrapped": "passed",
+    }

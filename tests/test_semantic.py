@@ -6,6 +6,7 @@ import importlib.util
 import json
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -124,3 +125,21 @@ def test_semantic_metric_through_llm_equiv(pytester: pytest.Pytester) -> None:
     (check,) = json.loads(report.read_text("utf-8"))["tests"]["test_sem.py::test_reply"]["openai"]["checks"]
     assert check["metric"] == "semantic" and check["threshold"] == SEMANTIC_THRESHOLD
     assert check["score"] >= SEMANTIC_THRESHOLD
+
+
+@needs_extra
+def test_the_semantic_verdict_on_the_typical_answer_pairs() -> None:
+    # The figure docs/similarity.md publishes (bench/similarity.py prints it per kind); target: 85%.
+    import yaml
+
+    pairs = yaml.safe_load((Path(__file__).parent / "fixtures" / "answer_pairs.yaml").read_text("utf-8"))
+    right = sum(
+        verdict(p["a"], p["b"], semantic, SEMANTIC_THRESHOLD).passed == p["equivalent"] for p in pairs
+    )
+    assert right == 43 and right / len(pairs) >= 0.85
+    # Chinese against English with the same meaning can pass; every flip of a number or negation fails.
+    kinds = {p["kind"] for p in pairs}
+    flips = [p for p in pairs if p["kind"] in ("numbers", "negation")]
+    assert "zh-vs-en" in kinds and not any(
+        verdict(p["a"], p["b"], semantic, SEMANTIC_THRESHOLD).passed for p in flips
+    )

@@ -311,6 +311,28 @@ def test_default_verdict_on_typical_answer_pairs() -> None:
     assert right["zh-vs-en"] == 0  # needs the semantic option
 
 
+def test_scores_do_not_drift_with_length() -> None:
+    # Same-meaning texts: the equivalent pairs' two sides joined in order (cycling once they run out);
+    # unrelated: one half's first sides against the other half's second sides. bench/similarity.py runs
+    # the same check on the public sets; with the old absolute half-saturation, d / (d + 8), same-meaning
+    # texts here fall from 0.54 at 50 characters to 0.44 at 2,000.
+    kinds = ("paraphrase", "reordering", "script", "list-vs-prose")
+    pairs = [pair for pair in ANSWER_PAIRS if pair["equivalent"] and pair["kind"] in kinds]
+    half = len(pairs) // 2
+
+    def joined(size: int, side: str, chosen: list[dict[str, object]]) -> str:
+        text, index = "", 0
+        while len(text) < size:
+            text += str(chosen[index % len(chosen)][side])
+            index += 1
+        return text
+
+    same = {n: chrf_lcs(joined(n, "a", pairs), joined(n, "b", pairs)) for n in (50, 200, 1000, 2000)}
+    unrelated = {n: chrf_lcs(joined(n, "a", pairs[:half]), joined(n, "b", pairs[half:])) for n in same}
+    assert all(score >= same[50] - 0.05 for score in same.values()), same
+    assert all(same[n] - unrelated[n] > 0.15 for n in same), (same, unrelated)
+
+
 def test_answer_text_reads_json_by_its_values_and_drops_markup() -> None:
     assert answer_text('{"city": "北京", "weather": "晴", "temperature": 25, "ok": true}') == "北京,晴,25"
     assert answer_text('```json\n{"name": "张伟", "tags": ["a", "b"]}\n```') == "张伟,a,b"
@@ -331,3 +353,20 @@ def test_contained_answers_pass_the_verdict() -> None:
     assert not contained("可以退款", "可以退款的")
     # Contained, but negated: the facts still decide.
     assert not verdict("可以退款", "很抱歉，这件商品不可以退款，请谅解").passed
+    # Containment is a fact about the two texts, reported whatever the score and whichever comes first.
+    high = verdict("您好，可以退款。", "您好，可以退款。退款三天内到账。")
+    assert high.score >= DEFAULT_THRESHOLD and high.contained
+
+
+verdict_text = st.text(alphabet=st.sampled_from(list("可以不退款三3天内到账您好，。没有30元")), max_size=24)
+
+
+@settings(max_examples=300, deadline=None)
+@given(verdict_text, verdict_text)
+def test_the_verdict_does_not_depend_on_which_text_comes_first(a: str, b: str) -> None:
+    first, second = verdict(a, b), verdict(b, a)
+    assert (first.passed, first.contained) == (second.passed, second.contained)
+    assert first.score == pytest.approx(second.score, abs=1e-12)
+    assert {reason.split(":")[0] for reason in first.facts} == {
+        reason.split(":")[0] for reason in second.facts
+    }
