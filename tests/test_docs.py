@@ -629,3 +629,24 @@ def _iter_links() -> Iterator[tuple[str, str]]:
 def test_links_between_pages_resolve() -> None:
     broken = [(page, target) for page, target in _iter_links() if not (DOCS / target).resolve().is_file()]
     assert not broken, broken
+
+
+def test_in_process_runs_keep_the_plugin_after_a_client_imports_importlib_metadata(
+    pytester: pytest.Pytester, llm_env: FakeProvider
+) -> None:
+    # litellm (docs/clients.md) imports the importlib_metadata backport, which disables the stdlib's
+    # distribution finder; tests/conftest.py imports it first, so a later in-process run (an example's
+    # replay) still finds this plugin's entry point. Here, in a module that does not import litellm
+    # itself (tests/test_clients.py does, at collection, which would hide the bug when run alone).
+    pytester.makepyfile(
+        test_app="""
+import importlib_metadata
+import pytest
+
+@pytest.mark.llm_portable
+def test_x(llm_provider):
+    pass
+"""
+    )
+    for _ in range(2):
+        pytester.runpytest("--providers=deepseek").assert_outcomes(passed=1)
