@@ -52,6 +52,8 @@ from google import genai
 # Built at import time, before any test: needs a key in CI replay, where none is set.
 MODULE_CLIENT = openai.AsyncOpenAI()
 MODULE_ANTHROPIC = anthropic.Anthropic()
+MODULE_ZHIPUAI = zhipuai.ZhipuAI()  # raises without ZHIPUAI_API_KEY
+MODULE_GENAI = genai.Client()  # raises without GOOGLE_API_KEY or GEMINI_API_KEY
 PROMPT = [{"role": "user", "content": "我的订单三天了还没发货"}]
 OPENAI_LIKE = ["deepseek", "qwen"]
 
@@ -93,7 +95,8 @@ def test_langchain_invoke_and_astream_on_two_loops(llm_provider):
 
 @pytest.mark.llm_portable(providers=OPENAI_LIKE)
 def test_zhipuai_and_module_level_client_from_the_environment(llm_provider):
-    reply = zhipuai.ZhipuAI().chat.completions.create(model=llm_provider.model, messages=PROMPT)
+    with zhipuai.ZhipuAI() as client:
+        reply = client.chat.completions.create(model=llm_provider.model, messages=PROMPT)
     assert reply.choices[0].message.content.endswith("还没发货")
 
     async def main():
@@ -166,31 +169,48 @@ def test_qianfan_token_exchange_chat_and_streams(llm_provider):
 """
 
 
-@pytest.fixture
-def fakes(llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, FakeProvider]]:
-    """OpenAI-compatible providers on ``llm_env``; anthropic, gemini and qwen-native on their own dialect."""
-    servers = {
+PROVIDERS = "--providers=deepseek,qwen,anthropic,gemini,qwen-native,ernie-native,ernie-speed"
+SECRET = "qianfan-secret-key-0123456789"  # QIANFAN_SK, the OAuth client secret
+
+
+def dialect_servers() -> dict[str, FakeProvider]:
+    """The fake providers of the native dialects, by the provider they stand in for (not started)."""
+    return {
         "anthropic": FakeProvider(api_key=KEY, dialect="anthropic", chunk_chars=3),
         "gemini": FakeProvider(api_key=KEY, dialect="gemini", chunk_chars=3),
         "qwen-native": FakeProvider(api_key=KEY, dialect="dashscope", chunk_chars=3),
         "ernie-native": FakeProvider(api_key=KEY, dialect="ernie", chunk_chars=3),
     }
+
+
+def dialect_variables(servers: dict[str, FakeProvider]) -> dict[str, str]:
+    """What points the native-dialect providers at ``servers`` while recording (with QIANFAN_SK)."""
+    return {
+        "LLMPORT_ANTHROPIC_BASE_URL": servers["anthropic"].url + "/v1",
+        "LLMPORT_GEMINI_BASE_URL": servers["gemini"].url + "/v1beta",
+        "LLMPORT_QWEN_NATIVE_BASE_URL": servers["qwen-native"].url + "/api/v1",
+        "LLMPORT_ERNIE_NATIVE_BASE_URL": servers["ernie-native"].url,
+        "LLMPORT_ERNIE_SPEED_BASE_URL": servers["ernie-native"].url,
+        "QIANFAN_SK": SECRET,
+    }
+
+
+# Key variables a replay must not need (besides every provider's api_key_env).
+OTHER_KEYS = ("ZHIPUAI_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "ARK_API_KEY", "QIANFAN_SK")
+
+
+@pytest.fixture
+def fakes(llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, FakeProvider]]:
+    """OpenAI-compatible providers on ``llm_env``; the others on a fake of their own dialect."""
+    servers = dialect_servers()
     llm_env.chunk_chars = 3
     for server in servers.values():
         server.start()
-    monkeypatch.setenv("LLMPORT_ANTHROPIC_BASE_URL", servers["anthropic"].url + "/v1")
-    monkeypatch.setenv("LLMPORT_GEMINI_BASE_URL", servers["gemini"].url + "/v1beta")
-    monkeypatch.setenv("LLMPORT_QWEN_NATIVE_BASE_URL", servers["qwen-native"].url + "/api/v1")
-    for name in ("ERNIE_NATIVE", "ERNIE_SPEED"):
-        monkeypatch.setenv(f"LLMPORT_{name}_BASE_URL", servers["ernie-native"].url)
-    monkeypatch.setenv("QIANFAN_SK", SECRET)
+    for name, value in dialect_variables(servers).items():
+        monkeypatch.setenv(name, value)
     yield {"openai": llm_env, **servers}
     for server in servers.values():
         server.stop()
-
-
-PROVIDERS = "--providers=deepseek,qwen,anthropic,gemini,qwen-native,ernie-native,ernie-speed"
-SECRET = "qianfan-secret-key-0123456789"  # QIANFAN_SK, the OAuth client secret
 
 
 def test_clients_record_then_replay_offline_without_keys(
@@ -223,7 +243,7 @@ def test_clients_record_then_replay_offline_without_keys(
         server.stop()
     for provider in BUILTIN_PROVIDERS:
         monkeypatch.delenv(provider.api_key_env, raising=False)
-    for name in ("ZHIPUAI_API_KEY", "GOOGLE_API_KEY", "GEMINI_API_KEY", "ARK_API_KEY", "QIANFAN_SK"):
+    for name in OTHER_KEYS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("CI", "true")
     replayed = pytester.runpytest_subprocess(PROVIDERS, *xdist_args)
