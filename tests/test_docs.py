@@ -106,9 +106,13 @@ def fake_reply(payload: dict[str, Any]) -> Any:
         found = conflicts(asked.baseline, asked.candidate)
         verdict = "not_equivalent" if found else "equivalent"
         return {"verdict": verdict, "reason": "; ".join(found) or "the same facts"}
-    messages = payload.get("messages") or (payload.get("input") or {}).get("messages") or [
-        {"role": "user", "content": content.get("parts", [])} for content in payload.get("contents") or []
-    ]  # OpenAI, anthropic and ERNIE; dashscope's native input; gemini's contents
+    messages = (
+        payload.get("messages")
+        or (payload.get("input") or {}).get("messages")
+        or [
+            {"role": "user", "content": content.get("parts", [])} for content in payload.get("contents") or []
+        ]
+    )  # OpenAI, anthropic and ERNIE; dashscope's native input; gemini's contents
     text = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
     text = text if isinstance(text, str) else "".join(p.get("text", "") for p in text if isinstance(p, dict))
     return next((reply for key, reply in FAKE_REPLIES.items() if key in text), f"[fake] {text}")
@@ -136,7 +140,17 @@ class Example:
 
 
 NEEDS_BLOCK = ("file", "excerpt", "console")
-DIRECTIVES = (*NEEDS_BLOCK, "edit", "run", "env", "fake", "requires", "expect", "expect-lines", "expect-files")
+DIRECTIVES = (
+    *NEEDS_BLOCK,
+    "edit",
+    "run",
+    "env",
+    "fake",
+    "requires",
+    "expect",
+    "expect-lines",
+    "expect-files",
+)
 _COMMENT = re.compile(r"<!--\s*([a-z-]+)\s*:?(.*?)-->", re.DOTALL)
 
 
@@ -249,7 +263,9 @@ class Runner:
         from urllib.parse import urlsplit
 
         specs = [provider for provider in BUILTIN_PROVIDERS if provider.dialect == dialect]
-        assert specs and dialect != "openai", f"{where}: fake: stop, start or a native dialect, not {dialect!r}"
+        assert specs and dialect != "openai", (
+            f"{where}: fake: stop, start or a native dialect, not {dialect!r}"
+        )
         fake = FakeProvider(fake_reply, dialect=dialect)
         fake.start()
         self.fakes.append(fake)
