@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 from collections.abc import Mapping, Sequence
@@ -292,16 +293,26 @@ class LLMProvider:
 
         A new one per call, with its own async HTTP client: langchain-openai otherwise shares one async
         client per base URL across event loops, and a second ``asyncio.run`` finds it on a closed loop.
+        That client keeps no idle connection, and the sync one is shared and closed at the end of the
+        session: langchain-openai never closes the clients it builds, so their sockets outlived the test
+        (and the event loop) and warned in whatever later test the garbage collector found them.
         """
         langchain_openai = self._sdk("langchain_openai", "langchain-openai", "langchain_chat", ("openai",))
+        import httpx2
         import openai
 
         options: dict[str, Any] = {"model": self.model, "base_url": self.base_url, "api_key": self.api_key}
         extra = self._auth_headers_besides("authorization")
         if extra:
             options["default_headers"] = extra
-        options.setdefault("http_async_client", openai.DefaultAsyncHttpx2Client())
         options.update(kwargs)
+        verify = self._cache.ssl_context()
+        if "http_client" not in options:
+            build = functools.partial(openai.DefaultHttpx2Client, verify=verify)
+            options["http_client"] = self._cache.get(("langchain-http",), build)
+        if "http_async_client" not in options:
+            limits = httpx2.Limits(max_connections=100, max_keepalive_connections=0)
+            options["http_async_client"] = openai.DefaultAsyncHttpx2Client(verify=verify, limits=limits)
         return langchain_openai.ChatOpenAI(**options)
 
     def secret(self) -> str:

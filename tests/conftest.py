@@ -13,6 +13,13 @@ import deepdiff  # noqa: F401 - imports numpy if installed; numpy 2.2 (Python 3.
 import httpcore  # noqa: F401 - httpx imports it lazily, on the first transport
 import httpcore2  # noqa: F401 - the same for httpx2 (the openai SDK's transport)
 import httpx  # noqa: F401
+
+# The importlib_metadata backport (litellm imports it), on its first import, appends its finder to
+# sys.meta_path and deletes find_distributions from the stdlib's PathFinder. An in-process run restores
+# sys.meta_path when it ends, dropping the backport's finder: from then on this process sees no installed
+# distribution, so no entry-point plugin loads in a later in-process run ("unrecognized arguments:
+# --providers"). Imported here, before any run saves sys.meta_path, its finder is part of what is restored.
+import importlib_metadata  # noqa: F401 - a dependency of litellm (dev)
 import numpy  # noqa: F401 - the semantic metric's encoder; numpy 2.4 refuses a second import outright
 import openai  # noqa: F401
 import pytest

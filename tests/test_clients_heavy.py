@@ -44,16 +44,39 @@ def test_llama_index_chat_and_stream(llm_provider):
 
 
 @pytest.mark.llm_portable
-def test_instructor_tools_and_async(llm_provider):
-    client = instructor.from_openai(llm_provider.openai_client(), mode=instructor.Mode.TOOLS)
-    ticket = client.chat.completions.create(model=llm_provider.model, messages=PROMPT, response_model=Ticket)
-    assert ticket.category == "shipping"
+def test_instructor_tools_json_md_json(llm_provider):
+    for mode in (instructor.Mode.TOOLS, instructor.Mode.JSON, instructor.Mode.MD_JSON):
+        client = instructor.from_openai(llm_provider.openai_client(), mode=mode)
+        ticket = client.chat.completions.create(model=llm_provider.model, messages=PROMPT, response_model=Ticket)
+        assert ticket.category == "shipping", mode
 
+
+@pytest.mark.llm_portable
+def test_instructor_partial_streams(llm_provider):
+    for mode in (instructor.Mode.TOOLS, instructor.Mode.MD_JSON):
+        client = instructor.from_openai(llm_provider.openai_client(), mode=mode)
+        partials = list(
+            client.chat.completions.create_partial(model=llm_provider.model, messages=PROMPT, response_model=Ticket)
+        )
+        assert len(partials) > 3 and partials[-1].category == "shipping", mode
+
+
+@pytest.mark.llm_portable
+def test_instructor_async_and_async_partial(llm_provider):
     async def main():
-        aclient = instructor.from_openai(llm_provider.async_openai_client(), mode=instructor.Mode.JSON)
-        return await aclient.chat.completions.create(model=llm_provider.model, messages=PROMPT, response_model=Ticket)
+        client = instructor.from_openai(llm_provider.async_openai_client(), mode=instructor.Mode.JSON)
+        ticket = await client.chat.completions.create(model=llm_provider.model, messages=PROMPT, response_model=Ticket)
+        partials = [
+            partial
+            async for partial in client.chat.completions.create_partial(
+                model=llm_provider.model, messages=PROMPT, response_model=Ticket
+            )
+        ]
+        return ticket, partials
 
-    assert asyncio.run(main()).category == "shipping"
+    ticket, partials = asyncio.run(main())
+    assert ticket.category == "shipping"
+    assert len(partials) > 3 and partials[-1].category == "shipping"
 
 
 @pytest.mark.llm_portable
@@ -63,7 +86,7 @@ def test_ark(llm_provider):
     assert reply.choices[0].message.content.endswith("还没发货")
     stream = client.chat.completions.create(model=llm_provider.model, messages=PROMPT, stream=True)
     pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
-    assert len(pieces) > 3
+    assert len(pieces) > 3 and "".join(pieces).endswith("还没发货")
 """
 
 
@@ -82,18 +105,24 @@ def reply(payload: dict) -> object:
     return f"[fake] {messages[-1].get('content', '')}"
 
 
+PROVIDERS = "--providers=doubao,deepseek"
+PASSED = 10  # five tests on two providers
+
+
 def test_heavy_clients_record_then_replay_offline(
     pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, xdist_args: list[str]
 ) -> None:
     llm_env.replies = reply
     llm_env.chunk_chars = 3
     pytester.makepyfile(test_heavy=HEAVY)
-    pytester.runpytest_subprocess("--providers=doubao,deepseek", *xdist_args).assert_outcomes(passed=6)
+    pytester.runpytest_subprocess(PROVIDERS, *xdist_args).assert_outcomes(passed=PASSED)
     files = cassettes(pytester.path)
-    assert len(files) == 6 and not any(KEY in text for text in files.values())
+    assert len(files) == PASSED and not any(KEY in text for text in files.values())
+    for test in ("test_llama_index_chat_and_stream", "test_instructor_partial_streams", "test_ark"):
+        assert "chunks:" in files[f"cassettes/test_heavy/{test}/doubao.yaml"], test
     llm_env.stop()
     for provider in BUILTIN_PROVIDERS:
         monkeypatch.delenv(provider.api_key_env, raising=False)
     monkeypatch.setenv("CI", "true")
-    pytester.runpytest_subprocess("--providers=doubao,deepseek", *xdist_args).assert_outcomes(passed=6)
+    pytester.runpytest_subprocess(PROVIDERS, *xdist_args).assert_outcomes(passed=PASSED)
     assert cassettes(pytester.path) == files

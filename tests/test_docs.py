@@ -30,7 +30,12 @@ Runnable examples are marked in ``docs/*.md`` with HTML comments, which rendered
     Sets, empties or unsets variables for the rest of the example; ``{fake}`` in a value is the fake
     provider's base URL (for providers that are not built in).
 ``<!-- fake: stop -->`` / ``<!-- fake: start -->``
-    Stops the fake provider (so a replay provably needs no network) or starts it again.
+    Stops the fake providers (so a replay provably needs no network) or starts them again.
+``<!-- fake: DIALECT -->``
+    Starts one more fake provider, speaking ``anthropic``, ``gemini``, ``dashscope`` or ``ernie``, and
+    points the built-in providers of that dialect at it (their base URL's path kept: ``.../v1``).
+``<!-- requires: MODULE ... -->``
+    Skips the example unless every module imports (clients too heavy for CI; run where installed).
 ``<!-- expect: passed=2 skipped=1 -->``
     ``RunResult.assert_outcomes`` of the last run; ``exit=N`` checks the exit code instead.
 ``<!-- expect-lines: ... -->``
@@ -101,9 +106,14 @@ def fake_reply(payload: dict[str, Any]) -> Any:
         found = conflicts(asked.baseline, asked.candidate)
         verdict = "not_equivalent" if found else "equivalent"
         return {"verdict": verdict, "reason": "; ".join(found) or "the same facts"}
-    text = next(
-        (m.get("content") for m in reversed(payload.get("messages") or []) if m.get("role") == "user"), ""
-    )
+    messages = (
+        payload.get("messages")
+        or (payload.get("input") or {}).get("messages")
+        or [
+            {"role": "user", "content": content.get("parts", [])} for content in payload.get("contents") or []
+        ]
+    )  # OpenAI, anthropic and ERNIE; dashscope's native input; gemini's contents
+    text = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), "")
     text = text if isinstance(text, str) else "".join(p.get("text", "") for p in text if isinstance(p, dict))
     return next((reply for key, reply in FAKE_REPLIES.items() if key in text), f"[fake] {text}")
 
@@ -130,7 +140,17 @@ class Example:
 
 
 NEEDS_BLOCK = ("file", "excerpt", "console")
-DIRECTIVES = (*NEEDS_BLOCK, "edit", "run", "env", "fake", "expect", "expect-lines", "expect-files")
+DIRECTIVES = (
+    *NEEDS_BLOCK,
+    "edit",
+    "run",
+    "env",
+    "fake",
+    "requires",
+    "expect",
+    "expect-lines",
+    "expect-files",
+)
 _COMMENT = re.compile(r"<!--\s*([a-z-]+)\s*:?(.*?)-->", re.DOTALL)
 
 
@@ -223,6 +243,7 @@ class Runner:
         self.pytester = pytester
         self.monkeypatch = monkeypatch
         self.fake = FakeProvider(fake_reply)
+        self.fakes = [self.fake]  # with those of <!-- fake: DIALECT -->
         self.result: pytest.RunResult | None = None
 
     def __enter__(self) -> Runner:
@@ -235,7 +256,22 @@ class Runner:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.fake.stop()
+        for fake in self.fakes:
+            fake.stop()
+
+    def start_dialect(self, dialect: str, where: str) -> None:
+        from urllib.parse import urlsplit
+
+        specs = [provider for provider in BUILTIN_PROVIDERS if provider.dialect == dialect]
+        assert specs and dialect != "openai", (
+            f"{where}: fake: stop, start or a native dialect, not {dialect!r}"
+        )
+        fake = FakeProvider(fake_reply, dialect=dialect)
+        fake.start()
+        self.fakes.append(fake)
+        for provider in specs:
+            base = fake.url + urlsplit(provider.base_url).path.rstrip("/")
+            self.monkeypatch.setenv(f"{provider.env_prefix}_BASE_URL", base)
 
     @property
     def output(self) -> list[str]:
@@ -330,11 +366,16 @@ class Runner:
                 self.set_env(assignment, self.monkeypatch)
         elif step.kind == "fake":
             if step.argument == "stop":
-                self.fake.stop()
+                for fake in self.fakes:
+                    fake.stop()
             elif step.argument == "start":
-                self.fake.start()
+                for fake in self.fakes:
+                    fake.start()
             else:
-                raise AssertionError(f"{where}: fake: start or stop, not {step.argument!r}")
+                self.start_dialect(step.argument, where)
+        elif step.kind == "requires":
+            for module in step.argument.split():
+                pytest.importorskip(module, reason=f"{where}: the example needs {module}")
         elif step.kind == "expect":
             outcomes = {
                 name: int(value) for name, value in (part.split("=") for part in step.argument.split())
@@ -629,3 +670,24 @@ def _iter_links() -> Iterator[tuple[str, str]]:
 def test_links_between_pages_resolve() -> None:
     broken = [(page, target) for page, target in _iter_links() if not (DOCS / target).resolve().is_file()]
     assert not broken, broken
+
+
+def test_in_process_runs_keep_the_plugin_after_a_client_imports_importlib_metadata(
+    pytester: pytest.Pytester, llm_env: FakeProvider
+) -> None:
+    # litellm (docs/clients.md) imports the importlib_metadata backport, which disables the stdlib's
+    # distribution finder; tests/conftest.py imports it first, so a later in-process run (an example's
+    # replay) still finds this plugin's entry point. Here, in a module that does not import litellm
+    # itself (tests/test_clients.py does, at collection, which would hide the bug when run alone).
+    pytester.makepyfile(
+        test_app="""
+import importlib_metadata
+import pytest
+
+@pytest.mark.llm_portable
+def test_x(llm_provider):
+    pass
+"""
+    )
+    for _ in range(2):
+        pytester.runpytest("--providers=deepseek").assert_outcomes(passed=1)
