@@ -368,6 +368,12 @@ import sys
 
 import pytest
 
+
+def say(line):
+    # Into a file, not -s output: xdist workers' output never reaches the terminal.
+    with open("children.log", "a", encoding="utf-8") as log:
+        log.write(line + "\\n")
+
 PYTHON_CHILD = (
     "import socket\\n"
     "try:\\n"
@@ -381,7 +387,7 @@ def test_python_child(llm_provider):
     if not llm_provider.replaying:
         return  # recording is not guarded: this would really try 192.0.2.1
     result = subprocess.run([sys.executable, "-c", PYTHON_CHILD], capture_output=True, text=True, timeout=60)
-    print("CHILD SAID", result.stdout.strip())
+    say("CHILD SAID " + result.stdout.strip())
 
 @pytest.mark.llm_portable
 def test_curl_child(llm_provider):
@@ -392,19 +398,18 @@ def test_curl_child(llm_provider):
     result = subprocess.run(
         ["curl", "-sS", "-m", "5", "http://192.0.2.1:9/"], capture_output=True, text=True, timeout=60
     )
-    print("CURL EXIT", result.returncode, result.stderr.strip())
+    say(f"CURL EXIT {result.returncode} {result.stderr.strip()}")
 """
 
 
 def test_child_processes_of_a_replaying_run_are_guarded(
-    pytester: pytest.Pytester, llm_env: FakeProvider
+    pytester: pytest.Pytester, llm_env: FakeProvider, run_modes: RunModes
 ) -> None:
+    # Under xdist the tests run in workers, themselves children of the run: each must guard its own.
     pytester.makepyfile(test_children=CHILDREN)
-    pytester.runpytest("--providers=deepseek").assert_outcomes(passed=2)  # recorded: nothing guarded
-    result = pytester.runpytest(
-        "--providers=deepseek", "--llmport-record-mode=none", "-s", "-p", "no:randomly"
-    )
-    text = result.stdout.str()
+    run_modes("--providers=deepseek").assert_outcomes(passed=2)  # recorded: nothing guarded
+    result = run_modes("--providers=deepseek", "--llmport-record-mode=none", "-p", "no:randomly")
+    text = (pytester.path / "children.log").read_text("utf-8")
     # The Python child ran the same guard: its app got a connection error, the test fails with the message.
     assert (
         "CHILD SAID LookupBlockedError [Errno -2] pytest-llmport: blocked a connection to 192.0.2.1:9" in text
@@ -419,7 +424,7 @@ def test_child_processes_of_a_replaying_run_are_guarded(
         assert "CURL EXIT 7" in text and "127.0.0.1" in text.split("CURL EXIT 7", 1)[1].splitlines()[0]
         result.assert_outcomes(failed=1, passed=1)  # what curl tried is invisible to the plugin
     # Replay in record mode once: child Pythons are guarded too (without the proxy variables).
-    result = pytester.runpytest("--providers=deepseek", "-s", "-k", "python_child")
+    result = run_modes("--providers=deepseek", "-k", "python_child")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*a child process (pid *) was refused a connection to 192.0.2.1:9*"])
 

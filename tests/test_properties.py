@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from typing import Any
 
 import pytest
@@ -14,14 +13,30 @@ from pytest_llmport.testing import FakeProvider
 from .conftest import KEY, cassettes
 
 PROPERTY = """
+import time
+
 import pytest
 from hypothesis import given, strategies as st
 
 
 def classify(llm_provider, text):
-    reply = llm_provider.openai_client().chat.completions.create(
-        model=llm_provider.model, messages=[{"role": "user", "content": text}]
-    )
+    # Each call and each back-off the SDK sleeps, written down for the tests to count.
+    with open("classify.log", "a", encoding="utf-8") as log:
+        log.write(text + "\\n")
+    sleep = time.sleep
+
+    def counted(seconds):
+        with open("sleeps.log", "a", encoding="utf-8") as log:
+            log.write(f"{seconds}\\n")
+        sleep(seconds)
+
+    time.sleep = counted
+    try:
+        reply = llm_provider.openai_client().chat.completions.create(
+            model=llm_provider.model, messages=[{"role": "user", "content": text}]
+        )
+    finally:
+        time.sleep = sleep
     return reply.choices[0].message.content
 
 
@@ -143,9 +158,8 @@ def test_an_unrecorded_input_in_a_cassette_without_fingerprint_stops_at_once(
     )  # the header dropped: unsealed, as 0.1 wrote it
     monkeypatch.setenv("CI", "true")
     pytester.makepyfile(test_prop=PROPERTY.replace("min_value=1000", "min_value=2000"))
-    started = time.perf_counter()
+    (pytester.path / "classify.log").unlink()
     result = pytester.runpytest("--providers=zhipu", "-k", "known")
-    elapsed = time.perf_counter() - started
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -154,8 +168,10 @@ def test_an_unrecorded_input_in_a_cassette_without_fingerprint_stops_at_once(
             "Re-record the test whole with --llmport-record-mode=all.",
         ]
     )
-    # Stopped at the first unrecorded input: no shrinking, no SDK retries with back-off.
-    assert elapsed < 20
+    # Stopped at the first unrecorded input: no shrinking, no SDK retries with back-off (counted, not timed).
+    calls = (pytester.path / "classify.log").read_text("utf-8").splitlines()
+    assert len(calls) == 1, calls
+    assert not (pytester.path / "sleeps.log").exists(), "the SDK backed off and retried"
 
 
 def test_replay_walks_the_recorded_examples_whatever_the_settings(
