@@ -119,7 +119,9 @@ def is_local_ip(text: str) -> bool:
     if text == "":
         return True  # INADDR_ANY
     try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
+        # ipaddress reads an IPv6 scope ("::1%lo") itself; "127.0.0.1%x" is no address, and the C
+        # socket module would send it to the resolver, so it must not count as loopback.
+        address = ipaddress.ip_address(text)
     except ValueError:
         return False  # a name, or a legacy form such as "127.1": refused rather than parsed by guesswork
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
@@ -129,7 +131,7 @@ def is_local_ip(text: str) -> bool:
 
 def _is_ip(text: str) -> bool:
     try:
-        ipaddress.ip_address(text.split("%", 1)[0])
+        ipaddress.ip_address(text)
     except ValueError:
         return False
     return True
@@ -309,9 +311,50 @@ def _resolvers(real: dict[str, Callable[..., Any]]) -> dict[str, Callable[..., A
 _RESOLVERS = ("getaddrinfo", "gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo")
 
 
+def _child_environment(env: Any) -> Any:
+    """An ``env=`` given to a child: with this process's guard variables added, or the child escapes.
+
+    Only the guard's own variables (its ``sitecustomize`` folder first on ``PYTHONPATH``, its log, and
+    the closed proxy when this process has it); everything else is the caller's.
+    """
+    log = os.environ.get(LOG_ENV)
+    if env is None or not log or _top() is None or not all(isinstance(k, str) for k in env):
+        return env
+    merged = dict(env)
+    ours = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and _is_guard_dir(p)]
+    theirs = [p for p in str(env.get("PYTHONPATH", "")).split(os.pathsep) if p and not _is_guard_dir(p)]
+    merged["PYTHONPATH"] = os.pathsep.join([*ours, *theirs])
+    merged[LOG_ENV] = log
+    proxy = os.environ.get("HTTPS_PROXY", "")
+    guard = _STACK[-1]
+    if guard.proxy_port is not None and proxy == f"http://127.0.0.1:{guard.proxy_port}":
+        merged.update({name: proxy for name in PROXY_VARS})
+        merged.update({name: NO_PROXY for name in NO_PROXY_VARS})
+    return merged
+
+
+def _popen_init(real: Callable[..., None]) -> Callable[..., None]:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        at = _POPEN_ENV_INDEX
+        if len(args) > at:
+            args = (*args[:at], _child_environment(args[at]), *args[at + 1 :])
+        elif "env" in kwargs:
+            kwargs["env"] = _child_environment(kwargs["env"])
+        real(self, *args, **kwargs)
+
+    return __init__
+
+
+# Popen(args, bufsize, executable, stdin, stdout, stderr, preexec_fn, close_fds, shell, cwd, env, ...)
+_POPEN_ENV_INDEX = 10
+
+
 def _patch_targets() -> list[tuple[Any, str, Any]]:
+    import subprocess  # here, not at import: importing the plugin loads nothing a marked test needs
+
     methods = _socket_methods(socket.socket)
     targets: list[tuple[Any, str, Any]] = [(socket.socket, name, f) for name, f in methods.items()]
+    targets.append((subprocess.Popen, "__init__", _popen_init(subprocess.Popen.__init__)))
     for module in (socket, _socket):
         wrapped = _resolvers({name: getattr(module, name) for name in _RESOLVERS})
         targets += [(module, name, wrapped[name]) for name in _RESOLVERS]

@@ -61,7 +61,7 @@ class Inventory:
 
 
 def _is_marked(item: pytest.Item) -> bool:
-    from .run import PARAM
+    from .lifecycle import PARAM
 
     callspec = getattr(item, "callspec", None)
     return callspec is not None and PARAM in callspec.params
@@ -138,7 +138,7 @@ def take(
         if not _is_marked(item):
             continue
         for provider in run.registry:
-            path = run.path_for(item, provider)
+            path = run.paths.path_for(item, provider)
             known.add(path)
         roots.add(Path(item.path).parent / run.settings.cassette_dir / Path(item.path).stem)
     selected = set(selected)
@@ -149,7 +149,7 @@ def take(
         if settings is None or settings.provider not in selected or settings.skipped:
             continue
         name = settings.provider
-        path = run.path_for(item, name)
+        path = run.paths.path_for(item, name)
         if not path.is_file():
             inventory.missing.append((item.nodeid, name, path))
     for root in sorted(roots):

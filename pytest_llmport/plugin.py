@@ -11,19 +11,11 @@ import pytest
 from . import config as cfg
 from . import hookspecs, providers
 from .errors import ConfigError, LlmportError
+from .lifecycle import PARAM, ItemState, Outcome, provider_of
 from .metrics import MetricRegistry
+from .refusals import Outside, guarded_conftest_imports
 from .report import DISCARDED, PROPERTY, RunReport, junit_properties
-from .run import (
-    BACKGROUND_PROPERTY,
-    PARAM,
-    ItemState,
-    LlmportRun,
-    Outcome,
-    Outside,
-    Scope,
-    guarded_conftest_imports,
-    provider_of,
-)
+from .run import BACKGROUND_PROPERTY, LlmportRun, Scope
 from .samples import SAMPLE, shortfalls, tolerated
 from .testids import leaky_ids, leaky_worker_ids, param_id
 
@@ -43,6 +35,7 @@ SCOPE_KEY = pytest.StashKey[Scope]()
 EARLY_KEY = pytest.StashKey[Outside]()
 # Each marked test function's parsed marker and providers, by cfg.function_key, until its items exist.
 TESTS_KEY = pytest.StashKey[dict[str, cfg.PortableTest]]()
+BLOCKED_OUTSIDE = "llmport_blocked_outside"  # the workeroutput entry a worker hands the controller
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -93,9 +86,29 @@ def pytest_configure(config: pytest.Config) -> None:
     run.start_session()
     # Registered as a plugin for its pytest_runtest_logreport, which merges xdist workers' results.
     config.pluginmanager.register(run, "llmport-run")
+    config.pluginmanager.register(WarningScrubber(run), "llmport-warnings")
     run.adopt(config.stash.get(EARLY_KEY, None))
     if run.replays_all:
         run.start_guard()  # from here on: imports, session fixtures and unmarked tests are guarded too
+
+
+class WarningScrubber:
+    """Takes known keys out of a warning before pytest's warnings summary or xdist's channel reads it.
+
+    A plugin object of its own: ``pytest_warning_recorded`` gets no ``config`` to find the run with.
+    """
+
+    def __init__(self, run: LlmportRun) -> None:
+        self.run = run
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any) -> None:
+        text = str(warning_message.message)
+        clean = self.run.output_scrubber().text(text)
+        if clean != text:
+            # A plain Warning holding the clean text: the app's own instance may be in use elsewhere, and
+            # its class may need other arguments or format itself. The category (printed) stays.
+            warning_message.message = Warning(clean)
 
 
 def pytest_llmport_add_metrics(config: pytest.Config) -> dict[str, Any]:
@@ -117,7 +130,10 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if run.blocked_outside and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if hasattr(session.config, "workerinput"):
-        return  # xdist workers: the controller merges their reports
+        # xdist workers: the controller merges their reports. What was blocked outside any test is in
+        # no report: it rides home in workeroutput (pytest_testnodedown), or the controller would pass.
+        session.config.workeroutput[BLOCKED_OUTSIDE] = list(dict.fromkeys(run.blocked_outside))  # type: ignore[attr-defined]
+        return
     if shortfalls(run.matrix.cells) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # too many tolerated samples in some cell
     outputs = session.config.stash[REPORT_KEY]
@@ -130,11 +146,21 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.hookimpl(optionalhook=True)  # an xdist hook, called on the controller as each worker finishes
+def pytest_testnodedown(node: Any, error: object) -> None:
+    run = node.config.stash.get(RUN_KEY, None)
+    blocked = (getattr(node, "workeroutput", None) or {}).get(BLOCKED_OUTSIDE, ())
+    if run is not None:
+        run.blocked_outside.extend(line for line in blocked if line not in run.blocked_outside)
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
     run = config.stash.get(RUN_KEY, None)
     if run is not None:
         run.close()
         config.pluginmanager.unregister(run)
+        if config.pluginmanager.has_plugin("llmport-warnings"):
+            config.pluginmanager.unregister(name="llmport-warnings")
         del config.stash[RUN_KEY]
 
 
@@ -161,7 +187,7 @@ def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str)
     run = config.stash.get(RUN_KEY, None)
     if run is None:
         return chosen
-    return param_id(val, chosen, run.redact, run.settings.escape_ids)
+    return param_id(val, chosen, run.redaction.redact, run.settings.escape_ids)
 
 
 @pytest.hookimpl(trylast=True)  # after other plugins' and conftests' hooks have added their marks
@@ -171,7 +197,7 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
         _settings(item)
     run.prepare_property_tests(items)
     if not hasattr(session.config, "workerinput"):  # an xdist controller checks its workers' ids
-        leaky_ids(items, run.redact, PARAM)
+        leaky_ids(items, run.redaction.redact, PARAM)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -179,7 +205,7 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
     config = node.config
     if not config.stash.get(IDS_CHECKED_KEY, False):  # every worker collects the same ids
         config.stash[IDS_CHECKED_KEY] = True
-        leaky_worker_ids(config, ids, config.stash[RUN_KEY].redact)
+        leaky_worker_ids(config, ids, config.stash[RUN_KEY].redaction.redact)
 
 
 def _settings(item: pytest.Item) -> cfg.ItemSettings | None:
@@ -336,7 +362,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if not any(name.startswith(f"{PROPERTY}.") for name, _ in item.user_properties):
             item.user_properties.extend(junit_properties(data, report))
     # Before any reporter sees it: pytest's terminal, JUnit XML, xdist's controller.
-    item.config.stash[RUN_KEY].scrub_report(report)
+    item.config.stash[RUN_KEY].redaction.scrub_report(report)
     return report
 
 
@@ -396,7 +422,7 @@ def llm_equiv(request: pytest.FixtureRequest) -> Equivalence:
     """Schema checks, structural and similarity comparisons against the baseline provider."""
     state = _marked_state(request, "llm_equiv")
     try:
-        return request.config.stash[RUN_KEY].equivalence(request.node, state)
+        return request.config.stash[RUN_KEY].equivalences.of(request.node, state)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -522,8 +522,25 @@ class _Capture(Capture):
         return self.response(status, reason, headers, cut, encoded=encoded)
 
 
+@contextlib.contextmanager
+def _feeding(capture: _Capture, errors: type[BaseException], swallow: bool = False) -> Iterator[None]:
+    """Around reading a recorded stream: the capture ends when it does, cut short by a transport error.
+
+    ``swallow``: the app closed the stream early and never sees the rest, so an error there raises nothing.
+    """
+    try:
+        yield
+    except errors as exc:
+        # Cut short: the cassette keeps what arrived and how it broke off, so replay raises too.
+        capture.complete(exc)
+        if not swallow:
+            raise
+    capture.complete()
+
+
 def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
     """Stream classes for one httpx flavour (httpx or httpx2 each check their own base classes)."""
+    errors = httpx.TransportError
 
     class RecordingStream(httpx.SyncByteStream):  # type: ignore[misc, name-defined]
         def __init__(self, inner: Any, capture: _Capture) -> None:
@@ -531,31 +548,24 @@ def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
             self._iterator: Iterator[bytes] | None = None
 
         def _source(self) -> Iterator[bytes]:
+            # Made on first read, as the app's own reading would make it.
             if self._iterator is None:
                 self._iterator = iter(self._inner)
             return self._iterator
 
         def __iter__(self) -> Iterator[bytes]:
-            try:
+            with _feeding(self._capture, errors):
                 for chunk in self._source():
                     self._capture.add(chunk)
                     yield chunk
-            except httpx.TransportError as exc:
-                # Cut short: the cassette keeps what arrived and how it broke off, so replay raises too.
-                self._capture.complete(exc)
-                raise
-            self._capture.complete()
 
         def close(self) -> None:
             try:
                 if not self._capture.done:
                     # The app stopped reading early; the cassette still needs the whole response.
-                    try:
+                    with _feeding(self._capture, errors, swallow=True):
                         for chunk in self._source():
                             self._capture.add(chunk)
-                    except httpx.TransportError as exc:
-                        self._capture.complete(exc)  # the app never saw it: closing early raises nothing
-                    self._capture.complete()
             finally:
                 self._inner.close()
 
@@ -570,24 +580,17 @@ def _stream_classes(httpx: ModuleType) -> tuple[type, type, type]:
             return self._iterator
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            try:
+            with _feeding(self._capture, errors):
                 async for chunk in self._source():
                     self._capture.add(chunk)
                     yield chunk
-            except httpx.TransportError as exc:
-                self._capture.complete(exc)
-                raise
-            self._capture.complete()
 
         async def aclose(self) -> None:
             try:
                 if not self._capture.done:
-                    try:
+                    with _feeding(self._capture, errors, swallow=True):
                         async for chunk in self._source():
                             self._capture.add(chunk)
-                    except httpx.TransportError as exc:
-                        self._capture.complete(exc)
-                    self._capture.complete()
             finally:
                 await self._inner.aclose()
 

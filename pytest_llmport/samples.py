@@ -30,7 +30,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from .report import Cell
 
-SAMPLE = "llmport_sample"  # the parameter that carries an item's sample (beside run.PARAM)
+SAMPLE = "llmport_sample"  # the parameter that carries an item's sample (beside lifecycle.PARAM)
 CALIBRATED = "baseline"  # threshold="baseline": calibrated on the baseline's own samples
 CALIBRATION_MARGIN = 0.05
 Z_95 = 1.959963984540054  # two-sided 95% normal quantile, for the Wilson score interval

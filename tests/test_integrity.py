@@ -7,6 +7,7 @@ mid-stream or stalls (``FakeProvider.cut_next``); every replay runs with the pro
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -296,6 +297,50 @@ def test_a_response_never_recorded_is_never_saved_as_success(
     cells = json.loads(report.read_text("utf-8"))["tests"]
     assert [cell["qwen"]["kind"] for cell in cells.values()] == ["recording-problem"]
     result.stdout.fnmatch_lines(["*test_open.py::test_never_read*recording-problem*"])
+
+
+DOWN = """
+import httpx
+import httpx2
+import openai
+import pytest
+
+
+@pytest.mark.llm_portable
+def test_openai_down(llm_provider):
+    client = llm_provider.openai_client(max_retries=0)
+    with pytest.raises(openai.APIConnectionError) as info:
+        client.chat.completions.create(model=llm_provider.model, messages=[{"role": "user", "content": "hi"}])
+    assert type(info.value.__cause__) is httpx2.ConnectError
+
+
+@pytest.mark.llm_portable
+def test_httpx_down(llm_provider):
+    with pytest.raises(httpx.ConnectError):
+        llm_provider.httpx_client().post("chat/completions", json={"model": llm_provider.model})
+"""
+
+
+def test_a_provider_that_refuses_the_connection_replays_as_the_same_error(
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, xdist_args: list[str]
+) -> None:
+    # A port bound and never listened on: the connection is refused at once, on every run.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("LLMPORT_DEEPSEEK_BASE_URL", f"http://127.0.0.1:{closed.getsockname()[1]}/v1")
+        pytester.makepyfile(test_down=DOWN)
+        pytester.runpytest("--providers=deepseek", *xdist_args).assert_outcomes(passed=2)
+    files = cassettes(pytester.path)
+    assert len(files) == 2, "a test that expected the refusal keeps its recording"
+    for text in files.values():
+        response = yaml.safe_load(text)["interactions"][0]["response"]
+        assert response["status"]["code"] == 0
+        assert response["llmport"]["incomplete"]["error"] == "connect-error"
+    monkeypatch.delenv("LLMPORT_DEEPSEEK_BASE_URL")
+    monkeypatch.delenv("DEEPSEEK_API_KEY")
+    monkeypatch.setenv("CI", "true")
+    pytester.runpytest("--providers=deepseek", *xdist_args).assert_outcomes(passed=2)
+    assert cassettes(pytester.path) == files
 
 
 ONE = """

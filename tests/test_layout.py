@@ -315,3 +315,13 @@ def test_architecture_page_names_every_module() -> None:
     shims = {"normalize.py", "fake_dialects.py"}  # deprecated import paths (see deprecation.py)
     missing = sorted(name for name in names - shims if f"`{name}`" not in page)
     assert not missing, f"docs/architecture.md: say what {missing} own(s)"
+
+
+def test_only_the_plugin_imports_the_run_and_the_lifecycle_knows_nothing_above_it() -> None:
+    """The run-wide object delegates down; what it holds never imports it (deferred imports included)."""
+    importers = sorted(m for m in MODULES if "pytest_llmport.run" in _imports(m, deferred=True))
+    assert importers == ["pytest_llmport.plugin"]
+    above = {"pytest_llmport.run", "pytest_llmport.plugin", "pytest_llmport.llmequiv"}
+    held = ("lifecycle", "redaction", "refusals", "recording")
+    for module in (f"pytest_llmport.{name}" for name in held):
+        assert not _imports(module, deferred=True) & above, module

@@ -471,3 +471,30 @@ def test_every_sdk_builds_and_replays_with_no_key(pytester: pytest.Pytester, env
     env.delenv("ZHIPUAI_API_KEY")
     env.setenv("CI", "true")
     pytester.runpytest("--providers=zhipu").assert_outcomes(passed=3)
+
+
+def test_a_warning_that_echoes_a_key_is_scrubbed_in_the_warnings_summary(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch, xdist_args: list[str]
+) -> None:
+    """pytest prints each warning's text in its summary; an app warns with the server's error message."""
+    source = """
+import warnings
+
+import pytest
+
+@pytest.mark.llm_portable
+def test_warns(llm_provider):
+    text = llm_provider.httpx_client().post("error", json={}).text
+    warnings.warn("the provider said: " + text)
+    warnings.warn(RuntimeWarning("again: " + text, 401))  # a warning with more than its text
+
+def test_unmarked():
+    import os
+    warnings.warn("configured with " + os.environ["OPENAI_API_KEY"])
+"""
+    result, left = record(pytester, env, KEY, source, "-W", "always", *xdist_args)
+    result.assert_outcomes(passed=2)
+    terminal = left["<terminal output>"]
+    assert "the provider said:" in terminal and "again:" in terminal and "configured with" in terminal
+    assert "<REDACTED:OPENAI_API_KEY>" in terminal
+    assert_clean(left, KEY)

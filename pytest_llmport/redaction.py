@@ -1,0 +1,136 @@
+"""The run's secrets: which key variables it knows, the scrubbers built from them, and the scrubbing of
+reports, test ids and messages (the rules themselves are :mod:`pytest_llmport.scrub`'s).
+
+One :class:`Redaction` lives for the run. Scrubbers are cached by the secrets they hold, so the tests of
+a run that all see the same keys share one; the output scrubber also keeps every key seen earlier in the
+run, because a key a test set and removed again still leaves traces in what outlives the test.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING
+
+from .placeholders import PLACEHOLDER_KEYS
+
+if TYPE_CHECKING:
+    import pytest
+
+    from .providers import Provider
+    from .scrub import Scrubber
+
+
+def environment_reader(names: list[str]) -> Callable[[], dict[str, str]]:
+    """A function giving the variables among ``names`` set (non-empty) in ``os.environ`` now.
+
+    Read several times per test (a test may set a key): ``os.environ.get`` of an unset variable raises
+    and catches a KeyError inside, about 4 us each for the twenty key variables; the mapping under
+    ``os.environ`` (what its ``__setitem__`` and ``__delitem__`` keep current) answers in a tenth of that.
+    """
+    environ = os.environ
+    data = getattr(environ, "_data", None)
+    encode, decode = getattr(environ, "encodekey", None), getattr(environ, "decodevalue", None)
+    if not isinstance(data, dict) or not callable(encode) or not callable(decode):
+        return lambda: {name: environ[name] for name in names if environ.get(name)}
+    keys = [(name, encode(name)) for name in names]
+    return lambda: {name: decode(value) for name, key in keys if (value := data.get(key))}
+
+
+class Redaction:
+    """The run-wide scrubber caches: per-recording scrubbers, the output scrubber, shape redaction."""
+
+    def __init__(self, providers: Collection[Provider], secret_env: Collection[str] = ()) -> None:
+        self._providers = providers  # read at the first scrubber, as the registry is then
+        self._secret_env = secret_env
+        self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
+        self._names: list[str] | None = None
+        self._read: Callable[[], dict[str, str]] = dict
+        # Every key value a scrubber of this run was built with (value -> variable).
+        self._seen: dict[str, str] = {}
+        self._output: tuple[int, Scrubber] | None = None
+
+    def scrubber(self, extra_key: str = "", extra: Mapping[str, str] | None = None) -> Scrubber:
+        """The scrubber for what one test records: every key variable set now, ``extra_key`` and ``extra``
+        (a configure_recording hook's secrets, by name)."""
+        from .scrub import Scrubber
+
+        if self._names is None:
+            # Every variable that holds a secret: the providers' key variables and ``secret_env``.
+            names = {spec.api_key_env for spec in self._providers}
+            names |= {spec.secret_key_env for spec in self._providers if spec.secret_key_env}
+            self._names = sorted(names | set(self._secret_env))
+            self._read = environment_reader(self._names)
+        secrets = self._read()
+        if extra_key and extra_key not in PLACEHOLDER_KEYS:
+            secrets.setdefault("API_KEY", extra_key)
+        for name, value in (extra or {}).items():
+            secrets.setdefault(name, value)
+        cache_key = frozenset(secrets.items())
+        scrubber = self._scrubbers.get(cache_key)
+        if scrubber is None:
+            scrubber = self._scrubbers[cache_key] = Scrubber(secrets)
+            for name, value in secrets.items():
+                self._seen.setdefault(value, name)
+        return scrubber
+
+    def output(self, refresh: bool = True) -> Scrubber:
+        """The scrubber for what the plugin writes or prints: every key seen in this run, and those set now.
+
+        A key a test set and removed again (``monkeypatch.setenv``) still leaves its traces in the
+        failure text and report data that outlive the test. ``refresh=False`` skips reading the
+        environment again (it costs more than the scrubbing of a passed test's report).
+        """
+        from .scrub import Scrubber
+
+        if refresh or self._output is None:
+            self.scrubber()  # registers the keys set now
+        if self._output is None or self._output[0] != len(self._seen):
+            pairs = [(name, value) for value, name in self._seen.items()]
+            self._output = (len(self._seen), Scrubber(pairs))
+        return self._output[1]
+
+    def known(self) -> list[tuple[str, str]]:
+        """What ``--llmport-scan`` looks for, as (variable, value): the key variables set now (once a
+        scrubber was built) and every secret this run's scrubbers were built with."""
+        from .scan import known_secrets
+
+        return [*known_secrets(self._names or ()).items(), *((n, v) for v, n in self._seen.items())]
+
+    def is_secret(self, text: str) -> bool:
+        """True when ``text`` holds a known key or has the shape of a provider's credential."""
+        return self.redact(text) != text
+
+    def redact(self, text: str) -> str:
+        """``text`` with known keys and credential-shaped strings replaced by their markers."""
+        from .scan import redact_shapes
+
+        return redact_shapes(self.output().text(text))
+
+    def scrub_report(self, report: pytest.TestReport) -> None:
+        """Take the secrets out of a marked test's report: failure text, captured output, properties.
+
+        The plugin's own report data was scrubbed when it was built (``LlmportRun.report_data``).
+        """
+        from .report import PROPERTY
+
+        properties = [(name, value) for name, value in report.user_properties if name != PROPERTY]
+        wasxfail = getattr(report, "wasxfail", None)
+        if report.longrepr is None and not report.sections and not properties and not wasxfail:
+            return  # a passed phase with no output: nothing to read
+        scrubber = self.output()
+        longrepr = report.longrepr
+        if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
+            report.longrepr = (longrepr[0], longrepr[1], scrubber.text(str(longrepr[2])))
+        elif longrepr is not None:
+            text = report.longreprtext
+            clean = scrubber.text(text)
+            if clean != text:
+                report.longrepr = clean  # pytest prints a text longrepr as it is; JUnit XML writes it
+        report.sections = [(title, scrubber.text(content)) for title, content in report.sections]
+        report.user_properties = [
+            (name, value if name == PROPERTY else scrubber.value(value))
+            for name, value in report.user_properties
+        ]
+        if isinstance(wasxfail, str):
+            report.wasxfail = scrubber.text(wasxfail)
