@@ -17,7 +17,7 @@ from .refusals import Outside, guarded_conftest_imports
 from .report import DISCARDED, PROPERTY, RunReport, junit_properties
 from .run import BACKGROUND_PROPERTY, LlmportRun, Scope
 from .samples import SAMPLE, shortfalls, tolerated
-from .testids import leaky_ids, param_id
+from .testids import leaky_ids, leaky_worker_ids, param_id
 
 # What only a marked test needs is imported where it is used, so a run without one stays light
 # (tests/test_import.py, bench/startup.py).
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 RUN_KEY = pytest.StashKey[LlmportRun]()
 ITEM_KEY = pytest.StashKey[ItemState]()
+IDS_CHECKED_KEY = pytest.StashKey[bool]()
 OUTCOME_KEY = pytest.StashKey[Outcome]()
 SETUP_PROBLEM_KEY = pytest.StashKey[str]()
 REPORT_KEY = pytest.StashKey[RunReport]()
@@ -201,7 +202,16 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     for item in items:
         _settings(item)
     run.prepare_property_tests(items)
-    leaky_ids(items, run.redaction.redact, PARAM)
+    if not hasattr(session.config, "workerinput"):  # an xdist controller checks its workers' ids
+        leaky_ids(items, run.redaction.redact, PARAM)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    config = node.config
+    if not config.stash.get(IDS_CHECKED_KEY, False):  # every worker collects the same ids
+        config.stash[IDS_CHECKED_KEY] = True
+        leaky_worker_ids(config, ids, config.stash[RUN_KEY].redaction.redact)
 
 
 def _settings(item: pytest.Item) -> cfg.ItemSettings | None:
@@ -403,14 +413,20 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             terminalreporter.write_line(line)
 
 
+def _marked_state(request: pytest.FixtureRequest, fixture: str) -> ItemState:
+    """The running item's state; a fixture of ours in a test without the marker is a usage error."""
+    state: ItemState | None = request.node.stash.get(ITEM_KEY, None)
+    if state is None:
+        raise pytest.UsageError(
+            f"{request.node.nodeid}: the {fixture} fixture needs @pytest.mark.{cfg.MARKER} on the test"
+        )
+    return state
+
+
 @pytest.fixture
 def llm_equiv(request: pytest.FixtureRequest) -> Equivalence:
     """Schema checks, structural and similarity comparisons against the baseline provider."""
-    state = request.node.stash.get(ITEM_KEY, None)
-    if state is None:
-        raise pytest.UsageError(
-            f"{request.node.nodeid}: the llm_equiv fixture needs @pytest.mark.{cfg.MARKER} on the test"
-        )
+    state = _marked_state(request, "llm_equiv")
     try:
         return request.config.stash[RUN_KEY].equivalences.of(request.node, state)
     except ConfigError as exc:
@@ -420,10 +436,5 @@ def llm_equiv(request: pytest.FixtureRequest) -> Equivalence:
 @pytest.fixture
 def llm_provider(request: pytest.FixtureRequest) -> LLMProvider:
     """The provider this ``llm_portable`` test runs on (see :class:`pytest_llmport.LLMProvider`)."""
-    state = request.node.stash.get(ITEM_KEY, None)
-    if state is None:
-        raise pytest.UsageError(
-            f"{request.node.nodeid}: the llm_provider fixture needs @pytest.mark.{cfg.MARKER} on the test"
-        )
-    handle: LLMProvider = state.handle
+    handle: LLMProvider = _marked_state(request, "llm_provider").handle
     return handle

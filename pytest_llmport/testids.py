@@ -50,6 +50,17 @@ def param_id(val: object, chosen: str | None, redact: Callable[[str], str], esca
     return clean
 
 
+def _leak_warning(nodeid: str, redact: Callable[[str], str]) -> SecretInTestIdWarning | None:
+    clean = redact(nodeid)
+    if clean == nodeid:
+        return None
+    return SecretInTestIdWarning(
+        f"{clean}: this test's id holds a secret (the id comes from ids= or pytest.param(id=)); "
+        "pytest prints ids and writes them to JUnit XML and .pytest_cache, where pytest-llmport "
+        "cannot scrub them. Give it an id without the value, e.g. ids=['tenant-a', ...]."
+    )
+
+
 def leaky_ids(items: Iterable[pytest.Item], redact: Callable[[str], str], provider_param: str) -> None:
     """Warn about each parametrised test whose id (chosen by the user) still holds a secret."""
     for item in items:
@@ -58,15 +69,26 @@ def leaky_ids(items: Iterable[pytest.Item], redact: Callable[[str], str], provid
         # scrubber into every run that only collects marked tests (tests/test_import.py).
         if callspec is None or set(callspec.params) <= {provider_param}:
             continue
-        clean = redact(item.nodeid)
-        if clean == item.nodeid:
+        warning = _leak_warning(item.nodeid, redact)
+        if warning is None:
             continue
-        warning = SecretInTestIdWarning(
-            f"{clean}: this test's id holds a secret (the id comes from ids= or pytest.param(id=)); "
-            "pytest prints ids and writes them to JUnit XML and .pytest_cache, where pytest-llmport "
-            "cannot scrub them. Give it an id without the value, e.g. ids=['tenant-a', ...]."
-        )
         try:
             item.warn(warning)
         except SecretInTestIdWarning:  # -W error: stop before any id is printed or written
+            raise pytest.UsageError(str(warning)) from None
+
+
+def leaky_worker_ids(config: pytest.Config, nodeids: Iterable[str], redact: Callable[[str], str]) -> None:
+    """:func:`leaky_ids` for an xdist controller, from the ids its first worker collected.
+
+    Workers leave the check to the controller: each would warn once more, and an error raised in a
+    worker's collection makes xdist's controller fail with an internal error that prints the raw id.
+    """
+    for nodeid in nodeids:
+        warning = _leak_warning(nodeid, redact) if "[" in nodeid else None
+        if warning is None:
+            continue
+        try:
+            config.issue_config_time_warning(warning, stacklevel=2)
+        except SecretInTestIdWarning:  # -W error: stop before the workers run (and print) anything
             raise pytest.UsageError(str(warning)) from None

@@ -100,8 +100,17 @@ class RunModes:
 
 
 @pytest.fixture(params=["plain", "xdist"])
-def run_modes(request: pytest.FixtureRequest, pytester: pytest.Pytester) -> RunModes:
-    """``run_modes(*args)`` runs pytester's inner pytest plainly, then (second parameter) under xdist."""
+def run_modes(
+    request: pytest.FixtureRequest, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> RunModes:
+    """``run_modes(*args)`` runs pytester's inner pytest plainly, then (second parameter) under xdist.
+
+    Both modes run with Python's default bytecode caching. Each xdist worker is a fresh Python, and pytest
+    rewrites the asserts of every installed plugin's modules (hypothesis, langsmith, ...) as it imports them:
+    with ``PYTHONDONTWRITEBYTECODE`` set (as on this machine) nothing is cached and each worker pays about
+    2 s of CPU for it, on every inner run. (An in-process inner run shares the outer run's modules.)
+    """
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
     return RunModes(pytester, request.param == "xdist")
 
 

@@ -144,7 +144,7 @@ def test_missing_baseline_observation_says_how_to_record_it(
 
 
 def test_baseline_from_command_line_and_reference_text(
-    pytester: pytest.Pytester, servers: dict[str, FakeProvider]
+    pytester: pytest.Pytester, servers: dict[str, FakeProvider], run_modes: RunModes
 ) -> None:
     pytester.makepyfile(
         test_ref="""
@@ -158,7 +158,7 @@ def test_fixed(llm_provider, llm_equiv):
     assert 0 < score <= 1
 """
     )
-    pytester.runpytest("--providers=zhipu,openai", "--llmport-baseline=zhipu").assert_outcomes(passed=2)
+    run_modes("--providers=zhipu,openai", "--llmport-baseline=zhipu").assert_outcomes(passed=2)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +203,10 @@ def test_bad_ini_threshold_and_metric(pytester: pytest.Pytester) -> None:
 
 
 def test_embedding_metric_goes_through_the_cassette(
-    pytester: pytest.Pytester, servers: dict[str, FakeProvider], monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    servers: dict[str, FakeProvider],
+    monkeypatch: pytest.MonkeyPatch,
+    run_modes: RunModes,
 ) -> None:
     pytester.makeini(
         "[pytest]\nllmport_embedding_provider = openai\nllmport_embedding_model = text-embedding-3-small\n"
@@ -217,14 +220,14 @@ def test_emb(llm_provider, llm_equiv):
     assert llm_equiv.similar("reply", "您的订单正在加急处理", reference="订单正在处理") > 0.3
 """
     )
-    pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
+    run_modes("--providers=zhipu").assert_outcomes(passed=1)
     assert len(servers["openai"].requests) == 1 and servers["openai"].requests[0].path.endswith("/embeddings")
     text = (pytester.path / "cassettes/test_emb/test_emb/zhipu.yaml").read_text("utf-8")
     assert "text-embedding-3-small" in text
     for server in servers.values():
         server.stop()
     monkeypatch.setenv("CI", "true")
-    pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
+    run_modes("--providers=zhipu").assert_outcomes(passed=1)
     # The embedding request goes to another provider and names another model, and is the plugin's own.
     pytester.runpytest("--providers=zhipu", "--llmport-strict-model").assert_outcomes(passed=1)
     # The embedding provider moved (a gateway, a new default base URL): replay answers from the recording.
@@ -245,7 +248,9 @@ def test_emb(llm_provider, llm_equiv):
     )
 
 
-def test_custom_metric_through_the_hook(pytester: pytest.Pytester, servers: dict[str, FakeProvider]) -> None:
+def test_custom_metric_through_the_hook(
+    pytester: pytest.Pytester, servers: dict[str, FakeProvider], run_modes: RunModes
+) -> None:
     pytester.makeconftest(
         """
 def pytest_llmport_add_metrics(config):
@@ -265,7 +270,7 @@ def test_len(llm_provider, llm_equiv):
     assert llm_equiv.similar("v", "ab", reference="abcd") == 0.5
 """
     )
-    pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
+    run_modes("--providers=zhipu").assert_outcomes(passed=1)
 
 
 def test_bad_same_options_fail_on_the_baseline_too(

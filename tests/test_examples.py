@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from .conftest import RunModes
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -14,12 +16,12 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
     [("support_triage", {"passed": 57}), ("property_based", {"passed": 11, "xfailed": 1})],
 )
 def test_bundled_example_replays_offline(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, example: str, outcomes: dict[str, int]
+    monkeypatch: pytest.MonkeyPatch, example: str, outcomes: dict[str, int], run_modes: RunModes
 ) -> None:
     folder = EXAMPLES / example
     monkeypatch.setenv("CI", "true")  # record mode none: any unrecorded request fails
-    result = pytester.runpytest_subprocess(
-        str(folder), "-c", str(folder / "pytest.ini"), "-p", "no:cacheprovider"
+    result = run_modes(
+        str(folder), "-c", str(folder / "pytest.ini"), "-p", "no:cacheprovider", subprocess=True
     )
     result.assert_outcomes(**outcomes)
     # Issue 11: every run ends with the verdict per provider, the matrix below it (README command 1).

@@ -377,6 +377,13 @@ import sys
 
 import pytest
 
+
+def say(line):
+    # Into a file, not -s output: xdist workers' output never reaches the terminal.
+    with open("children.log", "a", encoding="utf-8") as log:
+        log.write(line + "\\n")
+
+
 PYTHON_CHILD = (
     "import socket\\n"
     "try:\\n"
@@ -395,7 +402,7 @@ def test_python_child(llm_provider, own_env):
     result = subprocess.run(
         [sys.executable, "-c", PYTHON_CHILD], capture_output=True, text=True, timeout=60, env=env
     )
-    print("CHILD SAID", result.stdout.strip())
+    say("CHILD SAID " + result.stdout.strip())
 
 @pytest.mark.llm_portable
 def test_curl_child(llm_provider):
@@ -406,19 +413,18 @@ def test_curl_child(llm_provider):
     result = subprocess.run(
         ["curl", "-sS", "-m", "5", "http://192.0.2.1:9/"], capture_output=True, text=True, timeout=60
     )
-    print("CURL EXIT", result.returncode, result.stderr.strip())
+    say(f"CURL EXIT {result.returncode} {result.stderr.strip()}")
 """
 
 
 def test_child_processes_of_a_replaying_run_are_guarded(
-    pytester: pytest.Pytester, llm_env: FakeProvider
+    pytester: pytest.Pytester, llm_env: FakeProvider, run_modes: RunModes
 ) -> None:
+    # Under xdist the tests run in workers, themselves children of the run: each must guard its own.
     pytester.makepyfile(test_children=CHILDREN)
-    pytester.runpytest("--providers=deepseek").assert_outcomes(passed=3)  # recorded: nothing guarded
-    result = pytester.runpytest(
-        "--providers=deepseek", "--llmport-record-mode=none", "-s", "-p", "no:randomly"
-    )
-    text = result.stdout.str()
+    run_modes("--providers=deepseek").assert_outcomes(passed=3)  # recorded: nothing guarded
+    result = run_modes("--providers=deepseek", "--llmport-record-mode=none", "-p", "no:randomly")
+    text = (pytester.path / "children.log").read_text("utf-8")
     # The Python child ran the same guard: its app got a connection error, the test fails with the message.
     assert (
         text.count(
@@ -440,7 +446,7 @@ def test_child_processes_of_a_replaying_run_are_guarded(
     else:
         result.assert_outcomes(failed=2, skipped=1)
     # Replay in record mode once: child Pythons are guarded too (without the proxy variables).
-    result = pytester.runpytest("--providers=deepseek", "-s", "-k", "python_child")
+    result = run_modes("--providers=deepseek", "-k", "python_child")
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*a child process (pid *) was refused a connection to 192.0.2.1:9*"])
 

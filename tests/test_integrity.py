@@ -506,14 +506,14 @@ def test_unsealed_cassettes_still_load(pytester: pytest.Pytester, recorded: Path
 
 
 def test_leftover_temp_files_are_ignored_and_cleaned(
-    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
     pytester.makepyfile(test_one=ONE)
     folder = pytester.path / "cassettes" / "test_one" / "test_one"
     folder.mkdir(parents=True)
     leftover = folder / ".zhipu.yaml.k1ll3d.tmp"
     leftover.write_text("version: 1\ninteractions:\n- request:\n", "utf-8")
-    pytester.runpytest("--providers=zhipu", "-k", "test_one and not streamed").assert_outcomes(passed=1)
+    run_modes("--providers=zhipu", "-k", "test_one and not streamed").assert_outcomes(passed=1)
     assert not leftover.exists()
     assert sorted(p.name for p in folder.iterdir()) == ["zhipu.yaml"]
     llm_env.stop()

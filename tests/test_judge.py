@@ -28,7 +28,7 @@ from pytest_llmport.judge import (
 )
 from pytest_llmport.testing import FakeProvider
 
-from .conftest import KEY
+from .conftest import KEY, RunModes
 
 
 def scripted_judge(verdicts: Mapping[str, tuple[str, str]]) -> Any:
@@ -91,8 +91,11 @@ def judge_requests(server: FakeProvider) -> list[Any]:
     return [r for r in server.requests if r.path.endswith("/chat/completions")]
 
 
-def judge_once(pytester: pytest.Pytester, call: str, *args: str) -> pytest.RunResult:
-    """Run one test whose body is ``call``, judged by deepseek, with a JSON report at report.json."""
+def judge_once(
+    pytester: pytest.Pytester, call: str, *args: str, run: RunModes | None = None
+) -> pytest.RunResult:
+    """Run one test whose body is ``call``, judged by deepseek, with a JSON report at report.json (through
+    ``run``, plainly and under xdist, where given)."""
     pytester.makepyfile(
         test_app=f"""
 import pytest
@@ -102,7 +105,7 @@ def test_refund(llm_provider, llm_equiv):
     {call}
 """
     )
-    return pytester.runpytest(*args, "--llmport-report=report.json")
+    return (run or pytester.runpytest)(*args, "--llmport-report=report.json")
 
 
 def read_report(path: Any) -> dict[str, Any]:
@@ -167,7 +170,10 @@ def test_judge_records_in_the_test_cassette_and_replays_offline(
 
 
 def test_a_changed_rubric_asks_for_re_recording(
-    pytester: pytest.Pytester, servers: dict[str, FakeProvider], monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    servers: dict[str, FakeProvider],
+    monkeypatch: pytest.MonkeyPatch,
+    run_modes: RunModes,
 ) -> None:
     pytester.makeini("[pytest]\nllmport_judge = deepseek\n")
     pytester.makepyfile(
@@ -179,14 +185,14 @@ def test_refund(llm_provider, llm_equiv):
     llm_equiv.judge("refund", "可以退款，三天内到账。", reference="可以退款，3天内到账。", rubric="Same facts.")
 """
     )
-    pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
+    run_modes("--providers=zhipu").assert_outcomes(passed=1)
     for server in servers.values():
         server.stop()
     monkeypatch.setenv("CI", "true")
     pytester.runpytest("--providers=zhipu").assert_outcomes(passed=1)
     source = (pytester.path / "test_app.py").read_text("utf-8")
     (pytester.path / "test_app.py").write_text(source.replace("Same facts.", "Same facts and tone."), "utf-8")
-    result = pytester.runpytest("--providers=zhipu", "--llmport-report=report.json")
+    result = run_modes("--providers=zhipu", "--llmport-report=report.json")
     result.assert_outcomes(failed=1)
     old, new = prompt_version("Same facts."), prompt_version("Same facts and tone.")
     result.stdout.fnmatch_lines(
@@ -285,12 +291,17 @@ def test_b(llm_provider, llm_equiv):
 
 
 def test_the_judge_key_missing_while_recording_is_named(
-    pytester: pytest.Pytester, servers: dict[str, FakeProvider], monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester,
+    servers: dict[str, FakeProvider],
+    monkeypatch: pytest.MonkeyPatch,
+    run_modes: RunModes,
 ) -> None:
     monkeypatch.delenv("DEEPSEEK_API_KEY")
     pytester.makepyfile(test_app=SUITE)
     # The baseline records its text without asking the judge: it needs no judge key.
-    result = pytester.runpytest("--providers=openai,zhipu", "--llmport-judge=deepseek")
+    if run_modes.xdist:  # workers do not run the baseline first: it records in a run of its own
+        pytester.runpytest("--providers=openai", "--llmport-judge=deepseek").assert_outcomes(passed=1)
+    result = run_modes("--providers=openai,zhipu", "--llmport-judge=deepseek")
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
@@ -317,11 +328,11 @@ def test_a_reply_that_is_not_a_verdict_never_passes(
 
 
 def test_a_judge_error_answer_is_not_a_verdict(
-    pytester: pytest.Pytester, servers: dict[str, FakeProvider]
+    pytester: pytest.Pytester, servers: dict[str, FakeProvider], run_modes: RunModes
 ) -> None:
     servers["deepseek"].fail_next_with("rate_limit")
     call = 'llm_equiv.judge("refund", "可以退款，三天内到账。", reference="可以退款")'
-    result = judge_once(pytester, call, "--providers=zhipu")
+    result = judge_once(pytester, call, "--providers=zhipu", run=run_modes)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         ["*the judge deepseek:deepseek-chat answered HTTP 429 (rate_limit) instead of a verdict*"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from pytest_llmport.__main__ import main as cli
 from pytest_llmport.testing import FakeProvider
 
+from .conftest import RunModes
 from .report_suite import SUITE
 from .test_samples import BAD, GOOD, answers
 
@@ -22,22 +24,29 @@ def read(path: Path) -> dict[str, object]:
     return report
 
 
-@pytest.fixture
-def shards(pytester: pytest.Pytester, llm_env: object) -> Path:
-    """One report of a run over all providers and one per provider, all replaying the same cassettes."""
+def make_shards(pytester: pytest.Pytester, run: Callable[..., pytest.RunResult]) -> Path:
+    """One report of a run over all providers and one per provider, all replaying the same cassettes; the
+    reports come from ``run``."""
     pytester.makepyfile(test_app=SUITE)
     pytester.runpytest("--providers=openai").assert_outcomes(passed=5)
     # Record every provider once (a failing test keeps its cassette), then replay for the reports.
     pytester.runpytest(f"--providers={','.join(PROVIDERS)}", "--llmport-record-on-failure")
-    pytester.runpytest(f"--providers={','.join(PROVIDERS)}", "--llmport-report=one.json")
+    run(f"--providers={','.join(PROVIDERS)}", "--llmport-report=one.json")
     for provider in PROVIDERS:
-        pytester.runpytest(f"--providers={provider}", f"--llmport-report={provider}.json")
+        run(f"--providers={provider}", f"--llmport-report={provider}.json")
     return pytester.path
 
 
+@pytest.fixture
+def shards(pytester: pytest.Pytester, llm_env: object) -> Path:
+    return make_shards(pytester, pytester.runpytest)
+
+
 def test_per_provider_runs_merge_into_the_single_run(
-    shards: Path, capsys: pytest.CaptureFixture[str]
+    pytester: pytest.Pytester, llm_env: object, run_modes: RunModes, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Sharded CI runs each use xdist: reports written by the controller from its workers' data.
+    shards = make_shards(pytester, run_modes)
     args = [str(shards / f"{p}.json") for p in PROVIDERS]
     code = cli(["merge", *args, "--json", str(shards / "merged.json"), "--html", str(shards / "merged.html")])
     assert code == 0
@@ -46,10 +55,14 @@ def test_per_provider_runs_merge_into_the_single_run(
     assert "test_app.py::test_parse" in out
     merged, single = read(shards / "merged.json"), read(shards / "one.json")
     assert merged.pop("merged_from") == args
-    # Tracebacks name objects by address, which differs between any two runs.
-    assert re.sub(r"0x[0-9a-f]+", "0x", json.dumps(merged)) == re.sub(
-        r"0x[0-9a-f]+", "0x", json.dumps(single)
-    )
+
+    # Tracebacks name objects by address, which differs between any two runs, and under xdist begin with
+    # the worker that ran the test ("[gw1] linux -- Python ..."), which may too; and xdist's workers finish
+    # cells in any order (a mapping's order is not compared).
+    def comparable(report: dict[str, object]) -> object:
+        return json.loads(re.sub(r"\[gw\d+\]", "[gw]", re.sub(r"0x[0-9a-f]+", "0x", json.dumps(report))))
+
+    assert comparable(merged) == comparable(single)
     assert "Migration report" in (shards / "merged.html").read_text(encoding="utf-8")
 
 

@@ -98,7 +98,7 @@ def test_dialect_and_url_that_disagree_are_a_usage_error(pytester: pytest.Pytest
 
 
 def test_exchange_summaries_are_cached_but_never_written_to_cassettes(
-    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
     pytester.makepyfile(test_ask=ASK)
     pytester.runpytest("--providers=zhipu", "-p", "cacheprovider").assert_outcomes(passed=1)
@@ -106,7 +106,7 @@ def test_exchange_summaries_are_cached_but_never_written_to_cassettes(
     monkeypatch.setenv("CI", "true")
     for _ in range(2):  # the second replay reads its summary from the cache
         report = pytester.path / "r.json"
-        result = pytester.runpytest("--providers=zhipu", "-p", "cacheprovider", f"--llmport-report={report}")
+        result = run_modes("--providers=zhipu", "-p", "cacheprovider", f"--llmport-report={report}")
         result.assert_outcomes(passed=1)
         (exchange,) = json.loads(report.read_text("utf-8"))["tests"]["test_ask.py::test_ask"]["zhipu"][
             "exchanges"

@@ -323,7 +323,7 @@ def test_corrupt_cassette_names_the_file_and_where(
     )
 
 
-def test_record_modes(pytester: pytest.Pytester, llm_env: FakeProvider) -> None:
+def test_record_modes(pytester: pytest.Pytester, llm_env: FakeProvider, run_modes: RunModes) -> None:
     two_calls = """
 import pytest
 
@@ -335,7 +335,7 @@ def test_two(llm_provider):
 """
     path = pytester.path / "cassettes" / "test_modes" / "test_two" / "hunyuan.yaml"
     pytester.makepyfile(test_modes=two_calls.replace("TEXTS", '["一"]'))
-    pytester.runpytest("--providers=hunyuan").assert_outcomes(passed=1)
+    run_modes("--providers=hunyuan").assert_outcomes(passed=1)
     assert path.read_text(encoding="utf-8").count("- request:") == 1
     # once: an existing cassette is never extended, the new request fails and says how to add it.
     pytester.makepyfile(test_modes=two_calls.replace("TEXTS", '["一", "二"]'))
@@ -343,17 +343,17 @@ def test_two(llm_provider):
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*(record mode: once)*", "*--llmport-record-mode=all"])
     # new_episodes: the new request is appended.
-    pytester.runpytest("--providers=hunyuan", "--llmport-record-mode=new_episodes").assert_outcomes(passed=1)
+    run_modes("--providers=hunyuan", "--llmport-record-mode=new_episodes").assert_outcomes(passed=1)
     assert path.read_text(encoding="utf-8").count("- request:") == 2
     # all: everything is recorded again, nothing duplicated.
     before = len(llm_env.requests)
-    pytester.runpytest("--providers=hunyuan", "--llmport-record-mode=all").assert_outcomes(passed=1)
+    run_modes("--providers=hunyuan", "--llmport-record-mode=all").assert_outcomes(passed=1)
     assert len(llm_env.requests) == before + 2
     assert path.read_text(encoding="utf-8").count("- request:") == 2
 
 
 def test_exports_environment_only_during_the_test(
-    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
     monkeypatch.setenv("OPENAI_BASE_URL", "http://original.invalid/v1")
     pytester.makepyfile(
@@ -372,7 +372,7 @@ def test_after():
     assert "LLMPORT_PROVIDER" not in os.environ
 """
     )
-    pytester.runpytest("--providers=deepseek", "-p", "no:randomly").assert_outcomes(passed=2)
+    run_modes("--providers=deepseek", "-p", "no:randomly").assert_outcomes(passed=2)
     pytester.makepyfile(
         test_env="""
 import os
@@ -383,7 +383,7 @@ def test_inside(llm_provider):
     assert os.environ["OPENAI_BASE_URL"] == "http://original.invalid/v1"
 """
     )
-    pytester.runpytest("--providers=deepseek", "--llmport-no-export-env").assert_outcomes(passed=1)
+    run_modes("--providers=deepseek", "--llmport-no-export-env").assert_outcomes(passed=1)
 
 
 def test_replay_blocks_connections_that_bypass_patched_clients(
@@ -427,19 +427,19 @@ def test_raw(llm_provider):
 
 
 def test_parsed_cassettes_are_cached_and_a_changed_file_is_read_again(
-    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
     pytester.makepyfile(test_ask=CHANGED.replace("QUESTION", "缓存").replace("pass  #", "raise  #"))
-    pytester.runpytest("--providers=zhipu", "-p", "cacheprovider").assert_outcomes(passed=1)
+    run_modes("--providers=zhipu", "-p", "cacheprovider").assert_outcomes(passed=1)
     llm_env.stop()
     monkeypatch.setenv("CI", "true")
-    pytester.runpytest("--providers=zhipu", "-p", "cacheprovider").assert_outcomes(passed=1)
+    run_modes("--providers=zhipu", "-p", "cacheprovider").assert_outcomes(passed=1)
     cached = list((pytester.path / ".pytest_cache").rglob("parsed-*.marshal"))
     assert len(cached) == 1
     # Edit the cassette so it answers something else: the cache must not hide the edit.
     path = pytester.path / "cassettes/test_ask/test_ask/zhipu.yaml"
     path.write_text(path.read_text("utf-8").replace('"content": "缓存"', '"content": "改了"'), "utf-8")
-    result = pytester.runpytest("--providers=zhipu", "-p", "cacheprovider")
+    result = run_modes("--providers=zhipu", "-p", "cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*$.messages[[]0[]].content: recorded '改了', now '缓存'"])
 

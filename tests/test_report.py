@@ -64,7 +64,7 @@ def test_every_run_ends_with_a_verdict_per_provider(
 
 
 def test_features_the_tests_rely_on_beside_declared_capabilities(
-    pytester: pytest.Pytester, llm_env: object
+    pytester: pytest.Pytester, llm_env: object, run_modes: RunModes
 ) -> None:
     pytester.makepyfile(
         test_schema="""
@@ -84,7 +84,7 @@ def test_needs_schema(llm_provider):
     test_structured(llm_provider)
 """
     )
-    result = pytester.runpytest("--providers=openai,deepseek", "-rs")
+    result = run_modes("--providers=openai,deepseek", "-rs")
     result.assert_outcomes(passed=3, skipped=1)
     result.stdout.fnmatch_lines(
         [

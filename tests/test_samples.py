@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from collections.abc import Callable
 
 import pytest
@@ -12,6 +13,8 @@ from pytest_llmport.providers import BUILTIN_PROVIDERS
 from pytest_llmport.samples import PassRate, fewest, spread, wilson
 from pytest_llmport.similarity import METRICS
 from pytest_llmport.testing import FakeProvider
+
+from .conftest import RunModes
 
 MODELS = {provider.name: provider.model for provider in BUILTIN_PROVIDERS}
 GOOD = [
@@ -22,26 +25,43 @@ GOOD = [
 BAD = "抱歉，我无法回答这个问题。"
 
 SUITE = """
+import re
+
 import pytest
 
 
-def ask(llm_provider):
+def ask(llm_provider, request):
+    # The sample rides in the prompt, so the fake answers sample k the same whichever order they run in.
+    sample = re.search(r"-s(\\d+)]$", request.node.name)
+    text = f"礼貌地回复：订单一直没有更新物流信息 (#{sample.group(1) if sample else 1})"
     reply = llm_provider.openai_client().chat.completions.create(
-        model=llm_provider.model, messages=[{"role": "user", "content": "礼貌地回复：订单一直没有更新物流信息"}]
+        model=llm_provider.model, messages=[{"role": "user", "content": text}]
     )
     return reply.choices[0].message.content
 
 
 @pytest.mark.llm_portable(MARKER)
-def test_reply(llm_provider, llm_equiv):
-    llm_equiv.similar("reply", ask(llm_provider))
+def test_reply(llm_provider, llm_equiv, request):
+    llm_equiv.similar("reply", ask(llm_provider, request))
 """
 
 
 def answers(**cycles: list[str]) -> Callable[[dict[str, object]], str]:
-    """Replies by provider (its model): each provider's answers in turn, so N samples get N answers."""
-    turns = {MODELS[name]: itertools.cycle(replies) for name, replies in cycles.items()}
-    return lambda payload: next(turns[str(payload["model"])])
+    """Replies by provider (its model): sample k (``(#k)`` in the prompt) gets answer k, cycling; a prompt
+    without a sample gets each answer in turn."""
+    by_model = {MODELS[name]: replies for name, replies in cycles.items()}
+    turns = {model: itertools.cycle(replies) for model, replies in by_model.items()}
+
+    def reply(payload: dict[str, object]) -> str:
+        model, messages = str(payload["model"]), payload["messages"]
+        assert isinstance(messages, list)
+        sample = re.search(r"\(#(\d+)\)$", str(messages[-1]["content"]))
+        if sample is None:
+            return next(turns[model])
+        replies = by_model[model]
+        return replies[(int(sample.group(1)) - 1) % len(replies)]
+
+    return reply
 
 
 @pytest.fixture
@@ -135,10 +155,12 @@ def test_samples_record_one_cassette_each_and_replay_with_a_pass_rate(
 
 
 def test_tolerated_samples_xfail_and_the_lower_bound_decides_the_run(
-    pytester: pytest.Pytester, varying: FakeProvider
+    pytester: pytest.Pytester, varying: FakeProvider, run_modes: RunModes
 ) -> None:
     suite(pytester, "samples=4, pass_rate=0.5")
-    result = pytester.runpytest("--providers=openai,zhipu", "-rx", "--junitxml=junit.xml")
+    if run_modes.xdist:  # workers do not run the baseline first: it records in a run of its own
+        pytester.runpytest("--providers=openai").assert_outcomes(passed=4)
+    result = run_modes("--providers=openai,zhipu", "-rx", "--junitxml=junit.xml")
     junit = (pytester.path / "junit.xml").read_text("utf-8")
     assert '<property name="llmport.sample" value="2/4" />' in junit
     # zhipu: samples 1, 3, 4 equivalent, sample 2 tolerated; 3 of 4 gives a lower bound of 0.30 < 0.5.
@@ -154,14 +176,14 @@ def test_tolerated_samples_xfail_and_the_lower_bound_decides_the_run(
     )
     assert "3/4 [0.30-0.95] 0.0" in matrix_row(result.outlines)
     # qwen never strays: 4 of 4 reaches 0.51 >= 0.5, and the run passes.
-    again = pytester.runpytest("--providers=openai,qwen")
+    again = run_modes("--providers=openai,qwen")
     again.assert_outcomes(passed=8)
     assert again.ret == pytest.ExitCode.OK
     assert "ok 4/4 [0.51-1.00]" in matrix_row(again.outlines)
 
 
 def test_a_failure_other_than_the_answer_is_never_tolerated(
-    pytester: pytest.Pytester, varying: FakeProvider
+    pytester: pytest.Pytester, varying: FakeProvider, run_modes: RunModes
 ) -> None:
     pytester.makepyfile(
         test_app="""
@@ -173,16 +195,18 @@ def test_reply(llm_provider, llm_equiv):
     assert llm_provider.name != "zhipu", "the app broke"
 """
     )
-    result = pytester.runpytest("--providers=zhipu")
+    result = run_modes("--providers=zhipu")
     result.assert_outcomes(failed=4)
     assert "0/4 [0.00-0.49] app:AssertionError" in matrix_row(result.outlines)
 
 
 def test_threshold_baseline_calibrates_on_the_baselines_own_spread(
-    pytester: pytest.Pytester, varying: FakeProvider
+    pytester: pytest.Pytester, varying: FakeProvider, run_modes: RunModes
 ) -> None:
     suite(pytester, 'samples=3, threshold="baseline"')
-    result = pytester.runpytest("--providers=openai,zhipu,qwen", "--llmport-report=report.json")
+    if run_modes.xdist:  # workers do not run the baseline first: it records in a run of its own
+        pytester.runpytest("--providers=openai").assert_outcomes(passed=3)
+    result = run_modes("--providers=openai,zhipu,qwen", "--llmport-report=report.json")
     result.assert_outcomes(passed=8, failed=1)
     result.stdout.fnmatch_lines(
         [

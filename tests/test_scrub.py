@@ -12,7 +12,7 @@ from pytest_llmport.providers import BUILTIN_PROVIDERS
 from pytest_llmport.scrub import Scrubber
 from pytest_llmport.testing import FakeProvider
 
-from .conftest import cassettes
+from .conftest import RunModes, cassettes
 
 LEAKY = """
 import pytest
@@ -36,7 +36,7 @@ def test_leaks(llm_provider):
 
 
 def test_no_key_of_any_builtin_provider_reaches_disk(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
     monkeypatch.delenv("CI", raising=False)
     keys = {}
@@ -50,7 +50,7 @@ def test_no_key_of_any_builtin_provider_reaches_disk(
         # The fake speaks the OpenAI protocol, which is not ERNIE native's API (its paths differ).
         pytester.makepyprojecttoml('[tool.llmport.providers.ernie-native]\ndialect = "openai"\n')
         names = ",".join(keys)
-        pytester.runpytest(f"--providers={names}").assert_outcomes(passed=len(keys))
+        run_modes(f"--providers={names}").assert_outcomes(passed=len(keys))
         sent = [request for request in server.requests if request.query]
     assert len(sent) == len(keys), "every provider sent its key in the URL"
     files = cassettes(pytester.path)

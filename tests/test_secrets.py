@@ -34,15 +34,21 @@ def env(monkeypatch: pytest.MonkeyPatch, pytester: pytest.Pytester) -> pytest.Mo
 
 
 def record(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, key: str, source: str, *args: str
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    key: str,
+    source: str,
+    *args: str,
+    run: RunModes | None = None,
 ) -> tuple[pytest.RunResult, dict[str, str]]:
-    """Record ``source`` on provider openai against a hostile server echoing ``key``; what the run left."""
+    """Record ``source`` on provider openai against a hostile server echoing ``key``; what the run left.
+    Through ``run`` (plainly and under xdist) where given."""
     with HostileServer(key, ZHIPU_KEY) as server:
         monkeypatch.setenv("OPENAI_API_KEY", key)
         monkeypatch.setenv("ZHIPUAI_API_KEY", ZHIPU_KEY)
         monkeypatch.setenv("LLMPORT_OPENAI_BASE_URL", server.base_url)
         pytester.makepyfile(test_app=source)
-        result = pytester.runpytest(
+        result = (run or pytester.runpytest)(
             "--providers=openai", "--llmport-report=report.json", "--junitxml=junit.xml", *args
         )
     left = {name: text for name, text in files_left(pytester.path).items() if name not in PLUGIN_FILES}
@@ -181,7 +187,7 @@ def test_observes_the_key(llm_provider, llm_equiv):
 
 
 def test_a_key_as_a_parameter_never_names_a_folder(
-    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
     env.setenv("TENANT_TOKEN", "tenant-7f3a9c2e51d4")
     pytester.makeini("[pytest]\nllmport_secret_env =\n    TENANT_TOKEN\n")
@@ -199,7 +205,7 @@ def test_tenant(llm_provider, tenant):
 def test_no_ids(llm_provider, token):
     pass
 """
-    result, left = record(pytester, env, KEY, source)
+    result, left = record(pytester, env, KEY, source, run=run_modes)
     result.assert_outcomes(passed=4)
     folders = sorted(name.split("/")[-2] for name in left if name.endswith("openai.yaml"))
     assert folders == ["tenant0", "tenant1", "tenant=plain", "token0"]
@@ -268,7 +274,7 @@ def test_a_secret_parameter_never_reaches_pytests_test_ids(
 
 
 def test_an_id_the_user_wrote_with_a_secret_is_warned_about_by_its_scrubbed_id(
-    pytester: pytest.Pytester, env: pytest.MonkeyPatch
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
     """ids= and pytest.param(id=) never reach pytest_make_parametrize_id: the warning names the test."""
     token = "tenant-7f3a9c2e51d4"
@@ -287,7 +293,9 @@ def test_param_id(token):
     pass
 """
     always = "always::pytest_llmport.testids.SecretInTestIdWarning"
-    result, left = record(pytester, env, KEY, source, "-W", always)
+    result, left = record(pytester, env, KEY, source, "-W", always, run=run_modes)
+    # Once each, under xdist too: the controller checks the ids its workers collected (each worker would
+    # warn again, and an error raised in a worker's collection made xdist print the raw id).
     result.assert_outcomes(passed=3, warnings=2)
     out = result.stdout.str()
     assert (
@@ -301,7 +309,7 @@ def test_param_id(token):
     shutil.rmtree(pytester.path / ".pytest_cache")
     (pytester.path / "junit.xml").unlink()
     errors = "error::pytest_llmport.testids.SecretInTestIdWarning"
-    result, left = record(pytester, env, KEY, source, "-W", errors)
+    result, left = record(pytester, env, KEY, source, "-W", errors, run=run_modes)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert (
         "ERROR: test_app.py::test_ids_function[<REDACTED:TENANT_TOKEN>]: this test's id"

@@ -334,10 +334,11 @@ def test_stream_wire_format(fake: FakeProvider) -> None:
 
 
 def test_stream_arrives_incrementally() -> None:
-    # Role, five content pieces, finish and [DONE]: seven 50 ms waits after the first event. Timing is taken
-    # on raw lines because the openai SDK's first iteration has a large one-off cost of its own.
+    # Role, five content pieces, finish and [DONE]: seven 100 ms waits after the first event. Timing is taken
+    # on raw lines because the openai SDK's first iteration has a large one-off cost of its own. The waits
+    # are long enough that a client held up for a few hundred ms by a busy machine still sees the order.
     with (
-        FakeProvider({"count": "1111222233334444555"}, chunk_delay=0.05) as fake,
+        FakeProvider({"count": "1111222233334444555"}, chunk_delay=0.1) as fake,
         httpx.Client(base_url=fake.base_url) as http,
     ):
         started = time.perf_counter()
@@ -350,11 +351,11 @@ def test_stream_arrives_incrementally() -> None:
     assert arrivals[-1][1] == "[DONE]"
     contents = [json.loads(data)["choices"][0]["delta"].get("content") for _, data in arrivals[:-1]]
     assert contents == ["", "1111", "2222", "3333", "4444", "555", None]
-    assert ended - started >= 0.3
+    assert ended - started >= 0.6  # the server's own sleeps: a lower bound a busy machine only raises
     first_content = arrivals[1][0]
-    assert first_content - started < ended - started - 0.2, "the first piece must not wait for the last"
+    assert ended - first_content > 0.3, "the first piece must not wait for the last (six waits follow it)"
     gaps = [later - earlier for (earlier, _), (later, _) in itertools.pairwise(arrivals)]
-    assert sum(gap >= 0.02 for gap in gaps) >= 2, gaps
+    assert sum(gap >= 0.05 for gap in gaps) >= 2, gaps
 
 
 def test_stream_over_http_1_0_closes_the_connection(fake: FakeProvider) -> None:
@@ -785,10 +786,11 @@ def test_start_and_stop_are_fast() -> None:
             stops.append(time.perf_counter() - began)
         finally:
             connection.close()
+    # Medians (about 0.1 ms here): a server that polled for its shutdown (serve_forever's 0.5 s) or waited
+    # for the idle keep-alive connection would take a quarter of a second or more on most of the 20 rounds,
+    # while one round held up by a busy machine moves no median.
     assert statistics.median(starts) < 0.05
-    assert max(starts) < 0.5
     assert statistics.median(stops) < 0.05
-    assert max(stops) < 0.5
 
 
 def test_stopped_server_refuses_connections_even_on_pooled_ones() -> None:
@@ -814,7 +816,9 @@ def test_stopped_server_refuses_connections_even_on_pooled_ones() -> None:
 
 
 def test_stop_cuts_an_in_flight_stream_quickly() -> None:
-    fake = FakeProvider({"slow": "a" * 40}, chunk_chars=1, chunk_delay=1.0).start()
+    # Ten seconds between pieces: a stop that waited for the sleeping handler would take up to that long,
+    # far above the two-second bound however busy the machine is.
+    fake = FakeProvider({"slow": "a" * 40}, chunk_chars=1, chunk_delay=10.0).start()
     received: list[str] = []
     failure: list[BaseException] = []
     first_event = threading.Event()
@@ -839,7 +843,7 @@ def test_stop_cuts_an_in_flight_stream_quickly() -> None:
     stopped_after = time.perf_counter() - began
     thread.join(5)
     assert not thread.is_alive()
-    assert stopped_after < 0.5
+    assert stopped_after < 2
     assert failure, "the client must see the stream break, not a clean end"
     assert "data: [DONE]" not in received
 
