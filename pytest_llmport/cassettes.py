@@ -196,6 +196,24 @@ def _seal(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"length": len(stored), "sha256": hashlib.sha256(stored).hexdigest()}
 
 
+_SEALS = ("head", "length", "sha256")
+
+
+def _head_seal(response: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
+    """The seal of what decides a response's outcome besides its body: status, headers, llmport facts.
+
+    Without it, ``code: 400`` edited to ``200`` or a deleted ``incomplete:`` block would replay a
+    recorded failure as a success.
+    """
+    facts = {
+        "status": response.get("status"),
+        "headers": response.get("headers"),
+        "llmport": {k: v for k, v in meta.items() if k not in _SEALS},
+    }
+    text = json.dumps(facts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 # Client libraries whose version a cassette notes when they are loaded (the inventory flags older ones).
 _SDKS = {
     "openai": "openai",
@@ -265,21 +283,13 @@ class ReadableYamlSerializer:
             if parsed is not None:
                 body = {"json": _pretty(parsed)}
             response["body"] = body
-            meta = {
-                k: v
-                for k, v in dict(response.pop("llmport", None) or {}).items()
-                if k
-                not in (
-                    "length",
-                    "sha256",
-                )
-            }
+            meta = {k: v for k, v in dict(response.pop("llmport", None) or {}).items() if k not in _SEALS}
             chunks = meta.get("chunks")
             # Chunk lengths describe the body as received; scrubbing or pretty-printing changed it.
             if "json" in body or not isinstance(chunks, list) or sum(chunks) != len(_stored_bytes(body)):
                 meta.pop("chunks", None)
             # The seal comes last, so a file cut anywhere before its end loses a seal it needs.
-            response["llmport"] = {**meta, **_seal(body)}
+            response["llmport"] = {**meta, "head": _head_seal(response, meta), **_seal(body)}
             interactions.append({"request": request, "response": response})
         data = {
             "version": cassette_dict.get("version", 1),
@@ -355,6 +365,12 @@ def verify_seal(data: Mapping[str, Any]) -> None:
             )
         if meta["sha256"] != hashlib.sha256(stored).hexdigest():
             raise CassetteDamage(f"{where}.body does not match its sha256 seal (edited by hand?)")
+        # Cassettes sealed before the head seal existed have none; every one written now has it.
+        if "head" in meta and meta["head"] != _head_seal(item["response"], meta):
+            raise CassetteDamage(
+                f"{where}: its status, headers or llmport facts (incomplete, chunks) do not match their "
+                "head seal (edited by hand?)"
+            )
         chunks = meta.get("chunks")
         if chunks is not None and (
             not isinstance(chunks, list)

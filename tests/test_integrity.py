@@ -434,6 +434,47 @@ def test_the_parsed_cache_never_hides_damage(pytester: pytest.Pytester, recorded
     result.stdout.fnmatch_lines(["*response.body does not match its sha256 seal (edited by hand?)*"])
 
 
+def _failed_exchange() -> str:
+    """A cassette holding one provider error and one stream cut short, as the serializer writes them."""
+    error = {
+        "status": {"code": 429, "message": "Too Many Requests"},
+        "headers": {"content-type": ["application/json"], "retry-after": ["1"]},
+        "body": {"string": '{"error": {"message": "rate limited"}}'},
+    }
+    cut = {
+        "status": {"code": 200, "message": "OK"},
+        "headers": {"content-type": ["text/event-stream"]},
+        "body": {"string": 'data: {"choices": []}\n\n'},
+        "llmport": {"incomplete": {"error": "remote-protocol", "message": "peer closed connection"}},
+    }
+    request = {"method": "POST", "uri": "http://127.0.0.1:9/v1/chat/completions", "body": None, "headers": {}}
+    data = {"interactions": [{"request": request, "response": error}, {"request": request, "response": cut}]}
+    return ReadableYamlSerializer.serialize(data)
+
+
+@pytest.mark.parametrize(
+    ("edit", "old", "new"),
+    [
+        ("a provider error made a success", "code: 429", "code: 200"),
+        ("a header changed", "- text/event-stream", "- application/json"),
+        ("a cut-short stream made whole", "      incomplete:\n", "      x-incomplete:\n"),
+    ],
+)
+def test_an_edited_status_header_or_incomplete_mark_never_loads(edit: str, old: str, new: str) -> None:
+    text = _failed_exchange()
+    assert ReadableYamlSerializer.deserialize(text)["interactions"][0]["response"]["status"]["code"] == 429
+    assert text.count(old) == 1, text
+    edited = text.replace(old, new)
+    with pytest.raises(ValueError, match="do not match their head seal"):
+        ReadableYamlSerializer.deserialize(edited)
+    # Dropping the whole incomplete block (every line of it) is caught the same way.
+    if "incomplete" in old:
+        lines = [line for line in text.splitlines(keepends=True) if "incomplete" not in line]
+        lines = [line for line in lines if not line.lstrip().startswith(("error: remote", "message: peer"))]
+        with pytest.raises(ValueError, match="do not match their head seal"):
+            ReadableYamlSerializer.deserialize("".join(lines))
+
+
 def test_a_deliberate_edit_is_resealed(pytester: pytest.Pytester, recorded: Path) -> None:
     path = recorded / "test_one" / "zhipu.yaml"
     text = path.read_text("utf-8")
