@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shlex
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,7 +122,9 @@ class PassRate:
     def equivalent(self) -> bool:
         """The cell passes: no sample failed outright, and every sample passed (``pass_rate=1``) or the
         interval's lower bound reaches the required rate."""
-        if self.ran == 0 or self.failed:
+        # A sample that did not run (deselected, skipped, its shard's report left out) may be the one
+        # that differs: a cell is proven on every one of its N samples or not at all.
+        if self.ran == 0 or self.failed or self.ran < self.of:
             return False
         if self.required >= 1.0:
             return self.passed == self.ran
@@ -130,7 +133,8 @@ class PassRate:
     def text(self) -> str:
         """``4/5 [0.38-0.96]``: samples passed of those that ran, and the 95% Wilson interval."""
         low, high = self.interval
-        return f"{self.passed}/{self.ran} [{low:.2f}-{high:.2f}]"
+        missing = f" ({self.ran} of {self.of} ran)" if self.ran < self.of else ""
+        return f"{self.passed}/{self.ran} [{low:.2f}-{high:.2f}]{missing}"
 
     def as_dict(self) -> dict[str, Any]:
         low, high = self.interval
@@ -178,8 +182,16 @@ def unreachable(count: int, required: float, where: str) -> str | None:
 
 
 def shortfall(rate: PassRate, label: str, provider: str) -> str | None:
-    """Why a cell with tolerated samples fails the run, or None when it passes."""
-    if rate.required >= 1.0 or rate.equivalent or rate.failed or not rate.ran:
+    """Why a sampled cell fails the run (too many tolerated samples, or not every sample ran), or None."""
+    if rate.equivalent or rate.failed or not rate.ran:
+        return None
+    if rate.ran < rate.of:
+        return (
+            f"{label} [{provider}]: only {rate.ran} of {rate.of} samples ran (the others were deselected, "
+            f"skipped or not reported), so the cell is not proven: run every sample (pytest "
+            f"{shlex.quote(label)} --providers={provider})"
+        )
+    if rate.required >= 1.0:
         return None
     low, high = rate.interval
     return (
@@ -463,4 +475,7 @@ def sampled_word(cell: Cell, word: str) -> str:
         (c for c in summary.get("cells", []) if c.get("sample") == summary.get("explained_by")), None
     )
     inner = str(explained.get("word", word)) if explained else word
+    ran, of = int(summary.get("ran", 0)), int(summary.get("of", 0))
+    if inner.startswith("ok") and ran < of:
+        inner = f"only {ran} of {of} ran"  # every sample that ran passed: the missing ones fail the cell
     return f"{rate} {inner.removesuffix(' (xfail)')}"

@@ -281,8 +281,10 @@ def sampled_line(sampled: list[tuple[str, Mapping[str, Any]]]) -> str:
     low, high = rate["interval"]
     required = float(rate.get("required", 1.0))
     need = "needs every sample" if required >= 1 else f"needs a lower bound >= {required:g}"
+    ran, of = int(rate.get("ran", 0)), int(rate.get("of", rate.get("ran", 0)))
+    missing = f"; only {ran} of {of} ran" if ran < of else ""
     return (
         f"{len(sampled)} sampled test{'s' if len(sampled) != 1 else ''}, {good} equivalent by pass rate "
         f"(95% Wilson interval); lowest: {test} {rate['passed']}/{rate['ran']} [{low:.2f}-{high:.2f}] "
-        f"({need})"
+        f"({need}{missing})"
     )

@@ -140,7 +140,8 @@ def test_shards_that_split_samples_merge_into_the_single_run_and_the_pass_rate_g
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # zhipu strays on samples 6 and 8: 6 of 8 gives a Wilson lower bound of 0.41 < pass_rate 0.5, so the
-    # run fails; its first four samples alone (4 of 4, lower bound 0.51) would pass.
+    # run fails; its first four samples alone (4 of 4, lower bound 0.51) would reach the rate, but a shard
+    # holding only some samples proves nothing about the cell: it fails, and the merge decides.
     llm_env.replies = answers(
         openai=GOOD, zhipu=[GOOD[0], GOOD[1], GOOD[2], GOOD[0], GOOD[1], BAD, GOOD[2], BAD]
     )
@@ -151,16 +152,19 @@ def test_shards_that_split_samples_merge_into_the_single_run_and_the_pass_rate_g
     assert single.ret == pytest.ExitCode.TESTS_FAILED
     ids = [f"test_app.py::test_reply[{p}-s{k}]" for p in ("openai", "zhipu") for k in range(1, 9)]
     first = pytester.runpytest(*ids[:12], "--providers=openai,zhipu", "--llmport-report=a.json")
-    assert first.ret == pytest.ExitCode.OK  # zhipu's samples 1-4 reach the rate on their own
+    assert first.ret == pytest.ExitCode.TESTS_FAILED
+    first.stdout.fnmatch_lines(["test_app.py::test_reply [[]zhipu[]]: only 4 of 8 samples ran *"])
     second = pytester.runpytest(*ids[12:], "--providers=openai,zhipu", "--llmport-report=b.json")
     assert second.ret == pytest.ExitCode.TESTS_FAILED
-    assert read(pytester.path / "a.json")["tests"]["test_app.py::test_reply"]["zhipu"]["outcome"] == "passed"
-    # One shard's report alone: its cell passes on the samples it has, and the merge says some are missing.
+    assert read(pytester.path / "a.json")["tests"]["test_app.py::test_reply"]["zhipu"]["outcome"] == "failed"
+    # One shard's report alone: its cell is not proven, and the merge says which samples are missing.
     assert cli(["merge", str(pytester.path / "a.json")]) == 0
+    out = capsys.readouterr().out
+    assert "test_app.py::test_reply [zhipu]: only 4 of 8 samples ran" in out
     assert (
         "== samples missing from the merged reports\ntest_app.py::test_reply [zhipu]: 4 of 8 samples reported "
         "(missing: 5, 6, 7, 8); its pass rate counts only those: merge every shard's report"
-    ) in capsys.readouterr().out
+    ) in out
 
     code = cli(
         ["merge", str(pytester.path / "a.json"), str(pytester.path / "b.json"), "--json", "merged.json"]

@@ -154,6 +154,36 @@ def test_samples_record_one_cassette_each_and_replay_with_a_pass_rate(
     assert cells["qwen"]["samples"]["equivalent"] is True and cells["qwen"]["kind"] == "passed"
 
 
+def test_a_cell_whose_samples_did_not_all_run_is_never_ok(
+    pytester: pytest.Pytester, varying: FakeProvider, xdist_args: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite(pytester, "samples=3")
+    pytester.runpytest("--providers=openai,zhipu").assert_outcomes(passed=5, failed=1)
+    monkeypatch.setenv("CI", "true")
+    # zhipu's second sample is the one that differs; leaving it out must not make the cell pass.
+    report = pytester.path / "report.json"
+    result = pytester.runpytest(
+        "--providers=openai,zhipu", "-k", "not zhipu-s2", f"--llmport-report={report}", *xdist_args
+    )
+    result.assert_outcomes(passed=5)
+    assert result.ret != 0
+    row = matrix_row(result.outlines)
+    assert row.rstrip().endswith("2/2 [0.34-1.00] only 2 of 3 ran"), row
+    result.stdout.fnmatch_lines(
+        ["*lowest: test_app.py::test_reply 2/2 [[]0.34-1.00[]] (needs every sample; only 2 of 3 ran)"]
+    )
+    result.stdout.fnmatch_lines(
+        [
+            "*test_app.py::test_reply [[]zhipu[]]: only 2 of 3 samples ran (the others were deselected, skipped "
+            "or not reported), so the cell is not proven: run every sample (pytest test_app.py::test_reply "
+            "--providers=zhipu)"
+        ]
+    )
+    zhipu = json.loads(report.read_text("utf-8"))["tests"]["test_app.py::test_reply"]["zhipu"]
+    assert zhipu["outcome"] == "failed" and zhipu["samples"]["equivalent"] is False
+    assert (zhipu["samples"]["ran"], zhipu["samples"]["of"]) == (2, 3)
+
+
 def test_tolerated_samples_xfail_and_the_lower_bound_decides_the_run(
     pytester: pytest.Pytester, varying: FakeProvider, run_modes: RunModes
 ) -> None:
