@@ -33,6 +33,7 @@ class Redaction:
         # Every key value a scrubber of this run was built with (value -> variable).
         self._seen: dict[str, str] = {}
         self._output: tuple[int, Scrubber] | None = None
+        self._passwords: list[tuple[str, str]] = []
 
     def scrubber(self, extra_key: str = "", extra: Mapping[str, str] | None = None) -> Scrubber:
         """The scrubber for what one test records: every key variable set now, ``extra_key`` and ``extra``
@@ -45,7 +46,10 @@ class Redaction:
             names |= {spec.secret_key_env for spec in self._providers if spec.secret_key_env}
             self._names = sorted(names | set(self._secret_env))
             self._read = environment_reader(self._names)
+            self._passwords = gateway_passwords(self._providers)
         secrets = self._read()
+        for name, value in self._passwords:
+            secrets.setdefault(name, value)
         if extra_key and extra_key not in PLACEHOLDER_KEYS:
             secrets.setdefault("API_KEY", extra_key)
         for name, value in (extra or {}).items():
@@ -119,3 +123,22 @@ class Redaction:
         ]
         if isinstance(wasxfail, str):
             report.wasxfail = scrubber.text(wasxfail)
+
+
+def gateway_passwords(providers: Collection[Provider]) -> list[tuple[str, str]]:
+    """The passwords in providers' base URLs (a gateway's ``user:password@host``), as (variable, value).
+
+    They are secrets like the keys: an app that prints ``llm_provider.base_url`` would print them. The
+    decoded value, as for a key: the scrubber finds its percent-encoded and escaped spellings too.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    found = []
+    for spec in providers:
+        try:
+            password = urlsplit(spec.base_url).password
+        except ValueError:
+            continue
+        if password:
+            found.append((f"{spec.env_prefix}_BASE_URL", unquote(password)))
+    return found

@@ -186,6 +186,36 @@ def test_observes_the_key(llm_provider, llm_equiv):
     assert "<REDACTED:OPENAI_API_KEY>" in observations
 
 
+def test_a_gateway_password_in_a_base_url_is_a_secret(
+    pytester: pytest.Pytester, env: pytest.MonkeyPatch, xdist_args: list[str]
+) -> None:
+    """A gateway's ``user:password@`` in ``LLMPORT_<NAME>_BASE_URL``: the app prints its base URL."""
+    password = "gw-pass/" + "7f3a9c2e51d4b6a8"  # "/" is written %2F in the URL
+    source = """
+import pytest
+
+@pytest.mark.llm_portable
+def test_prints_its_url(llm_provider, llm_equiv):
+    llm_equiv.observe("url", llm_provider.base_url)
+    print("talking to", llm_provider.base_url)
+    assert False, llm_provider.base_url
+"""
+    with HostileServer(KEY, ZHIPU_KEY) as server:
+        env.setenv("OPENAI_API_KEY", KEY)
+        url = server.base_url.replace("://", f"://gateway:{password.replace('/', '%2F')}@", 1)
+        env.setenv("LLMPORT_OPENAI_BASE_URL", url)
+        pytester.makepyfile(test_app=source)
+        result = pytester.runpytest(
+            "--providers=openai", "--llmport-report=report.json", "--junitxml=junit.xml", "-rA", *xdist_args
+        )
+    result.assert_outcomes(failed=1)
+    left = {name: text for name, text in files_left(pytester.path).items() if name not in PLUGIN_FILES}
+    left["<terminal output>"] = "\n".join(result.outlines + result.errlines)
+    assert "talking to" in left["<terminal output>"]
+    assert "gateway:<REDACTED:LLMPORT_OPENAI_BASE_URL>@" in left["<terminal output>"]
+    assert_clean(left, password)
+
+
 def test_a_key_as_a_parameter_never_names_a_folder(
     pytester: pytest.Pytester, env: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
