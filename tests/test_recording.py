@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from pytest_llmport.__main__ import main as cli
 from pytest_llmport.testing import FakeProvider
 
 from .conftest import KEY, RunModes, cassettes
@@ -476,6 +477,8 @@ def test_a_recorded_retry_after_is_not_slept_on_replay(
     # As if the provider had asked for 30 s: the openai SDK honours up to 60 s before retrying.
     assert "- '0.05'" in text
     (pytester.path / path).write_text(text.replace("- '0.05'", "- '30'"), encoding="utf-8")
+    # A header edited by hand breaks the response's head seal; resealing is the documented way.
+    assert cli(["reseal", str(pytester.path / path)]) == 0
     monkeypatch.setenv("CI", "true")
     result = pytester.runpytest("--providers=deepseek", "-s")
     result.assert_outcomes(passed=1)
