@@ -13,6 +13,7 @@ from . import hookspecs, providers
 from .errors import ConfigError, LlmportError
 from .lifecycle import PARAM, ItemState, Outcome, provider_of
 from .metrics import MetricRegistry
+from .redaction import WarningScrubber
 from .refusals import Outside, guarded_conftest_imports
 from .report import DISCARDED, PROPERTY, RunReport, junit_properties
 from .run import BACKGROUND_PROPERTY, LlmportRun, Scope
@@ -88,29 +89,10 @@ def pytest_configure(config: pytest.Config) -> None:
     run.start_session()
     # Registered as a plugin for its pytest_runtest_logreport, which merges xdist workers' results.
     config.pluginmanager.register(run, "llmport-run")
-    config.pluginmanager.register(WarningScrubber(run), "llmport-warnings")
+    config.pluginmanager.register(WarningScrubber(run.redaction), "llmport-warnings")
     run.adopt(config.stash.get(EARLY_KEY, None))
     if run.replays_all:
         run.start_guard()  # from here on: imports, session fixtures and unmarked tests are guarded too
-
-
-class WarningScrubber:
-    """Takes known keys out of a warning before pytest's warnings summary or xdist's channel reads it.
-
-    A plugin object of its own: ``pytest_warning_recorded`` gets no ``config`` to find the run with.
-    """
-
-    def __init__(self, run: LlmportRun) -> None:
-        self.run = run
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_warning_recorded(self, warning_message: Any) -> None:
-        text = str(warning_message.message)
-        clean = self.run.output_scrubber().text(text)
-        if clean != text:
-            # A plain Warning holding the clean text: the app's own instance may be in use elsewhere, and
-            # its class may need other arguments or format itself. The category (printed) stays.
-            warning_message.message = Warning(clean)
 
 
 def pytest_llmport_add_metrics(config: pytest.Config) -> dict[str, Any]:

@@ -9,14 +9,14 @@ run, because a key a test set and removed again still leaves traces in what outl
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from .environ import environment_reader as environment_reader
 from .placeholders import PLACEHOLDER_KEYS
 
 if TYPE_CHECKING:
-    import pytest
-
     from .providers import Provider
     from .scrub import Scrubber
 
@@ -123,6 +123,25 @@ class Redaction:
         ]
         if isinstance(wasxfail, str):
             report.wasxfail = scrubber.text(wasxfail)
+
+
+class WarningScrubber:
+    """Takes known keys out of a warning before pytest's warnings summary or xdist's channel reads it.
+
+    A plugin object of its own: ``pytest_warning_recorded`` gets no ``config`` to find the run with.
+    """
+
+    def __init__(self, redaction: Redaction) -> None:
+        self.redaction = redaction
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_warning_recorded(self, warning_message: Any) -> None:
+        text = str(warning_message.message)
+        clean = self.redaction.output().text(text)
+        if clean != text:
+            # A plain Warning holding the clean text: the app's own instance may be in use elsewhere, and
+            # its class may need other arguments or format itself. The category (printed) stays.
+            warning_message.message = Warning(clean)
 
 
 def gateway_passwords(providers: Collection[Provider]) -> list[tuple[str, str]]:
