@@ -120,6 +120,16 @@ def xdist_args(run_modes: RunModes) -> list[str]:
     return run_modes.args
 
 
+def lines_in_any_order(result: pytest.RunResult, patterns: list[str]) -> None:
+    """Each pattern matches some line of the output, in whichever order the lines came.
+
+    Under xdist, lines about different items (failures, skip reasons) arrive as the workers finish them,
+    so ``fnmatch_lines`` (which wants its patterns in order) would fail at random.
+    """
+    for pattern in patterns:
+        result.stdout.fnmatch_lines([pattern])
+
+
 def cassettes(root: Path) -> dict[str, str]:
     """Every cassette below ``root`` by relative path, with its text."""
     return {

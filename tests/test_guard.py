@@ -27,7 +27,7 @@ from pytest_llmport.errors import LookupBlockedError
 from pytest_llmport.guard import Attempt, ChildGuard, Guard, is_local_ip
 from pytest_llmport.testing import FakeProvider
 
-from .conftest import RunModes, cassettes
+from .conftest import RunModes, cassettes, lines_in_any_order
 
 
 @pytest.fixture
@@ -341,14 +341,15 @@ def test_a_replaying_run_guards_imports_session_fixtures_and_unmarked_tests(
     )
     result.assert_outcomes(passed=1, failed=2, errors=2)
     text = result.stdout.str()
-    result.stdout.fnmatch_lines(
+    lines_in_any_order(
+        result,
         [
             "*test_import_time.py: blocked a connection to 192.0.2.1:443: the run replays (record mode: none)*",
             "*test_session_fixture: blocked a name lookup of example.com (gethostbyname)*",
             "*test_raw_socket_caught: blocked a connection to 192.0.2.1:9: the run replays*",
             # httpx reads HTTP_PROXY, which the guard pointed at a closed port for child processes.
             "*test_httpx_caught: blocked a request for a non-loopback host through the proxy variables*",
-        ]
+        ],
     )
     if not xdist_args:  # -s output of workers is not shown
         assert "APP SAW ConnectionRefusedError" in text and "APP SAW httpx.ConnectError" in text
