@@ -13,7 +13,7 @@ from . import hookspecs, providers
 from .errors import ConfigError, LlmportError
 from .lifecycle import PARAM, ItemState, Outcome, provider_of
 from .metrics import MetricRegistry
-from .redaction import WarningScrubber
+from .redaction import LogScrubber, WarningScrubber
 from .refusals import Outside, guarded_conftest_imports
 from .report import DISCARDED, PROPERTY, RunReport, junit_properties
 from .run import BACKGROUND_PROPERTY, LlmportRun, Scope
@@ -90,6 +90,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered as a plugin for its pytest_runtest_logreport, which merges xdist workers' results.
     config.pluginmanager.register(run, "llmport-run")
     config.pluginmanager.register(WarningScrubber(run.redaction), "llmport-warnings")
+    config.pluginmanager.register(LogScrubber(run.redaction), "llmport-logs")
     run.adopt(config.stash.get(EARLY_KEY, None))
     if run.replays_all:
         run.start_guard()  # from here on: imports, session fixtures and unmarked tests are guarded too
