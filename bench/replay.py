@@ -311,6 +311,9 @@ def without_yaml_rs(root: Path) -> Path:
     return folder
 
 
+BASES = ("plain", "floor")
+
+
 def print_whole(runs: dict[str, list[Timing]], sizes: dict[str, int]) -> None:
     """Whole process: CPU of the pytest process per item, and the part outside the test loop."""
     best = {v: min(ts, key=lambda t: t.process_cpu_s) for v, ts in runs.items() if ts}
@@ -325,14 +328,14 @@ def print_whole(runs: dict[str, list[Timing]], sizes: dict[str, int]) -> None:
     outside = {v: ms(t.process_cpu_s - t.cpu_s, sizes[v]) for v, t in best.items()}
     for variant, t in best.items():
         n = sizes[variant]
-        plain, floor = (f"{outside[variant] - outside[v]:+.3f}" if v in outside else "" for v in ("plain", "floor"))
+        plain, floor = (f"{outside[variant] - outside[v]:+.3f}" if v in outside else "" for v in BASES)
         print(
             f"{variant:<20}{ms(t.process_cpu_s, n):>12.3f}{ms(t.cpu_s, n):>10.3f}{outside[variant]:>12.3f}"
             f"{plain:>10}{floor:>10}"
         )
     print(
-        "(outside = start-up, collection and session end, spread over the items; one run's best. The floor\n"
-        "imports the openai SDK at collection as the llmport projects do: '- floor' is what llmport adds there)"
+        "(outside = start-up, collection and session end, spread over the items; one run's best. The\n"
+        "floor imports the openai SDK at collection as the llmport projects do: '- floor' is llmport's part)"
     )
 
 
