@@ -40,6 +40,7 @@ import pstats
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from common import Timing, clean_env, count_cassettes, ms, run_pytest, write_json, write_project
 
@@ -312,13 +313,49 @@ def without_yaml_rs(root: Path) -> Path:
 
 
 BASES = ("plain", "floor")
+# Variants --whole times on a one-test project too.
+WHOLE = ("plain", "floor", "llmport", "llmport-cold", "llmport-cold-pyyaml", "pytest-recording")
 
 
-def print_whole(runs: dict[str, list[Timing]], sizes: dict[str, int]) -> None:
+def one_test_projects(root: Path, projects: dict[str, Path], ones: dict[str, Any]) -> dict[str, Path]:
+    """For --whole: a project holding only the first test of each timed one, with its recordings."""
+    out: dict[str, Path] = {}
+    for variant in ones:
+        base = RECORDS.get(variant, variant)
+        if base not in out:
+            out[base] = write_project(root / f"{base}-one", HEADERS[base], TEST_BODIES[base], 1, 1)
+            recorded = projects[base] / "tests" / "cassettes"
+            if recorded.is_dir():
+                shutil.copytree(recorded, out[base] / "tests" / "cassettes")
+    return out
+
+
+def print_whole(
+    runs: dict[str, list[Timing]],
+    sizes: dict[str, int],
+    ones: dict[str, list[Timing]] | None = None,
+    providers: int = 1,
+) -> None:
     """Whole process: CPU of the pytest process per item, and the part outside the test loop."""
     best = {v: min(ts, key=lambda t: t.process_cpu_s) for v, ts in runs.items() if ts}
     if not best:
         return
+    one = {v: min(t.process_cpu_s for t in ts) for v, ts in (ones or {}).items() if ts}
+    if one:
+        print("\n[whole process, N items against one test (start-up cancels out): CPU per item]")
+        header = f"{'variant':<20}{'N items ms':>12}{'one test ms':>13}{'per item ms':>13}{'- floor':>10}"
+        print(header)
+        print("-" * len(header))
+        per = {}
+        for variant in (v for v in WHOLE if v in one and v in best):
+            items = providers if variant.startswith("llmport") else 1
+            per[variant] = (best[variant].process_cpu_s - one[variant]) * 1000.0 / (sizes[variant] - items)
+        for variant, value in per.items():
+            above = f"{value - per['floor']:+.3f}" if "floor" in per and variant != "floor" else ""
+            print(
+                f"{variant:<20}{best[variant].process_cpu_s * 1000:>12.1f}{one[variant] * 1000:>13.1f}"
+                f"{value:>13.3f}{above:>10}"
+            )
     print("\n[whole process: CPU of the pytest process per item (start-up, collection and session end too)]")
     header = (
         f"{'variant':<20}{'process ms':>12}{'loop ms':>10}{'outside ms':>12}{'- plain':>10}{'- floor':>10}"
@@ -442,6 +479,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the keys set while replaying llmport (a developer's machine; default: unset, as CI)",
     )
+    parser.add_argument(
+        "--whole",
+        action="store_true",
+        help="also time each variant's one-test project: whole-process CPU per item, N against one test",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH (- = stdout)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects and print where")
     args = parser.parse_args(argv)
@@ -519,6 +561,11 @@ def main(argv: list[str] | None = None) -> int:
                 warm = with_providers(REPLAY_ARGS["llmport"], providers)
                 run_pytest(projects["llmport"], warm, envs["llmport"], args.n, "warm llmport")
             runs: dict[str, list[Timing]] = {v: [] for v in chosen}
+            ones: dict[str, list[Timing]] = {v: [] for v in chosen if v in WHOLE}
+            one_projects = one_test_projects(root, projects, ones) if args.whole else {}
+            if "llmport" in ones and args.whole:  # its one-test project's cache, warm like the big one's
+                warm = with_providers(REPLAY_ARGS["llmport"], providers)
+                run_pytest(one_projects["llmport"], warm, envs["llmport"], len(providers), "warm llmport one")
             for r in range(args.repeat):
                 for variant in (v for v in TIMED + EXTRA if v in chosen):
                     project = projects[RECORDS.get(variant, variant)]
@@ -530,6 +577,12 @@ def main(argv: list[str] | None = None) -> int:
                         project, replay_args, envs[variant], sizes[variant], variant, failing=failing
                     )
                     runs[variant].append(t)
+                    if variant in one_projects or RECORDS.get(variant) in one_projects:
+                        one = one_projects[RECORDS.get(variant, variant)]
+                        items = len(providers) if variant.startswith("llmport") else 1
+                        ones[variant].append(
+                            run_pytest(one, replay_args, envs[variant], items, f"{variant} one test")
+                        )
                     n = sizes[variant]
                     print(
                         f"run {r + 1}/{args.repeat} {variant:<17} loop {t.loop_s:7.3f} s  "
@@ -542,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
             print_table(timed, args.n, args.repeat)
             extra = {v: ts for v, ts in runs.items() if v in EXTRA or v in ("llmport", "llmport-cold")}
             print_extra(extra, sizes, body_size)
-            print_whole(runs, sizes)
+            print_whole(runs, sizes, ones, len(providers))
             # Every variant timed, the failing-fast and stream ones too (bench/all.py's summary reads them).
             write_json(args.json, figures(runs, args.n, sizes))
         if args.profile or args.profile_only:

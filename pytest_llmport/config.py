@@ -752,11 +752,13 @@ def item_settings(item: pytest.Item, test: PortableTest, provider: str, settings
     models = options.models
     if settings.embedding_provider and settings.embedding_model:
         models += (settings.embedding_model,)  # the embedding metric's requests land in the test's cassette
-    marks = [name for name in OTHER_RECORDER_MARKS if item.get_closest_marker(name) is not None]
+    # One walk up the node chain for every mark asked about (get_closest_marker walks it once per name).
+    carried = {mark.name for mark in item.iter_markers()}
+    marks = [name for name in OTHER_RECORDER_MARKS if name in carried]
     return ItemSettings(
         provider=provider,
         providers=test.providers,
-        skipped=item.get_closest_marker("skip") is not None,
+        skipped="skip" in carried,
         skip_reason=test.lacking.get(provider, ""),
         requires=options.requires,
         baseline=options.baseline or settings.baseline,
