@@ -318,6 +318,29 @@ def _load_tool_table(path: Path) -> dict[str, Any]:
     return table
 
 
+def is_cassette_folder(path: Path, cassette_dir: str) -> bool:
+    """Whether ``path`` is a folder of cassettes (``<test dir>/<cassette_dir>``): nothing to collect there.
+
+    Only a folder whose first two levels hold nothing but folders and ``.yaml`` files (``<module>/<test>/``
+    and the cassettes): a folder of that name that holds a Python file is collected as before.
+    """
+    parts = Path(cassette_dir).parts
+    if not parts or ".." in parts or Path(cassette_dir).is_absolute() or path.parts[-len(parts) :] != parts:
+        return False
+    try:
+        if not path.is_dir():
+            return False
+        for entry in path.iterdir():
+            if entry.is_dir():
+                if any(not (inner.is_dir() or inner.suffix == ".yaml") for inner in entry.iterdir()):
+                    return False
+            elif entry.suffix != ".yaml":
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def parse_provider_list(text: str, known: Iterable[str], source: str) -> tuple[str, ...]:
     """Split ``openai,zhipu`` (commas or spaces), dropping duplicates; unknown names are a usage error."""
     names = tuple(dict.fromkeys(part for part in text.replace(",", " ").split() if part))

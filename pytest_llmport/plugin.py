@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -193,6 +194,15 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     run.prepare_property_tests(items)
     if not hasattr(session.config, "workerinput"):  # an xdist controller checks its workers' ids
         leaky_ids(items, run.redaction.redact, PARAM)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # pytest would walk every cassette folder (one per test, a file per provider) looking for tests.
+    run = config.stash.get(RUN_KEY, None)
+    folder = run.settings.cassette_dir if run is not None else ""
+    if not folder or collection_path.name != folder.rstrip("/").rpartition("/")[2]:
+        return None  # another plugin or pytest itself decides
+    return True if cfg.is_cassette_folder(collection_path, folder) else None
 
 
 @pytest.hookimpl(optionalhook=True)
