@@ -85,6 +85,8 @@ _NUMERIC = re.compile(
 _ALIKE = re.compile(
     r"[-+]?(?:0|[1-9][0-9]*)(?:\.[0-9]*(?:[eE][-+][0-9]+)?)?|[0-9]+(?:\.[0-9]+){2,}",
 )
+# A character no number, date, time or boolean of either reader holds: such a token is a string in both.
+_TEXTUAL = re.compile(r"[^-+._0-9a-zA-Z: ]")
 _SCALARS = (str, int, float, bool, type(None))
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the loader cassettes.py reads with
 _STR = "tag:yaml.org,2002:str"
@@ -152,7 +154,7 @@ def _plain_types(data: dict[str, Any]) -> bool:
 def _tokens_alike(text: str) -> bool:
     asked = 0
     for token in set(_NUMERIC.findall(text)):
-        if _ALIKE.fullmatch(token):
+        if _ALIKE.fullmatch(token) or _TEXTUAL.search(token):
             continue
         known = _ASKED.get(token)
         if known is None:
