@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
+from . import fastyaml
 from .errors import CassetteFormatError, CassetteWriteError, CorruptCassetteError
 from .placeholders import MARKER, REDACTED
 
@@ -306,7 +307,10 @@ class ReadableYamlSerializer:
 
     @staticmethod
     def deserialize(text: str, verify: bool = True) -> dict[str, Any]:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (libyaml's CSafeLoader)
+        # yaml-rs where it reads exactly what PyYAML would (the fast extra, see fastyaml.py), else PyYAML.
+        data = fastyaml.load(text)
+        if data is None:
+            data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (libyaml's CSafeLoader)
         validate_layout(data)
         if cassette_format(data) >= 2 and verify:
             verify_seal(data)
