@@ -47,6 +47,7 @@ DUMMY_KEY = "sk-bench-scale-dummy"  # llmport-scan: allow (a dummy key for the f
 SCALE_CONFTEST = '''\
 """Bench: each pytest process (xdist controller or worker) measures its own time and memory."""
 
+import gc
 import json
 import os
 import time
@@ -86,6 +87,7 @@ def pytest_collection_finish(session):
     _DATA["collected"] = len(session.items)
     _DATA["rss_collected_kb"] = _memory_kb()["VmRSS"]
     if _TRACE:
+        gc.collect()  # garbage a later collection frees is not what the run keeps
         _SNAPSHOT.append(tracemalloc.take_snapshot())
 
 
@@ -121,10 +123,11 @@ def pytest_sessionfinish(session):
     _DATA.update(rss_end_kb=memory["VmRSS"], hwm_kb=memory["VmHWM"], who=_who(session.config))
     _DATA["process_s"] = time.perf_counter() - _DATA["imported_s"]
     if _TRACE and _SNAPSHOT:
-        grown = tracemalloc.take_snapshot().compare_to(_SNAPSHOT[0], "lineno")
-        _DATA["tracemalloc"] = [
-            (str(stat.traceback[0]), stat.size_diff, stat.count_diff) for stat in grown[:25]
-        ]
+        gc.collect()
+        last = tracemalloc.take_snapshot()
+        for key, group in (("tracemalloc", "lineno"), ("tracemalloc_files", "filename")):
+            grown = last.compare_to(_SNAPSHOT[0], group)
+            _DATA[key] = [(str(stat.traceback[0]), stat.size_diff, stat.count_diff) for stat in grown[:25]]
     with open(os.path.join(out, _DATA["who"] + ".json"), "w", encoding="utf-8") as handle:
         json.dump(_DATA, handle)
 '''
@@ -277,6 +280,8 @@ def measure(root: Path, tests: int, args: argparse.Namespace) -> dict[str, Any]:
             args.workers,
         )
         figures["tracemalloc"] = traced.workers[0].get("tracemalloc", [])
+        figures["tracemalloc_files"] = traced.workers[0].get("tracemalloc_files", [])
+        figures["tracemalloc_items"] = traced.workers[0]["done"]
     if not args.keep:
         shutil.rmtree(where, ignore_errors=True)
     return figures
@@ -311,11 +316,17 @@ def print_tables(results: list[dict[str, Any]], workers: int) -> None:
             ratio = last[label]["per_item_ms"] / first[label]["per_item_ms"]
             print(f"{label}: per-item cost at {last['items']} items is {ratio:.2f}x that at {first['items']}")
     for figures in results:
-        traced = figures.get("tracemalloc")
-        if traced:
-            print(f"\n[{figures['items']} items] tracemalloc, one worker, growth from collection to the end:")
+        ran = figures.get("tracemalloc_items") or 1
+        for key, what in (("tracemalloc_files", "by file"), ("tracemalloc", "by line")):
+            traced = figures.get(key)
+            if not traced:
+                continue
+            print(
+                f"\n[{figures['items']} items] tracemalloc {what}, one worker ({ran} items): what the run "
+                "kept from the end of collection to its end (garbage collected first):"
+            )
             for where, size, count in traced[:15]:
-                print(f"  {size / 1024:>10.1f} KiB {count:>+8d} blocks  {where}")
+                print(f"  {size / 1024:>10.1f} KiB {size / ran:>8.0f} B/item {count:>+8d} blocks  {where}")
 
 
 def main(argv: list[str] | None = None) -> int:
