@@ -1,9 +1,10 @@
-"""Replay at scale: N tests x 5 providers replayed with ``pytest -n 2``; time and memory per worker.
+"""Replay at scale: N tests x 5 providers replayed with ``pytest -n 2``; time, CPU and memory per worker.
 
-Run as ``python bench/scale.py [--tests 200,2000,10000] [--workers 2] [--tracemalloc]`` (the default sizes
-are 1,000, 10,000 and 50,000 items; ``--tests 40`` is a quick run).
+Run as ``python bench/scale.py [--tests 200,2000,10000] [--workers 2] [--extras-up-to 10000] [--tracemalloc]``
+(the default sizes are 1,000, 10,000 and 50,000 items; ``--tests 20`` is a quick run).
 
-For each size two projects are generated (``common.write_project``; the test bodies are bench/replay.py's):
+For each size three projects are generated (``common.write_project``; llmport's test bodies are
+bench/replay.py's):
 
 * ``llmport``: N ``@pytest.mark.llm_portable`` tests, one openai SDK call each, run for 5 providers. The
   cassettes are recorded once, with ``-n`` workers, against one :class:`~pytest_llmport.testing.FakeProvider`
@@ -11,13 +12,18 @@ For each size two projects are generated (``common.write_project``; the test bod
   request that reached it would fail its test.
 * ``plain``: N trivial tests parametrised over the same 5 names: the same number of items, for pytest's and
   xdist's own time and memory.
+* ``pytest-recording``: N ``@pytest.mark.vcr`` tests parametrised over the 5 names, the same call through
+  a module-level client per name, recorded and replayed like llmport's (up to ``--extras-up-to`` items).
 
-Replays run ``--llmport-record-mode=none``, first with ``--cache-clear`` (a fresh checkout: every cassette
-parsed) and then warm. Every process (the xdist controller and each worker) measures itself from a
-conftest: wall and CPU time of its test loop, its resident memory after collection, every few hundred
-items and at the end, and its peak (``VmHWM`` of ``/proc/self/status``). With ``--tracemalloc`` one more
-warm replay traces allocations in the workers and prints what grew between the end of collection and the
-end of the run, by file and line. Nothing here asserts on timings.
+Replays run ``--llmport-record-mode=none``, warm, and (up to ``--extras-up-to`` items) with ``--cache-clear``
+first: a fresh checkout, every cassette parsed. Each run's CPU is the user and system time of all its
+processes; on a busy machine it is the figure to compare (elapsed time includes waiting for a core).
+Every process (the xdist controller and each worker) measures itself from a conftest: wall and CPU time
+of its test loop, its resident memory after collection, every few hundred items and at the end, and its
+peak (``VmHWM`` of ``/proc/self/status``); what a worker gains per item is the slope between its first
+and last sample. With ``--tracemalloc`` one more warm replay traces allocations in the workers and prints
+what the run kept between the end of collection and its end, by file and by line. Nothing here asserts on
+timings.
 """
 
 from __future__ import annotations
@@ -261,7 +267,10 @@ def run(project: Path, args: list[str], env: dict[str, str], items: int, label: 
     out = project / ".bench-out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
-    env = {**env, "LLMPORT_BENCH_OUT": str(out)}
+    # About ten memory samples per worker, whatever the size: the slope between them is what a worker
+    # gains per item.
+    every = max(50, items // workers // 10)
+    env = {**env, "LLMPORT_BENCH_OUT": str(out), "LLMPORT_BENCH_RSS_EVERY": str(every)}
     command = [sys.executable, "-m", "pytest", "-q", "-n", str(workers), *args]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
