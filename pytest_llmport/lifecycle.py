@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .config import PARAM as PARAM
 from .config import RecordingOptions, Settings, settings_of
+from .config import provider_of as provider_of
 from .environ import current as current_variable
 from .errors import CassetteFormatError, ConfigError, CorruptCassetteError, LlmportError, MissingCassetteError
 from .handle import ClientCache, LLMProvider
@@ -37,7 +39,6 @@ if TYPE_CHECKING:
     from .samples import Sample
     from .scrub import Scrubber
 
-PARAM = "llm_provider_name"
 TEST_OUTCOMES = (pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exception)
 
 
@@ -87,15 +88,6 @@ class Plan:
     mode: str  # the effective record mode ("none" when nothing may go out without a key)
     key: str  # the provider's key, or the replay placeholder
     replaying: bool
-
-
-def provider_of(item: pytest.Item) -> str | None:
-    """The provider an ``llm_portable`` item runs on, or None for any other item."""
-    # Only marked tests are parametrised over PARAM (pytest_generate_tests), so the parameter alone says
-    # it; this runs several times per test, and a marker lookup walks the node chain.
-    callspec = getattr(item, "callspec", None)
-    name = callspec.params.get(PARAM) if callspec is not None else None
-    return name if isinstance(name, str) else None
 
 
 def record_command(nodeid: str, spec: Provider, mode: str, samples: int | None = None) -> str:
