@@ -5,8 +5,8 @@ printed as it goes) and hands its figures over as JSON; a summary table with the
 follows, and ``--json`` writes everything. ``--quick`` is a smoke run (small sizes, one repeat) whose
 figures are not worth quoting. Sizes: ``--n`` (replay), ``--tests`` (scale, tests x 5 providers; default
 1,000 and 10,000 items, a fresh checkout and pytest-recording up to ``--scale-extras-up-to`` items, 1,000),
-``--startup-runs``; ``--only replay,scale,startup`` runs a subset. With the defaults it takes about 12
-minutes on a 2-core machine. The 50,000-item point is ``python bench/scale.py --tests 10000`` on its own.
+``--startup-runs``; ``--only replay,scale,startup`` runs a subset. The defaults are sized to finish within
+15 minutes on a 2-core machine; the 50,000-item point is ``python bench/scale.py --tests 10000`` on its own.
 The machine this runs on may be shared: compare figures within one run (CPU time rather than elapsed), and
 say how loaded it was (the load average is printed). Nothing here asserts on timings.
 """
