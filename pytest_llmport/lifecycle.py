@@ -339,7 +339,8 @@ class Lifecycle:
         )
         hint = rerecord_hint(item, spec, plan)
         function = getattr(item, "obj", None)
-        if is_property_test(function):
+        property_based = is_property_test(function)
+        if property_based:
             configure(
                 function, cassette.llmport, plan.replaying, self.settings.max_examples, item.nodeid, hint
             )
@@ -351,7 +352,7 @@ class Lifecycle:
             hint,
             plan.replaying,
             cassette,
-            property_based=is_property_test(function),
+            property_based=property_based,
             identity=checker,
             scrub=lambda text: self.redaction.output().text(text),
         )
