@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,8 @@ class Timing:
     median: dict[str, float]
     wall_s: float
     collect_s: float
+    # CPU time (user + system) of the whole pytest process: start-up, collection, loop and session end.
+    process_cpu_s: float = 0.0
 
 
 def write_project(
@@ -136,9 +139,12 @@ def run_pytest(
     timing_file.unlink(missing_ok=True)
     env = {**env, "LLMPORT_BENCH_TIMING": str(timing_file)}
     command = [sys.executable, *prefix, *base_args, *args]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    process_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != (1 if failing else 0) or not timing_file.is_file():
         fail(label, proc, command)
     data = json.loads(timing_file.read_text(encoding="utf-8"))
@@ -147,7 +153,14 @@ def run_pytest(
     if failing and "no recorded response for POST" not in proc.stdout:
         raise SystemExit(f"{label}: the items failed, but not for want of a recorded response")
     return Timing(
-        data["loop_s"], data["cpu_s"], data["phases"], data["first"], data["median"], wall, data["collect_s"]
+        data["loop_s"],
+        data["cpu_s"],
+        data["phases"],
+        data["first"],
+        data["median"],
+        wall,
+        data["collect_s"],
+        process_cpu,
     )
 
 

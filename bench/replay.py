@@ -17,12 +17,17 @@ are excluded from the per-item figures:
   recorded with ``--record-mode=once``, replayed with ``--record-mode=none`` while the server is stopped.
 
 With ``--providers a,b,...`` (P names, OpenAI-compatible ones) the llmport project holds N/P tests, each
-run once per provider: N items again. Three more llmport measurements run beside them:
+run once per provider: N items again. Four more llmport measurements run beside them:
 
 * ``llmport-mismatch``: the same replay, but every test sends a prompt that was never recorded, so every
   item fails with the closest-request message: what a suite of stale cassettes costs to say so;
+* ``llmport-cold-pyyaml``: the fresh-checkout replay with the fast extra (yaml-rs) hidden, so PyYAML
+  parses every cassette: what the extra spares;
 * ``stream`` and ``oneshot``: ``--stream-n`` tests each replaying, through ``llm_provider.httpx_client()``,
   one response of the same size: a 200-event SSE stream read event by event, or one JSON body read whole.
+
+A last table gives the whole process's CPU time per item (start-up, collection and session end
+included) and the part of it outside the test loop, against plain pytest's.
 
 With ``--before DIR`` (a folder holding another version's ``pytest_llmport`` package, e.g. extracted with
 ``git archive <rev> pytest_llmport | tar -x -C DIR``), ``llmport-before`` replays the same project with that
@@ -40,6 +45,7 @@ import pstats
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from common import Timing, clean_env, count_cassettes, ms, run_pytest, write_json, write_project
 
@@ -168,6 +174,8 @@ REPLAY_ARGS: dict[str, tuple[str, ...]] = {
     "llmport": ("--providers=openai", "--llmport-record-mode=none"),
     # --cache-clear empties the cache first: a fresh CI checkout, every cassette parsed from YAML.
     "llmport-cold": ("--providers=openai", "--llmport-record-mode=none", "--cache-clear"),
+    # The same without the fast extra (yaml-rs hidden): every cassette parsed by PyYAML's CSafeLoader.
+    "llmport-cold-pyyaml": ("--providers=openai", "--llmport-record-mode=none", "--cache-clear"),
     "pytest-recording": ("--record-mode=none",),
     "llmport-mismatch": ("--providers=openai", "--llmport-record-mode=none"),
     "stream": ("--providers=openai", "--llmport-record-mode=none"),
@@ -175,16 +183,21 @@ REPLAY_ARGS: dict[str, tuple[str, ...]] = {
 }
 TIMED = ("plain", "floor", "llmport", "llmport-cold", "pytest-recording")
 BEFORE = "llmport-before"  # with --before: the same replay with another version of the plugin
-EXTRA = ("llmport-mismatch", "stream", "oneshot")
+EXTRA = ("llmport-mismatch", "stream", "oneshot", "llmport-cold-pyyaml")
 RECORD_ARGS: dict[str, tuple[str, ...]] = {
     "llmport": ("--providers=openai", "--llmport-record-mode=once"),
     "pytest-recording": ("--record-mode=once",),
     "stream": ("--providers=openai", "--llmport-record-mode=once"),
     "oneshot": ("--providers=openai", "--llmport-record-mode=once"),
 }
-LLMPORT_VARIANTS = ("llmport", "llmport-cold", "llmport-mismatch", "stream", "oneshot")
-# Variants replaying another's project.
-RECORDS = {"llmport-cold": "llmport", "llmport-mismatch": "llmport", BEFORE: "llmport"}
+LLMPORT_VARIANTS = ("llmport", "llmport-cold", "llmport-mismatch", "stream", "oneshot", "llmport-cold-pyyaml")
+# variants replaying another's project
+RECORDS = {
+    "llmport-cold": "llmport",
+    "llmport-mismatch": "llmport",
+    "llmport-cold-pyyaml": "llmport",
+    BEFORE: "llmport",
+}
 REPLAY_ARGS[BEFORE] = (*REPLAY_ARGS["llmport"], "-o", "cache_dir=.pytest_cache_before")
 SHOWN = (*TIMED[:3], BEFORE, *TIMED[3:])  # table order
 
@@ -309,6 +322,78 @@ def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
         )
 
 
+def without_yaml_rs(root: Path) -> Path:
+    """A folder that, first on PYTHONPATH, hides an installed yaml-rs (the fast extra) from the plugin."""
+    folder = root / "without-yaml-rs"
+    (folder / "yaml_rs").mkdir(parents=True, exist_ok=True)
+    (folder / "yaml_rs" / "__init__.py").write_text('raise ImportError("hidden by bench/replay.py")\n')
+    return folder
+
+
+BASES = ("plain", "floor")
+# Variants --whole times on a one-test project too.
+WHOLE = ("plain", "floor", "llmport", "llmport-cold", "llmport-cold-pyyaml", "pytest-recording")
+
+
+def one_test_projects(root: Path, projects: dict[str, Path], ones: dict[str, Any]) -> dict[str, Path]:
+    """For --whole: a project holding only the first test of each timed one, with its recordings."""
+    out: dict[str, Path] = {}
+    for variant in ones:
+        base = RECORDS.get(variant, variant)
+        if base not in out:
+            out[base] = write_project(root / f"{base}-one", HEADERS[base], TEST_BODIES[base], 1, 1)
+            recorded = projects[base] / "tests" / "cassettes"
+            if recorded.is_dir():
+                shutil.copytree(recorded, out[base] / "tests" / "cassettes")
+    return out
+
+
+def print_whole(
+    runs: dict[str, list[Timing]],
+    sizes: dict[str, int],
+    ones: dict[str, list[Timing]] | None = None,
+    providers: int = 1,
+) -> None:
+    """Whole process: CPU of the pytest process per item, and the part outside the test loop."""
+    best = {v: min(ts, key=lambda t: t.process_cpu_s) for v, ts in runs.items() if ts}
+    if not best:
+        return
+    one = {v: min(t.process_cpu_s for t in ts) for v, ts in (ones or {}).items() if ts}
+    if one:
+        print("\n[whole process, N items against one test (start-up cancels out): CPU per item]")
+        header = f"{'variant':<20}{'N items ms':>12}{'one test ms':>13}{'per item ms':>13}{'- floor':>10}"
+        print(header)
+        print("-" * len(header))
+        per = {}
+        for variant in (v for v in WHOLE if v in one and v in best):
+            items = providers if variant.startswith("llmport") else 1
+            per[variant] = (best[variant].process_cpu_s - one[variant]) * 1000.0 / (sizes[variant] - items)
+        for variant, value in per.items():
+            above = f"{value - per['floor']:+.3f}" if "floor" in per and variant != "floor" else ""
+            print(
+                f"{variant:<20}{best[variant].process_cpu_s * 1000:>12.1f}{one[variant] * 1000:>13.1f}"
+                f"{value:>13.3f}{above:>10}"
+            )
+    print("\n[whole process: CPU of the pytest process per item (start-up, collection and session end too)]")
+    header = (
+        f"{'variant':<20}{'process ms':>12}{'loop ms':>10}{'outside ms':>12}{'- plain':>10}{'- floor':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    outside = {v: ms(t.process_cpu_s - t.cpu_s, sizes[v]) for v, t in best.items()}
+    for variant, t in best.items():
+        n = sizes[variant]
+        plain, floor = (f"{outside[variant] - outside[v]:+.3f}" if v in outside else "" for v in BASES)
+        print(
+            f"{variant:<20}{ms(t.process_cpu_s, n):>12.3f}{ms(t.cpu_s, n):>10.3f}{outside[variant]:>12.3f}"
+            f"{plain:>10}{floor:>10}"
+        )
+    print(
+        "(outside = start-up, collection and session end, spread over the items; one run's best. The\n"
+        "floor imports the openai SDK at collection as the llmport projects do: '- floor' is llmport's part)"
+    )
+
+
 def print_extra(runs: dict[str, list[Timing]], sizes: dict[str, int], body_size: int) -> None:
     """Failing fast and streams, from the same interleaved runs (best of each)."""
     best = {v: ms(min(t.loop_s for t in ts), sizes[v]) for v, ts in runs.items() if ts}
@@ -319,6 +404,13 @@ def print_extra(runs: dict[str, list[Timing]], sizes: dict[str, int], body_size:
             print(
                 f"{label}: mismatching {per['llmport-mismatch']:.3f} ms/item, passing {per['llmport']:.3f} "
                 f"ms/item: {per['llmport-mismatch'] / per['llmport']:.2f}x (target: at most 3x)"
+            )
+    if "llmport-cold" in best and "llmport-cold-pyyaml" in best:
+        print("\n[fresh checkout: cassettes read with the fast extra (yaml-rs) or by PyYAML alone]")
+        for label, per in (("elapsed", best), ("CPU", cpu)):
+            print(
+                f"{label}: fast {per['llmport-cold']:.3f} ms/item, PyYAML {per['llmport-cold-pyyaml']:.3f} "
+                f"ms/item: {per['llmport-cold-pyyaml'] - per['llmport-cold']:+.3f} ms without the extra"
             )
     if "stream" in best and "oneshot" in best:
         print(
@@ -349,6 +441,7 @@ def figures(runs: dict[str, list[Timing]], n: int, sizes: dict[str, int] | None 
             "cpu_ms": ms(min(t.cpu_s for t in ts), size),
             "wall_s": best.wall_s,
             "collect_s": best.collect_s,
+            "process_cpu_ms": ms(min(t.process_cpu_s for t in ts), size),
         }
     return out
 
@@ -409,6 +502,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="also replay with the pytest_llmport package under DIR (another version), as llmport-before",
     )
+    parser.add_argument(
+        "--whole",
+        action="store_true",
+        help="also time each variant's one-test project: whole-process CPU per item, N against one test",
+    )
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH (- = stdout)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary projects and print where")
     args = parser.parse_args(argv)
@@ -430,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen.insert(chosen.index("llmport") + 1 if "llmport" in chosen else len(chosen), BEFORE)
     if args.profile or args.profile_only:
         chosen = list(dict.fromkeys([*chosen, "llmport"]))
-    sizes = {v: args.n for v in (*TIMED, BEFORE, "llmport-mismatch")}
+    sizes = {v: args.n for v in (*TIMED, BEFORE, "llmport-mismatch", "llmport-cold-pyyaml")}
     sizes.update(stream=args.stream_n, oneshot=args.stream_n)
     tests = {**sizes, "llmport": args.n // len(providers)}
     needed = {RECORDS.get(v, v) for v in chosen}
@@ -480,6 +578,7 @@ def main(argv: list[str] | None = None) -> int:
             **{v: replay_env for v in LLMPORT_VARIANTS},
             BEFORE: {**replay_env, "PYTHONPATH": str(Path(args.before or ".").resolve())},
             "llmport-mismatch": {**replay_env, "BENCH_SUFFIX": " (changed since recording)"},
+            "llmport-cold-pyyaml": {**replay_env, "PYTHONPATH": str(without_yaml_rs(root))},
             "pytest-recording": clean_env({"BENCH_FAKE_BASE_URL": base_url}),
         }
         if not args.profile_only:
@@ -493,6 +592,11 @@ def main(argv: list[str] | None = None) -> int:
                 warm = with_providers(REPLAY_ARGS[BEFORE], providers)
                 run_pytest(projects["llmport"], warm, envs[BEFORE], args.n, f"warm {BEFORE}")
             runs: dict[str, list[Timing]] = {v: [] for v in chosen}
+            ones: dict[str, list[Timing]] = {v: [] for v in chosen if v in WHOLE}
+            one_projects = one_test_projects(root, projects, ones) if args.whole else {}
+            if "llmport" in ones and args.whole:  # its one-test project's cache, warm like the big one's
+                warm = with_providers(REPLAY_ARGS["llmport"], providers)
+                run_pytest(one_projects["llmport"], warm, envs["llmport"], len(providers), "warm llmport one")
             for r in range(args.repeat):
                 for variant in (v for v in (*SHOWN, *EXTRA) if v in chosen):
                     project = projects[RECORDS.get(variant, variant)]
@@ -504,6 +608,12 @@ def main(argv: list[str] | None = None) -> int:
                         project, replay_args, envs[variant], sizes[variant], variant, failing=failing
                     )
                     runs[variant].append(t)
+                    if variant in one_projects or RECORDS.get(variant) in one_projects:
+                        one = one_projects[RECORDS.get(variant, variant)]
+                        items = len(providers) if variant.startswith("llmport") else 1
+                        ones[variant].append(
+                            run_pytest(one, replay_args, envs[variant], items, f"{variant} one test")
+                        )
                     n = sizes[variant]
                     print(
                         f"run {r + 1}/{args.repeat} {variant:<17} loop {t.loop_s:7.3f} s  "
@@ -514,7 +624,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"providers: {', '.join(providers)} ({args.n // len(providers)} tests each for llmport)")
             timed = {v: ts for v, ts in runs.items() if v in SHOWN}
             print_table(timed, args.n, args.repeat)
-            print_extra({v: ts for v, ts in runs.items() if v in EXTRA or v == "llmport"}, sizes, body_size)
+            extra = {v: ts for v, ts in runs.items() if v in EXTRA or v in ("llmport", "llmport-cold")}
+            print_extra(extra, sizes, body_size)
+            print_whole(runs, sizes, ones, len(providers))
             # Every variant timed, the failing-fast and stream ones too (bench/all.py's summary reads them).
             write_json(args.json, figures(runs, args.n, sizes))
         if args.profile or args.profile_only:

@@ -71,9 +71,11 @@ def one_run(project: Path, env: dict[str, str], extra: list[str]) -> tuple[float
     return wall * 1000, cpu * 1000
 
 
-def measure(project: Path, runs: int) -> dict[str, dict[str, float]]:
+def measure(project: Path, runs: int, pairs: list[str] | None = None) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     for name, (extra_env, off_args, on_args) in PAIRS.items():
+        if pairs and name not in pairs:
+            continue
         env = clean_env(extra_env)
         one_run(project, env, off_args)  # compile bytecode, warm the file cache
         one_run(project, env, on_args)
@@ -111,14 +113,22 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--runs", type=int, default=10, help="measured runs per variant (median kept)")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH (- = stdout)")
+    parser.add_argument(
+        "--pairs",
+        default="",
+        help=f"pairs to measure, separated by semicolons (default all: {'; '.join(PAIRS)})",
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be positive")
+    pairs = [name.strip() for name in args.pairs.split(";") if name.strip()]
+    if set(pairs) - set(PAIRS):
+        parser.error(f"--pairs takes {'; '.join(PAIRS)}")
     with tempfile.TemporaryDirectory(prefix="llmport-startup-") as tmp:
         project = Path(tmp)
         (project / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         (project / "test_one.py").write_text("def test_one():\n    pass\n", encoding="utf-8")
-        results = measure(project, args.runs)
+        results = measure(project, args.runs, pairs)
     import_ms, imported = probe_import()
     print(f"pytest, one plain test, median of {args.runs} whole-process runs (ms):")
     header = f"{'':<16}{'wall off':>10}{'wall on':>10}{'added':>9}{'cpu off':>10}{'cpu on':>10}{'added':>9}"

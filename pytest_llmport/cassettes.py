@@ -29,6 +29,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
+from . import fastyaml
 from .errors import CassetteFormatError, CassetteWriteError, CorruptCassetteError
 from .placeholders import MARKER, REDACTED
 
@@ -167,8 +168,12 @@ def _json_text(stored: Any) -> str:
     return stored if isinstance(stored, str) else _compact(stored)
 
 
-FORMAT = 2
-"""The cassette format this version writes and the newest it reads (1: no ``llmport`` block, unsealed)."""
+FORMAT = 3
+"""The cassette format this version writes and the newest it reads.
+
+1: no ``llmport`` block, unsealed; 2: each body sealed, a response's head seal optional (it came later);
+3: every response carries its head seal too, so deleting that line is damage, not an older file.
+"""
 
 
 class CassetteDamage(ValueError):
@@ -302,7 +307,10 @@ class ReadableYamlSerializer:
 
     @staticmethod
     def deserialize(text: str, verify: bool = True) -> dict[str, Any]:
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (libyaml's CSafeLoader)
+        # yaml-rs where it reads exactly what PyYAML would (the fast extra, see fastyaml.py), else PyYAML.
+        data = fastyaml.load(text)
+        if data is None:
+            data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a safe loader (libyaml's CSafeLoader)
         validate_layout(data)
         if cassette_format(data) >= 2 and verify:
             verify_seal(data)
@@ -345,6 +353,7 @@ def verify_seal(data: Mapping[str, Any]) -> None:
     """
     interactions = data["interactions"]
     expected = data["llmport"].get("interactions")
+    heads_required = cassette_format(data) >= 3
     if data.get("version") != 1:
         raise CassetteDamage("the cassette has no 'version: 1' line")
     if expected != len(interactions):
@@ -365,8 +374,11 @@ def verify_seal(data: Mapping[str, Any]) -> None:
             )
         if meta["sha256"] != hashlib.sha256(stored).hexdigest():
             raise CassetteDamage(f"{where}.body does not match its sha256 seal (edited by hand?)")
-        # Cassettes sealed before the head seal existed have none; every one written now has it.
-        if "head" in meta and meta["head"] != _head_seal(item["response"], meta):
+        # Format 2 cassettes sealed before the head seal existed may have none; format 3 on must.
+        if "head" not in meta:
+            if heads_required:
+                raise CassetteDamage(f"{where}.llmport has no head seal (was its 'head:' line deleted?)")
+        elif meta["head"] != _head_seal(item["response"], meta):
             raise CassetteDamage(
                 f"{where}: its status, headers or llmport facts (incomplete, chunks) do not match their "
                 "head seal (edited by hand?)"
@@ -470,7 +482,7 @@ class AtomicPersister:
                 self._files.append(handle)
                 # A damaged or cut file keeps the entries before the damage.
                 with contextlib.suppress(OSError, ValueError, EOFError, TypeError):
-                    if marshal.load(handle) != self.FORMAT:  # noqa: S302 - our own cache
+                    if marshal.load(handle) != self._written_by():  # noqa: S302 - our own cache
                         continue
                     while True:
                         try:
@@ -480,6 +492,17 @@ class AtomicPersister:
                         self._index[key] = (tuple(stamp), handle, handle.tell(), length)
                         handle.seek(length, os.SEEK_CUR)
         return self._index
+
+    @classmethod
+    def _written_by(cls) -> tuple[int, int, str]:
+        """A cache file's first record: its layout, the cassette format and the plugin that checked it.
+
+        An entry holds a cassette that passed the checks of the version that parsed it; another version
+        (another format, or checks added within one) parses the YAML file again.
+        """
+        from . import __version__
+
+        return (cls.FORMAT, FORMAT, __version__)
 
     @staticmethod
     def _read(entry: tuple[tuple[int, int], Any, int, int]) -> bytes:
@@ -544,7 +567,7 @@ class AtomicPersister:
                         stale.unlink()  # left by a run that was killed
                 self._out_path = self.cache_dir / f".parsed-{self.worker}.{os.getpid()}{TEMP_SUFFIX}"
                 self._out = self._out_path.open("wb")
-                marshal.dump(self.FORMAT, self._out)
+                marshal.dump(self._written_by(), self._out)
             marshal.dump((key, stamp, len(encoded)), self._out)
             self._out.write(encoded)
             self._written.add(key)

@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .errors import ConfigError
-from .samples import CALIBRATED
 
 if TYPE_CHECKING:
     from _pytest.mark.structures import ParameterSet
@@ -319,6 +318,29 @@ def _load_tool_table(path: Path) -> dict[str, Any]:
     return table
 
 
+def is_cassette_folder(path: Path, cassette_dir: str) -> bool:
+    """Whether ``path`` is a folder of cassettes (``<test dir>/<cassette_dir>``): nothing to collect there.
+
+    Only a folder whose first two levels hold nothing but folders and ``.yaml`` files (``<module>/<test>/``
+    and the cassettes): a folder of that name that holds a Python file is collected as before.
+    """
+    parts = Path(cassette_dir).parts
+    if not parts or ".." in parts or Path(cassette_dir).is_absolute() or path.parts[-len(parts) :] != parts:
+        return False
+    try:
+        if not path.is_dir():
+            return False
+        for entry in path.iterdir():
+            if entry.is_dir():
+                if any(not (inner.is_dir() or inner.suffix == ".yaml") for inner in entry.iterdir()):
+                    return False
+            elif entry.suffix != ".yaml":
+                return False
+    except OSError:
+        return False
+    return True
+
+
 def parse_provider_list(text: str, known: Iterable[str], source: str) -> tuple[str, ...]:
     """Split ``openai,zhipu`` (commas or spaces), dropping duplicates; unknown names are a usage error."""
     names = tuple(dict.fromkeys(part for part in text.replace(",", " ").split() if part))
@@ -395,8 +417,8 @@ def resolve(config: pytest.Config, known: Iterable[str], metrics: Iterable[str] 
         check_known([baseline], known, f"baseline {baseline!r}")
     threshold_text = str(config.getini("llmport_threshold")).strip()
     threshold: float | str | None = None
-    if threshold_text == CALIBRATED:
-        threshold = CALIBRATED
+    if threshold_text and threshold_text == _calibrated():
+        threshold = _calibrated()
     elif threshold_text:
         try:
             number: object = float(threshold_text)
@@ -448,6 +470,13 @@ def resolve(config: pytest.Config, known: Iterable[str], metrics: Iterable[str] 
     )
 
 
+def _calibrated() -> str:
+    # Read where a threshold is given: a run without one (or without marked tests) never imports samples.py.
+    from .samples import CALIBRATED
+
+    return CALIBRATED
+
+
 def threshold_value(value: object, source: str, alternative: str = "") -> float:
     """A similarity threshold from the marker, an ini key or a call: a number in [0, 1]."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
@@ -481,19 +510,22 @@ def _judge(config: pytest.Config, known: Iterable[str]) -> str | None:
 
 def _sampling(config: pytest.Config) -> dict[str, Any]:
     """``samples`` and ``pass_rate`` from the command line, else the ini keys, else 1 and 1."""
-    from .samples import check_pass_rate, check_samples
-
-    values: dict[str, Any] = {}
-    for name, check in (("samples", check_samples), ("pass_rate", check_pass_rate)):
+    given: dict[str, tuple[object, str]] = {}
+    for name in ("samples", "pass_rate"):
         option = config.getoption(f"llmport_{name}")
         dashed = name.replace("_", "-")
         if option is not None:
-            values[name] = check(option, f"--llmport-{dashed}={option}")
+            given[name] = (option, f"--llmport-{dashed}={option}")
             continue
         text = str(config.getini(f"llmport_{name}")).strip()
         if text:
-            values[name] = check(text, f"ini llmport_{name}={text!r}")
-    return values
+            given[name] = (text, f"ini llmport_{name}={text!r}")
+    if not given:
+        return {}  # samples.py is imported where sampling is asked for
+    from .samples import check_pass_rate, check_samples
+
+    checks = {"samples": check_samples, "pass_rate": check_pass_rate}
+    return {name: checks[name](value, source) for name, (value, source) in given.items()}
 
 
 def _whole_number(text: str, source: str) -> int:
@@ -555,11 +587,11 @@ def marker_options(
             raise ConfigError(f"{usage}(baseline={baseline!r}): baseline must be a provider name")
         check_known([baseline], known, f"{usage}(baseline=...)")
     threshold = marker.kwargs.get("threshold")
-    if threshold is not None and threshold != CALIBRATED:
+    if threshold is not None and threshold != _calibrated():
         threshold = threshold_value(
             threshold,
             f"{usage}(threshold={threshold!r}): threshold",
-            alternative=f"{CALIBRATED!r} (calibrated on the baseline's samples)",
+            alternative=f"{_calibrated()!r} (calibrated on the baseline's samples)",
         )
     metric = marker.kwargs.get("metric")
     # Listed only for a marker that names a metric: listing them imports the built-in ones (rapidfuzz).
@@ -676,6 +708,17 @@ class ItemSettings:
 
 
 ITEM_SETTINGS = pytest.StashKey[ItemSettings]()
+# The parameter each marked test is parametrised over (the provider's name).
+PARAM = "llm_provider_name"
+
+
+def provider_of(item: pytest.Item) -> str | None:
+    """The provider an ``llm_portable`` item runs on, or None for any other item."""
+    # Only marked tests are parametrised over PARAM (pytest_generate_tests), so the parameter alone says
+    # it; this runs several times per test, and a marker lookup walks the node chain.
+    callspec = getattr(item, "callspec", None)
+    name = callspec.params.get(PARAM) if callspec is not None else None
+    return name if isinstance(name, str) else None
 
 
 def function_key(node: pytest.Item) -> str:
@@ -732,11 +775,13 @@ def item_settings(item: pytest.Item, test: PortableTest, provider: str, settings
     models = options.models
     if settings.embedding_provider and settings.embedding_model:
         models += (settings.embedding_model,)  # the embedding metric's requests land in the test's cassette
-    marks = [name for name in OTHER_RECORDER_MARKS if item.get_closest_marker(name) is not None]
+    # One walk up the node chain for every mark asked about (get_closest_marker walks it once per name).
+    carried = {mark.name for mark in item.iter_markers()}
+    marks = [name for name in OTHER_RECORDER_MARKS if name in carried]
     return ItemSettings(
         provider=provider,
         providers=test.providers,
-        skipped=item.get_closest_marker("skip") is not None,
+        skipped="skip" in carried,
         skip_reason=test.lacking.get(provider, ""),
         requires=options.requires,
         baseline=options.baseline or settings.baseline,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import sys
+import types
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +24,19 @@ if TYPE_CHECKING:
     from .chat import ChatResult
 
 __all__ = ["REPLAY_KEY", "ClientCache", "LLMProvider"]
+
+
+# The openai SDK's own HTTP clients are ``DefaultHttpxClient`` / ``DefaultAsyncHttpxClient`` in every
+# version this package allows: subclasses of httpx's clients in 1.x and 2.x, of httpx2's in 3.x. (2.x's
+# ``DefaultHttpx2Client`` is experimental, absent from 1.x and early 2.x, and not the stack the app's
+# ``openai.OpenAI()`` uses there.)
+def _httpx_of(client_class: type) -> types.ModuleType:
+    """The httpx package (``httpx`` or ``httpx2``) that ``client_class`` is built on."""
+    for base in client_class.__mro__:
+        package = base.__module__.partition(".")[0]
+        if package in ("httpx", "httpx2"):
+            return sys.modules[package]
+    raise TypeError(f"{client_class!r} is not an httpx client")
 
 
 class ClientCache:
@@ -166,7 +181,7 @@ class LLMProvider:
 
         def build() -> openai.OpenAI:
             if "http_client" not in options:
-                options["http_client"] = openai.DefaultHttpx2Client(verify=self._cache.ssl_context())
+                options["http_client"] = openai.DefaultHttpxClient(verify=self._cache.ssl_context())
             return openai.OpenAI(**options)
 
         client: openai.OpenAI = self._cache.get(key, build)
@@ -179,7 +194,7 @@ class LLMProvider:
         import openai
 
         options = self._openai_kwargs(kwargs)
-        options.setdefault("http_client", openai.DefaultAsyncHttpx2Client(verify=self._cache.ssl_context()))
+        options.setdefault("http_client", openai.DefaultAsyncHttpxClient(verify=self._cache.ssl_context()))
         return openai.AsyncOpenAI(**options)
 
     def httpx_client(self, **kwargs: Any) -> httpx.Client:
@@ -298,7 +313,6 @@ class LLMProvider:
         (and the event loop) and warned in whatever later test the garbage collector found them.
         """
         langchain_openai = self._sdk("langchain_openai", "langchain-openai", "langchain_chat", ("openai",))
-        import httpx2
         import openai
 
         options: dict[str, Any] = {"model": self.model, "base_url": self.base_url, "api_key": self.api_key}
@@ -308,11 +322,13 @@ class LLMProvider:
         options.update(kwargs)
         verify = self._cache.ssl_context()
         if "http_client" not in options:
-            build = functools.partial(openai.DefaultHttpx2Client, verify=verify)
+            build = functools.partial(openai.DefaultHttpxClient, verify=verify)
             options["http_client"] = self._cache.get(("langchain-http",), build)
         if "http_async_client" not in options:
-            limits = httpx2.Limits(max_connections=100, max_keepalive_connections=0)
-            options["http_async_client"] = openai.DefaultAsyncHttpx2Client(verify=verify, limits=limits)
+            limits = _httpx_of(openai.DefaultAsyncHttpxClient).Limits(
+                max_connections=100, max_keepalive_connections=0
+            )
+            options["http_async_client"] = openai.DefaultAsyncHttpxClient(verify=verify, limits=limits)
         return langchain_openai.ChatOpenAI(**options)
 
     def secret(self) -> str:

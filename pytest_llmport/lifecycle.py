@@ -23,7 +23,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from . import sdks
+from .config import PARAM as PARAM
 from .config import RecordingOptions, Settings, settings_of
+from .config import provider_of as provider_of
 from .environ import current as current_variable
 from .environ import restore_variables
 from .errors import (
@@ -46,7 +48,6 @@ if TYPE_CHECKING:
     from .redaction import Redaction
     from .scrub import Scrubber
 
-PARAM = "llm_provider_name"
 TEST_OUTCOMES = (pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exception)
 
 
@@ -97,15 +98,6 @@ class Plan:
     key: str  # the provider's key, or the replay placeholder
     replaying: bool
     exists: bool  # the cassette file existed when the test was planned
-
-
-def provider_of(item: pytest.Item) -> str | None:
-    """The provider an ``llm_portable`` item runs on, or None for any other item."""
-    # Only marked tests are parametrised over PARAM (pytest_generate_tests), so the parameter alone says
-    # it; this runs several times per test, and a marker lookup walks the node chain.
-    callspec = getattr(item, "callspec", None)
-    name = callspec.params.get(PARAM) if callspec is not None else None
-    return name if isinstance(name, str) else None
 
 
 def record_command(nodeid: str, spec: Provider, mode: str, samples: int | None = None) -> str:

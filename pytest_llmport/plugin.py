@@ -4,32 +4,33 @@ from __future__ import annotations
 
 import os
 from collections.abc import Generator, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from . import config as cfg
 from . import hookspecs, providers
+from .config import PARAM, provider_of
 from .errors import ConfigError, LlmportError
-from .lifecycle import PARAM, ItemState, Outcome, provider_of
 from .metrics import MetricRegistry
-from .redaction import WarningScrubber
+from .redaction import LogScrubber, WarningScrubber
 from .refusals import Outside, guarded_conftest_imports
 from .report import DISCARDED, PROPERTY, RunReport, junit_properties
 from .run import BACKGROUND_PROPERTY, LlmportRun, Scope
-from .samples import SAMPLE, shortfalls, tolerated
 from .testids import leaky_ids, leaky_worker_ids, param_id
 
-# What only a marked test needs is imported where it is used, so a run without one stays light
-# (tests/test_import.py, bench/startup.py).
+# What only a marked test needs (lifecycle.py, samples.py, handle.py ...) is imported where it is used,
+# so a run without one stays light (tests/test_import.py, bench/startup.py).
 if TYPE_CHECKING:
     from .equivalence import Equivalence
     from .handle import LLMProvider
+    from .lifecycle import ItemState, Outcome
 
 RUN_KEY = pytest.StashKey[LlmportRun]()
-ITEM_KEY = pytest.StashKey[ItemState]()
+ITEM_KEY: pytest.StashKey[ItemState] = pytest.StashKey()
 IDS_CHECKED_KEY = pytest.StashKey[bool]()
-OUTCOME_KEY = pytest.StashKey[Outcome]()
+OUTCOME_KEY: pytest.StashKey[Outcome] = pytest.StashKey()
 SETUP_PROBLEM_KEY = pytest.StashKey[str]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 SCOPE_KEY = pytest.StashKey[Scope]()
@@ -92,6 +93,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # Registered as a plugin for its pytest_runtest_logreport, which merges xdist workers' results.
     config.pluginmanager.register(run, "llmport-run")
     config.pluginmanager.register(WarningScrubber(run.redaction), "llmport-warnings")
+    config.pluginmanager.register(LogScrubber(run.redaction), "llmport-logs")
     run.adopt(config.stash.get(EARLY_KEY, None))
     if run.replays_all:
         run.start_guard()  # from here on: imports, session fixtures and unmarked tests are guarded too
@@ -122,10 +124,12 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         output[BLOCKED_OUTSIDE] = list(dict.fromkeys(run.blocked_outside))
         output[UNREPORTED_DISCARDS] = list(run.discarded)  # a worker lists only those (run.abandon)
         return
-    if shortfalls(run.matrix.cells) and session.exitstatus == pytest.ExitCode.OK:
+    if _shortfalls(run) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED  # too many tolerated samples in some cell
     outputs = session.config.stash[REPORT_KEY]
-    outputs.write(run.matrix)
+    if run.matrix.cells or run.settings.report_path or run.settings.html_path:
+        # Without a cell or a file to write, building the report would only read the price table.
+        outputs.write(run.matrix)
     if outputs.errors and session.exitstatus == 0:
         session.exitstatus = pytest.ExitCode.INTERNAL_ERROR
     if run.matrix.cells:
@@ -166,9 +170,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash.setdefault(TESTS_KEY, {})[cfg.function_key(metafunc.definition)] = test
     if PARAM not in metafunc.fixturenames:
         metafunc.fixturenames.append(PARAM)
-    if test.sampled and SAMPLE not in metafunc.fixturenames:
+    if not test.sampled:
+        metafunc.parametrize(PARAM, test.params())
+        return
+    from .samples import SAMPLE
+
+    if SAMPLE not in metafunc.fixturenames:
         metafunc.fixturenames.append(SAMPLE)
-    metafunc.parametrize([PARAM, SAMPLE] if test.sampled else PARAM, test.params())
+    metafunc.parametrize([PARAM, SAMPLE], test.params())
 
 
 @pytest.hookimpl(wrapper=True)
@@ -188,6 +197,15 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     run.prepare_property_tests(items)
     if not hasattr(session.config, "workerinput"):  # an xdist controller checks its workers' ids
         leaky_ids(items, run.redaction.redact, PARAM)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    # pytest would walk every cassette folder (one per test, a file per provider) looking for tests.
+    run = config.stash.get(RUN_KEY, None)
+    folder = run.settings.cassette_dir if run is not None else ""
+    if not folder or collection_path.name != folder.rstrip("/").rpartition("/")[2]:
+        return None  # another plugin or pytest itself decides
+    return True if cfg.is_cassette_folder(collection_path, folder) else None
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -327,9 +345,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         setattr(report, DISCARDED, state.discarded)  # an attribute: xdist carries it, JUnit does not show it
     outcome = item.stash.get(OUTCOME_KEY, None)
     if outcome is None:
+        from .lifecycle import Outcome
+
         outcome = item.stash[OUTCOME_KEY] = Outcome()
     outcome.note(report.when, report.failed, exc)
-    if report.when == "call" and report.failed and state is not None and tolerated(state, exc):
+    if report.when == "call" and report.failed and state is not None and _tolerated(state, exc):
         report.outcome = "skipped"  # what pytest.xfail does; the cell's pass rate decides the run
         report.wasxfail = (
             f"sample {state.sample.index} of {state.sample.count} not equivalent, tolerated by "
@@ -376,7 +396,11 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     finally:
         state = item.stash.get(ITEM_KEY, None)
         if state is not None:
-            outcome = item.stash.get(OUTCOME_KEY, None) or Outcome()
+            outcome = item.stash.get(OUTCOME_KEY, None)
+            if outcome is None:
+                from .lifecycle import Outcome
+
+                outcome = Outcome()
             item.config.stash[RUN_KEY].finish(item, state, nextitem, outcome)
 
 
@@ -388,7 +412,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section(f"llmport: {title}")
         for line in lines:
             terminalreporter.write_line(line)
-    short = shortfalls(run.matrix.cells)
+    short = _shortfalls(run)
     if short:
         terminalreporter.section("llmport: pass rate below pass_rate (the run fails)", red=True)
         for line in short:
@@ -407,6 +431,21 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section("llmport: network blocked outside tests")
         for line in dict.fromkeys(run.blocked_outside):
             terminalreporter.write_line(line)
+
+
+def _shortfalls(run: LlmportRun) -> list[str]:
+    """The cells whose tolerated samples exceed their pass rate (none in a run without cells)."""
+    if not run.matrix.cells:
+        return []
+    from .samples import shortfalls
+
+    return shortfalls(run.matrix.cells)
+
+
+def _tolerated(state: ItemState, exc: BaseException | None) -> bool:
+    from .samples import tolerated
+
+    return tolerated(state, exc)
 
 
 def _marked_state(request: pytest.FixtureRequest, fixture: str) -> ItemState:

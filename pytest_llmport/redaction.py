@@ -8,6 +8,8 @@ run, because a key a test set and removed again still leaves traces in what outl
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +110,37 @@ class Redaction:
 
         return redact_shapes(self.output().text(text))
 
+    def clean_record(self, record: logging.LogRecord) -> None:
+        """Take known keys, and the masked prefixes SDKs print of them, out of a log record (in place).
+
+        Nothing before this run's first scrubber: until then no secret is known.
+        """
+        if not self._seen:
+            return
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format is logging's to report, when a handler formats it
+            return
+        clean = self.output(refresh=False).text(message)
+        if "**" in clean:
+            clean = _MASKED.sub(self._unmask, clean)
+        if clean != message:
+            record.msg, record.args = clean, None
+
+    def _unmask(self, match: re.Match[str]) -> str:
+        # The shown part may follow other characters (``ak=sk-llm***``): its longest tail that starts a
+        # known secret is the prefix.
+        from .placeholders import marker
+        from .scrub import MIN_SECRET
+
+        shown = match.group(1)
+        for start in range(len(shown) - _MIN_PREFIX + 1):
+            tail = shown[start:]
+            for value, name in self._seen.items():
+                if len(value) >= MIN_SECRET and value not in PLACEHOLDER_KEYS and value.startswith(tail):
+                    return shown[:start] + marker(name) + match.group(2)
+        return match.group(0)
+
     def scrub_report(
         self,
         report: pytest.TestReport,
@@ -167,6 +200,48 @@ class WarningScrubber:
             # A plain Warning holding the clean text: the app's own instance may be in use elsewhere, and
             # its class may need other arguments or format itself. The category (printed) stays.
             warning_message.message = Warning(clean)
+
+
+# How SDKs mask a key they log: its first characters, then asterisks (qianfan: ``ak `sk-llm***```).
+_MASKED = re.compile(r"([\w.\-]+)(\*{2,})")
+_MIN_PREFIX = 4  # fewer characters of a key say nothing about it (and would match too much)
+
+
+class LogScrubber(logging.Filter):
+    """Takes known keys and their printed prefixes out of log records before anything shows them.
+
+    A plugin object of its own, like :class:`WarningScrubber`. At session start it filters pytest's log
+    handlers (``caplog``, the report's "Captured log" section, live logging, the log file), and the
+    loggers of SDKs that log a key's prefix and print their records themselves (qianfan's own stderr
+    handler, shown as "Captured stderr"); at unconfigure it lets go. Records are cleaned in place, so
+    every handler after the first sees the clean one.
+    """
+
+    SDK_LOGGERS = ("qianfan",)
+    HANDLERS = ("caplog_handler", "report_handler", "log_cli_handler", "log_file_handler")
+
+    def __init__(self, redaction: Redaction) -> None:
+        super().__init__()
+        self.redaction = redaction
+        self._attached: list[logging.Filterer] = []
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        plugin = session.config.pluginmanager.get_plugin("logging-plugin")
+        targets = [getattr(plugin, name, None) for name in self.HANDLERS]
+        targets += [logging.getLogger(name) for name in self.SDK_LOGGERS]
+        for target in targets:
+            if isinstance(target, logging.Filterer) and self not in target.filters:
+                target.addFilter(self)
+                self._attached.append(target)
+
+    def pytest_unconfigure(self) -> None:
+        for target in self._attached:
+            target.removeFilter(self)
+        self._attached.clear()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        self.redaction.clean_record(record)
+        return True
 
 
 def gateway_passwords(providers: Collection[Provider]) -> list[tuple[str, str]]:

@@ -1,9 +1,10 @@
 """``python -m pytest_llmport reseal PATH...``: seal cassettes again after a deliberate hand edit.
 
-Each response body of a cassette carries its length and SHA-256 (``llmport: {length, sha256}``); a body
-that does not match is refused at replay as damaged. After editing a cassette on purpose, this writes
-it again in the current format with fresh seals (a folder: every ``*.yaml`` cassette below it). An
-unsealed cassette (format 1, written before seals existed) is sealed too. Nothing is re-recorded.
+Each response of a cassette carries its seals (``llmport: {head, length, sha256}``: its status, headers
+and facts, then its body's length and SHA-256); a response that does not match them is refused at
+replay as damaged. After editing a cassette on purpose, this writes it again in the current format with
+fresh seals (a folder: every ``*.yaml`` cassette below it). Cassettes of older formats (1: unsealed; 2:
+head seals optional) are written in the current one too. Nothing is re-recorded.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def _targets(paths: list[str]) -> list[Path]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m pytest_llmport reseal",
-        description="Seal cassettes again after editing them by hand (their bodies' length and SHA-256).",
+        description="Seal cassettes again after editing them by hand (each response's head and body seals).",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="a cassette, or a folder of cassettes")
     args = parser.parse_args(argv)

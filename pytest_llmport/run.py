@@ -8,6 +8,7 @@ one of each and delegates. Which test (scope) a refusal belongs to is decided he
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -16,11 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .config import Settings
+from .config import Settings, provider_of
 from .guard import Threads
-from .handle import ClientCache
-from .lifecycle import CassettePaths, ItemState, Lifecycle, Outcome, provider_of
-from .llmequiv import Equivalences
 from .placeholders import replay_key
 from .providers import Provider
 from .redaction import Redaction
@@ -36,6 +34,9 @@ from .refusals import (
 
 if TYPE_CHECKING:
     from .guard import Attempt, ChildGuard, Guard
+    from .handle import ClientCache
+    from .lifecycle import CassettePaths, ItemState, Lifecycle, Outcome
+    from .llmequiv import Equivalences
     from .recording import ItemRecording
     from .scrub import Scrubber
 
@@ -72,25 +73,9 @@ class LlmportRun:
         self.registry = registry
         self.metrics: Mapping[str, Callable[[str, str], float]] = metrics if metrics is not None else {}
         self.matrix = Matrix(settings.providers, settings.baseline)
-        self.clients = ClientCache(offline=settings.record_mode == "none")
         self.discarded: list[dict[str, str]] = []
         self.scan_findings: list[str] = []
         self.redaction = Redaction(registry.values(), settings.secret_env)
-        self.paths = paths = CassettePaths(settings.cassette_dir, self.redaction.is_secret)
-        self.equivalences = Equivalences(
-            settings, registry, self.metrics, self.clients, paths, self.redaction
-        )
-        self.lifecycle = Lifecycle(
-            config,
-            settings,
-            registry,
-            self.redaction,
-            self.clients,
-            paths,
-            start_guard=self.start_guard,
-            attach=self._attach,
-            keep_observations=self.equivalences.keep,
-        )
         self._restore_session_env: Callable[[], None] = lambda: None
         self.guard: Guard | None = None
         self._children: ChildGuard | None = None
@@ -98,6 +83,43 @@ class LlmportRun:
         self.scope: Scope | None = None
         self.background: list[tuple[str, dict[str, str]]] = []
         self.outside = Outside(background=self.background)
+
+    # What only marked tests use is made (and its modules imported) on first use: a run without one
+    # stays light (tests/test_import.py, bench/startup.py). Once made, each is a plain attribute.
+    @functools.cached_property
+    def clients(self) -> ClientCache:
+        from .handle import ClientCache
+
+        return ClientCache(offline=self.settings.record_mode == "none")
+
+    @functools.cached_property
+    def paths(self) -> CassettePaths:
+        from .lifecycle import CassettePaths
+
+        return CassettePaths(self.settings.cassette_dir, self.redaction.is_secret)
+
+    @functools.cached_property
+    def equivalences(self) -> Equivalences:
+        from .llmequiv import Equivalences
+
+        settings, registry = self.settings, self.registry
+        return Equivalences(settings, registry, self.metrics, self.clients, self.paths, self.redaction)
+
+    @functools.cached_property
+    def lifecycle(self) -> Lifecycle:
+        from .lifecycle import Lifecycle
+
+        return Lifecycle(
+            self.config,
+            self.settings,
+            self.registry,
+            self.redaction,
+            self.clients,
+            self.paths,
+            start_guard=self.start_guard,
+            attach=self._attach,
+            keep_observations=self.equivalences.keep,
+        )
 
     # -- the network guard -----------------------------------------------------------------------
     @property
@@ -121,6 +143,8 @@ class LlmportRun:
     def _blocking(self) -> bool:
         if self.replays_all:
             return True
+        if "lifecycle" not in self.__dict__:
+            return False  # no marked test has started: nothing replays
         recording = self.lifecycle.recording
         return recording is not None and recording.replaying
 
@@ -235,6 +259,8 @@ class LlmportRun:
 
     def abandon(self) -> None:
         """The run ends (interrupted) while a test is open: list its recording as not saved."""
+        if "lifecycle" not in self.__dict__:
+            return  # no marked test started
         discarded = self.lifecycle.abandon()
         if discarded is not None:
             self.discarded.append(discarded)  # no report follows: list it here
@@ -323,11 +349,14 @@ class LlmportRun:
 
     def prepare_property_tests(self, items: list[pytest.Item]) -> None:
         """Make every marked ``@given`` test replayable (see :mod:`pytest_llmport.properties`)."""
+        marked = [item for item in items if provider_of(item) is not None]
+        if not marked:
+            return
         from .properties import is_property_test, make_replayable
 
-        for item in items:
+        for item in marked:
             function = getattr(item, "obj", None)
-            if provider_of(item) is not None and is_property_test(function):
+            if is_property_test(function):
                 make_replayable(getattr(function, "__func__", function), self.settings.max_examples)
 
     def report_data(self, state: ItemState, outcome: Outcome) -> dict[str, Any]:
@@ -382,8 +411,10 @@ class LlmportRun:
             self._restore_session_env = sdks.session_environment(specs, replay_key if replay_only else None)
 
     def close(self) -> None:
-        self.lifecycle.close()
-        self.clients.close()
+        if "lifecycle" in self.__dict__:  # made by the first marked test (see the properties above)
+            self.lifecycle.close()
+        if "clients" in self.__dict__:
+            self.clients.close()
         if self.guard is not None:
             self.guard.uninstall()
         self._restore_env(self._saved_env)

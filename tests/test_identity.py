@@ -470,7 +470,7 @@ def test_a_cassette_recorded_through_a_gateway_replays_without_its_settings(
     pytester.runpytest("--providers=zhipu", *xdist_args).assert_outcomes(passed=1)
     files = cassettes(pytester.path)
     text = files["cassettes/test_app/test_fixture_clients/zhipu.yaml"]
-    assert text.startswith("version: 1\nllmport:\n  format: 2\n")
+    assert text.startswith("version: 1\nllmport:\n  format: 3\n")
     assert f"\n  provider: zhipu\n  base_url: {llm_env.base_url}\n  model: glm-4-plus\n" in text
     llm_env.stop()
     for name in ("LLMPORT_ZHIPU_BASE_URL", "LLMPORT_ZHIPU_MODEL", "ZHIPUAI_API_KEY"):

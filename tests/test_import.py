@@ -26,17 +26,27 @@ HEAVY = (
     "urllib3",
     "vcr",
     "yaml",
+    "yaml_rs",
     "pytest_llmport.cassettes",
     "pytest_llmport.chat",
     "pytest_llmport.compare",
+    "pytest_llmport.dialects",  # the URL check at start-up needs it only for an added or changed provider
     "pytest_llmport.fake",
     "pytest_llmport.fake_dialects",
+    "pytest_llmport.fastyaml",
+    "pytest_llmport.handle",
+    "pytest_llmport.lifecycle",
+    "pytest_llmport.llmequiv",
+    "pytest_llmport.prices",  # and tomllib: the price table is read for a report with cells
     "pytest_llmport.recording",
     "pytest_llmport.scrub",
     "pytest_llmport.similarity",
     "pytest_llmport.strategies",
     "pytest_llmport.testing",
 )
+
+# What collecting a marked test needs (sampling, hypothesis' replay settings), but a run without one not.
+UNTIL_MARKED = ("pytest_llmport.properties", "pytest_llmport.samples")
 
 CONFTEST = f"""
 import sys
@@ -82,6 +92,7 @@ def test_run_without_marked_tests_imports_no_heavy_dependency(
         monkeypatch.setenv("CI", "true")
     else:
         monkeypatch.delenv("CI", raising=False)
+    alone.makeconftest(CONFTEST.replace("HEAVY = ", f"HEAVY = {UNTIL_MARKED!r} + "))
     alone.makepyfile(test_plain="def test_plain():\n    pass\n")
     result = alone.runpytest_subprocess("-s", "-p", "pytest_llmport.plugin")
     result.assert_outcomes(passed=1)

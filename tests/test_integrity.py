@@ -520,7 +520,7 @@ def test_a_newer_format_is_refused_with_the_version_that_reads_it(
     path = recorded / "test_one" / "zhipu.yaml"
     text = path.read_text("utf-8")
     path.write_text(
-        text.replace("  format: 2\n  plugin: 0.1.0\n", "  format: 7\n  plugin: 3.2.0\n", 1), "utf-8"
+        text.replace("  format: 3\n  plugin: 0.1.0\n", "  format: 7\n  plugin: 3.2.0\n", 1), "utf-8"
     )
     result = pytester.runpytest("--providers=zhipu")
     result.assert_outcomes(passed=1, errors=1)
@@ -528,7 +528,7 @@ def test_a_newer_format_is_refused_with_the_version_that_reads_it(
         [
             "*test_one.py::test_one[[]zhipu[]]: cassette of provider 'zhipu' is unusable:",
             f"  {path}: cassette format 7 (written by pytest-llmport 3.2.0); this pytest-llmport * reads "
-            "formats 1 to 2. Upgrade pytest-llmport to 3.2.0 or later.",
+            "formats 1 to 3. Upgrade pytest-llmport to 3.2.0 or later.",
         ]
     )
 

@@ -140,3 +140,22 @@ def test_invalid_base_url_names_its_variable(
     result.stderr.fnmatch_lines(
         [f"*LLMPORT_ZHIPU_BASE_URL={url!r} is not a valid base URL: it needs http:// or https://*"]
     )
+
+
+def test_every_builtin_passes_its_url_check_so_start_up_may_skip_it() -> None:
+    """build_registry checks only added or changed providers against their dialect's URL traps."""
+    from pytest_llmport.providers import build_registry, check_dialect_url
+
+    for provider in BUILTIN_PROVIDERS:
+        check_dialect_url(provider)  # raises ConfigError naming the trap
+    trapped = Provider(
+        name="qwen",
+        base_url="https://dashscope.aliyuncs.com/api/v1",  # the native API, not the compatible mode
+        model="qwen-plus",
+        api_key_env="DASHSCOPE_API_KEY",
+    )
+    with pytest.raises(ConfigError, match=r"dialect 'openai' but .* native DashScope API"):
+        build_registry([BUILTIN_PROVIDERS], {}, {"LLMPORT_QWEN_BASE_URL": trapped.base_url})
+    with pytest.raises(ConfigError, match=r"dialect 'openai' but .* native DashScope API"):
+        build_registry([[trapped], BUILTIN_PROVIDERS], {}, {})  # a plugin's provider replacing a built-in
+    assert build_registry([BUILTIN_PROVIDERS], {}, {}) == {p.name: p for p in BUILTIN_PROVIDERS}
