@@ -16,7 +16,7 @@ from .errors import ConfigError, LlmportError
 from .metrics import MetricRegistry
 from .redaction import LogScrubber, WarningScrubber
 from .refusals import Outside, guarded_conftest_imports
-from .report import DISCARDED, PROPERTY, RunReport, junit_properties
+from .report import DISCARDED, PROPERTY, RunReport
 from .run import BACKGROUND_PROPERTY, LlmportRun, Scope
 from .testids import leaky_ids, leaky_worker_ids, param_id
 
@@ -35,7 +35,7 @@ SETUP_PROBLEM_KEY = pytest.StashKey[str]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 SCOPE_KEY = pytest.StashKey[Scope]()
 # The JUnit properties this plugin added to an item (from its scrubbed report data).
-JUNIT_KEY = pytest.StashKey[list[tuple[str, str]]]()
+JUNIT_KEY = pytest.StashKey[list[tuple[str, object]]]()
 EARLY_KEY = pytest.StashKey[Outside]()
 # Each marked test function's parsed marker and providers, by cfg.function_key, until its items exist.
 TESTS_KEY = pytest.StashKey[dict[str, cfg.PortableTest]]()
@@ -83,7 +83,9 @@ def pytest_configure(config: pytest.Config) -> None:
         registry = providers.build_registry(contributed, table.get("providers", {}))
         metrics = MetricRegistry(lambda: config.hook.pytest_llmport_add_metrics(config=config))
         settings = cfg.resolve(config, registry, metrics)
-        config.stash[REPORT_KEY] = RunReport(settings, registry, table.get("prices"))
+        config.stash[REPORT_KEY] = RunReport(
+            settings, registry, table.get("prices"), junit_xml=bool(getattr(config.option, "xmlpath", None))
+        )
         if settings.cassette_inventory:
             config.stash[REPORT_KEY].without_inventory_under_xdist()
     except ConfigError as exc:
@@ -378,14 +380,26 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         # An attribute, not a user property: junitxml writes the teardown report's user properties with
         # str(), and this dict is for the matrix (xdist carries report attributes). JUnit gets flat
         # string properties instead, once per test, built from the scrubbed data (so not scrubbed again).
-        setattr(report, PROPERTY, data)
-        if not any(name.startswith(f"{PROPERTY}.") for name, _ in item.user_properties):
-            properties = item.stash[JUNIT_KEY] = junit_properties(data, report)
-            item.user_properties.extend(properties)
+        setattr(report, PROPERTY, data)  # dropped once every reporter has read it (pytest_runtest_logreport)
+        known = len(item.user_properties)
+        item.config.stash[REPORT_KEY].add_junit_properties(item, data, report)
+        if len(item.user_properties) > known:
+            item.stash[JUNIT_KEY] = item.user_properties[known:]
     # Before any reporter sees it: pytest's terminal, JUnit XML, xdist's controller.
-    ours: list[tuple[str, str]] = item.stash.get(JUNIT_KEY, [])
+    ours: list[tuple[str, object]] = item.stash.get(JUNIT_KEY, [])
     run.redaction.scrub_report(report, scrubber, clean=ours)
     return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_logreport(report: pytest.TestReport) -> Generator[None, None, None]:
+    try:
+        return (yield)
+    finally:
+        # Every reporter has read the cell now (an xdist worker has sent it, the matrix has taken it).
+        # pytest keeps each report to the end of the session: the cell must not stay there with it, or
+        # memory grows with the suite (bench/scale.py).
+        report.__dict__.pop(PROPERTY, None)
 
 
 @pytest.hookimpl(wrapper=True)

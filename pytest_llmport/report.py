@@ -350,8 +350,17 @@ def group_discarded(entries: Iterable[Any]) -> list[str]:
 class RunReport:
     """The run's report outputs: prices, the versioned JSON report, the HTML page, the verdict."""
 
-    def __init__(self, settings: Any, registry: Mapping[str, Any], prices: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self,
+        settings: Any,
+        registry: Mapping[str, Any],
+        prices: Mapping[str, Any] | None,
+        junit_xml: bool = False,
+    ) -> None:
         self.settings = settings
+        # --junitxml given (an xdist worker has the controller's options): only then does each marked test
+        # carry its JUnit properties. pytest keeps every item and report to the end of the session.
+        self.junit_xml = junit_xml
         self._price_overrides = prices
         # [tool.llmport.prices] is checked at start-up; the built-in table alone is read for a report (a
         # run without marked tests imports neither prices.py nor tomllib and importlib.resources).
@@ -378,6 +387,11 @@ class RunReport:
         an orphan from another worker's cassette: say so instead of listing, or pruning, anything."""
         if self.settings.xdist_controller:
             self.inventory_note = "under -n the workers collect the tests: run --llmport-cassettes without -n"
+
+    def add_junit_properties(self, item: Any, data: Mapping[str, Any], report: Any) -> None:
+        """Flat JUnit properties for the test (:func:`junit_properties`), once per test, with --junitxml."""
+        if self.junit_xml and not any(name.startswith(f"{PROPERTY}.") for name, _ in item.user_properties):
+            item.user_properties.extend(junit_properties(data, report))
 
     def take_inventory(self, session: Any, run: Any) -> None:
         """``--llmport-cassettes``: list (and prune) cassettes right after collection, before tests run."""

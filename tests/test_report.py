@@ -381,6 +381,80 @@ def check_junit_properties(path: Path) -> None:
     assert all(name.startswith("llmport.") for case in props.values() for name in case)
 
 
+# What each process keeps once a report has been reported: pytest keeps every item and report to the end of
+# the session, so the cell and the JUnit properties must not stay on them (bench/scale.py measures it).
+KEPT_CONFTEST = """
+import json
+import os
+
+import pytest
+
+SEEN = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":  # what any reporter reads while the report is reported
+        SEEN.append(sorted(getattr(report, "llmport", {})))
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session):
+    who = getattr(session.config, "workerinput", {}).get("workerid", "main")
+    stats = session.config.pluginmanager.get_plugin("terminalreporter").stats
+    reports = [r for kept in stats.values() for r in kept if hasattr(r, "when")]
+    kept = {
+        "seen": SEEN,
+        "reports": len(reports),
+        "with_cell": [r.nodeid for r in reports if hasattr(r, "llmport")],
+        "properties": sorted({name for item in session.items for name, _ in item.user_properties}),
+    }
+    with open(os.path.join(str(session.config.rootpath), f"kept-{who}.json"), "w") as out:
+        json.dump(kept, out)
+"""
+
+KEPT_SUITE = """
+import pytest
+
+
+@pytest.mark.llm_portable
+@pytest.mark.parametrize("case", ["a", "b", "c"])
+def test_reply(llm_provider, case):
+    reply = llm_provider.openai_client().chat.completions.create(
+        model=llm_provider.model, messages=[{"role": "user", "content": case}]
+    )
+    assert reply.choices[0].message.content
+"""
+
+
+@pytest.mark.parametrize("junit", [False, True], ids=["no-junitxml", "junitxml"])
+def test_reports_and_items_keep_no_cell_and_junit_properties_only_with_junitxml(
+    pytester: pytest.Pytester, llm_env: object, run_modes: RunModes, junit: bool
+) -> None:
+    pytester.makeconftest(KEPT_CONFTEST)
+    pytester.makepyfile(test_app=KEPT_SUITE)
+    args = ["--providers=openai,zhipu", "--llmport-report=report.json"]
+    result = run_modes(*args, *(["--junitxml=junit.xml"] if junit else []))
+    result.assert_outcomes(passed=6)
+    kept = {path.stem: json.loads(path.read_text()) for path in pytester.path.glob("kept-*.json")}
+    assert sorted(kept) == (["kept-gw0", "kept-gw1", "kept-main"] if run_modes.xdist else ["kept-main"])
+    # Every process held reports, and none of them still carries its cell once it was reported ...
+    assert all(k["reports"] and k["with_cell"] == [] for k in kept.values()), kept
+    # ... but every reporter saw the cell while the report was reported, on the controller too.
+    seen = kept["kept-main"]["seen"]
+    assert len(seen) == 6 and all({"provider", "kind", "exchanges", "model"} <= set(s) for s in seen), seen
+    cells = json.loads((pytester.path / "report.json").read_text())["tests"]
+    assert sorted(cells) == [f"test_app.py::test_reply[{c}]" for c in "abc"]
+    assert all(row[p]["kind"] == "passed" and row[p]["exchanges"] for row in cells.values() for p in row)
+    ran = [k for who, k in kept.items() if who != "kept-main" or not run_modes.xdist]  # items run here
+    properties = {name for k in ran for name in k["properties"]}
+    if junit:
+        assert {"llmport.provider", "llmport.kind", "llmport.model"} <= properties
+        (case, *_) = ET.parse(pytester.path / "junit.xml").iter("testcase")
+        assert {p.get("name") for p in case.iter("property")} >= {"llmport.provider", "llmport.kind"}
+    else:
+        assert properties == set(), "JUnit properties on items of a run without --junitxml"
+
+
 def test_report_paths_are_written_whole(
     pytester: pytest.Pytester, llm_env: object, run_modes: RunModes
 ) -> None:
