@@ -29,6 +29,11 @@ run once per provider: N items again. Four more llmport measurements run beside 
 A last table gives the whole process's CPU time per item (start-up, collection and session end
 included) and the part of it outside the test loop, against plain pytest's.
 
+With ``--before DIR`` (a folder holding another version's ``pytest_llmport`` package, e.g. extracted with
+``git archive <rev> pytest_llmport | tar -x -C DIR``), ``llmport-before`` replays the same project with that
+version first on ``PYTHONPATH`` and its own warm parsed-cassette cache, interleaved with the others: a
+before/after figure from one run, on a machine whose load drifts.
+
 Every variant runs ``--repeat`` times (interleaved, so slow drift of a noisy machine hits all of them alike)
 and the minimum is reported. Nothing here asserts on timings.
 """
@@ -177,6 +182,7 @@ REPLAY_ARGS: dict[str, tuple[str, ...]] = {
     "oneshot": ("--providers=openai", "--llmport-record-mode=none"),
 }
 TIMED = ("plain", "floor", "llmport", "llmport-cold", "pytest-recording")
+BEFORE = "llmport-before"  # with --before: the same replay with another version of the plugin
 EXTRA = ("llmport-mismatch", "stream", "oneshot", "llmport-cold-pyyaml")
 RECORD_ARGS: dict[str, tuple[str, ...]] = {
     "llmport": ("--providers=openai", "--llmport-record-mode=once"),
@@ -186,7 +192,14 @@ RECORD_ARGS: dict[str, tuple[str, ...]] = {
 }
 LLMPORT_VARIANTS = ("llmport", "llmport-cold", "llmport-mismatch", "stream", "oneshot", "llmport-cold-pyyaml")
 # variants replaying another's project
-RECORDS = {"llmport-cold": "llmport", "llmport-mismatch": "llmport", "llmport-cold-pyyaml": "llmport"}
+RECORDS = {
+    "llmport-cold": "llmport",
+    "llmport-mismatch": "llmport",
+    "llmport-cold-pyyaml": "llmport",
+    BEFORE: "llmport",
+}
+REPLAY_ARGS[BEFORE] = (*REPLAY_ARGS["llmport"], "-o", "cache_dir=.pytest_cache_before")
+SHOWN = (*TIMED[:3], BEFORE, *TIMED[3:])  # table order
 
 
 def with_providers(args: tuple[str, ...], providers: list[str]) -> tuple[str, ...]:
@@ -232,7 +245,7 @@ def _table(title: str, per: dict[str, float], best: dict[str, Timing], show_runs
         header += f"{'loop s':>9}{'collect s':>11}{'wall s':>9}"
     print(header)
     print("-" * len(header))
-    for variant in (v for v in TIMED if v in per):
+    for variant in (v for v in SHOWN if v in per):
         added = f"{per[variant] - floor:.3f}" if variant not in ("plain", "floor") else ""
         line = (
             f"{variant:<18}{per[variant]:>12.3f}{per[variant] / plain:>9.2f}{per[variant] / floor:>9.2f}"
@@ -242,6 +255,11 @@ def _table(title: str, per: dict[str, float], best: dict[str, Timing], show_runs
             t = best[variant]
             line += f"{t.loop_s:>9.3f}{t.collect_s:>11.3f}{t.wall_s:>9.3f}"
         print(line)
+    if BEFORE in per and "llmport" in per:
+        print(
+            f"llmport added above the floor: before {per[BEFORE] - floor:.3f} ms, "
+            f"now {per['llmport'] - floor:.3f} ms ({per['llmport'] / per[BEFORE]:.3f}x per item)"
+        )
     if all(v in per for v in ("pytest-recording", "llmport", "llmport-cold", "floor")):
         print(
             f"pytest-recording / llmport per-item: {per['pytest-recording'] / per['llmport']:.2f}x "
@@ -270,7 +288,7 @@ def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
     )
     print(header)
     print("-" * len(header))
-    for variant in (v for v in TIMED if v in best):
+    for variant in (v for v in SHOWN if v in best):
         t = best[variant]
         setup, call, teardown = (ms(t.phases[key], n) for key in ("setup", "call", "teardown"))
         total = ms(t.loop_s, n)
@@ -283,7 +301,7 @@ def print_table(runs: dict[str, list[Timing]], n: int, repeat: int) -> None:
     )
     print(header)
     print("-" * len(header))
-    for variant in (v for v in TIMED if v in best):
+    for variant in (v for v in SHOWN if v in best):
         t = best[variant]
         first, median = t.first, t.median
         print(
@@ -480,6 +498,11 @@ def main(argv: list[str] | None = None) -> int:
         help="keep the keys set while replaying llmport (a developer's machine; default: unset, as CI)",
     )
     parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also replay with the pytest_llmport package under DIR (another version), as llmport-before",
+    )
+    parser.add_argument(
         "--whole",
         action="store_true",
         help="also time each variant's one-test project: whole-process CPU per item, N against one test",
@@ -499,9 +522,13 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [v.strip() for v in args.only.split(",") if v.strip()] or list(TIMED + EXTRA)
     if set(chosen) - set(TIMED + EXTRA):
         parser.error(f"--only takes {', '.join(TIMED + EXTRA)}")
+    if args.before:
+        if not (Path(args.before) / "pytest_llmport" / "__init__.py").is_file():
+            parser.error(f"--before {args.before}: no pytest_llmport package there")
+        chosen.insert(chosen.index("llmport") + 1 if "llmport" in chosen else len(chosen), BEFORE)
     if args.profile or args.profile_only:
         chosen = list(dict.fromkeys([*chosen, "llmport"]))
-    sizes = {v: args.n for v in (*TIMED, "llmport-mismatch", "llmport-cold-pyyaml")}
+    sizes = {v: args.n for v in (*TIMED, BEFORE, "llmport-mismatch", "llmport-cold-pyyaml")}
     sizes.update(stream=args.stream_n, oneshot=args.stream_n)
     tests = {**sizes, "llmport": args.n // len(providers)}
     needed = {RECORDS.get(v, v) for v in chosen}
@@ -549,6 +576,7 @@ def main(argv: list[str] | None = None) -> int:
             "plain": clean_env({}),
             "floor": clean_env({}),
             **{v: replay_env for v in LLMPORT_VARIANTS},
+            BEFORE: {**replay_env, "PYTHONPATH": str(Path(args.before or ".").resolve())},
             "llmport-mismatch": {**replay_env, "BENCH_SUFFIX": " (changed since recording)"},
             "llmport-cold-pyyaml": {**replay_env, "PYTHONPATH": str(without_yaml_rs(root))},
             "pytest-recording": clean_env({"BENCH_FAKE_BASE_URL": base_url}),
@@ -560,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
                 print("warming the parsed-cassette cache ...", flush=True)
                 warm = with_providers(REPLAY_ARGS["llmport"], providers)
                 run_pytest(projects["llmport"], warm, envs["llmport"], args.n, "warm llmport")
+            if BEFORE in chosen:
+                warm = with_providers(REPLAY_ARGS[BEFORE], providers)
+                run_pytest(projects["llmport"], warm, envs[BEFORE], args.n, f"warm {BEFORE}")
             runs: dict[str, list[Timing]] = {v: [] for v in chosen}
             ones: dict[str, list[Timing]] = {v: [] for v in chosen if v in WHOLE}
             one_projects = one_test_projects(root, projects, ones) if args.whole else {}
@@ -567,7 +598,7 @@ def main(argv: list[str] | None = None) -> int:
                 warm = with_providers(REPLAY_ARGS["llmport"], providers)
                 run_pytest(one_projects["llmport"], warm, envs["llmport"], len(providers), "warm llmport one")
             for r in range(args.repeat):
-                for variant in (v for v in TIMED + EXTRA if v in chosen):
+                for variant in (v for v in (*SHOWN, *EXTRA) if v in chosen):
                     project = projects[RECORDS.get(variant, variant)]
                     replay_args = REPLAY_ARGS[variant]
                     if variant.startswith("llmport"):
@@ -591,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
                         flush=True,
                     )
             print(f"providers: {', '.join(providers)} ({args.n // len(providers)} tests each for llmport)")
-            timed = {v: ts for v, ts in runs.items() if v in TIMED}
+            timed = {v: ts for v, ts in runs.items() if v in SHOWN}
             print_table(timed, args.n, args.repeat)
             extra = {v: ts for v, ts in runs.items() if v in EXTRA or v in ("llmport", "llmport-cold")}
             print_extra(extra, sizes, body_size)

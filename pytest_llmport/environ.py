@@ -6,7 +6,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["current", "environment_reader", "restore_variables", "set_variables"]
+__all__ = ["current", "environment_reader", "environment_snapshot", "restore_variables", "set_variables"]
 
 
 def _raw_access() -> tuple[dict[Any, Any], Callable[[str], Any], Callable[[Any], str]] | None:
@@ -55,6 +55,25 @@ def environment_reader(names: list[str]) -> Callable[[], dict[str, str]]:
         return {name: decode(raw) for name, key in keys if (raw := data.get(key))}
 
     return read
+
+
+def environment_snapshot(names: list[str]) -> Callable[[], tuple[Any, ...]]:
+    """A function giving the values of ``names`` in ``os.environ`` now, as stored (None where unset).
+
+    Hashable, and cheaper than :func:`environment_reader`: equal snapshots mean the variables did not
+    change, so what was worked out from them still holds.
+    """
+    if _RAW is None:
+        return lambda: tuple(map(os.environ.get, names))
+    data, encode, _ = _RAW
+    keys = [encode(name) for name in names]
+
+    def snapshot() -> tuple[Any, ...]:
+        if os.environ is not _ENVIRON:
+            return tuple(map(os.environ.get, names))
+        return tuple(map(data.get, keys))
+
+    return snapshot
 
 
 def set_variables(values: Mapping[str, str], saved: dict[str, str | None]) -> None:

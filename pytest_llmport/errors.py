@@ -1,8 +1,12 @@
-"""Exceptions the plugin raises. Each message names the test, the provider and the fix."""
+"""Exceptions the plugin raises. Each message names the test, the provider and the fix.
+
+:class:`LazyText` is a part of such a message built only when the message is.
+"""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 
 class LlmportError(Exception):
@@ -75,3 +79,28 @@ class ForeignRequestError(BaseException):
     ``Exception`` with back-off and apps would catch it; this is a mistake in the test setup, so it
     stops the test at once.
     """
+
+
+class LazyText:
+    """Text built the first time it is shown: a part only a failure's message needs (a record command).
+
+    A passing test never formats its hints, so it does not pay for them. ``str()`` and f-strings give the
+    text; it is built once.
+    """
+
+    __slots__ = ("_build", "_text")
+
+    def __init__(self, build: Callable[[], str]) -> None:
+        self._build: Callable[[], str] | None = build
+        self._text = ""
+
+    def __str__(self) -> str:
+        if self._build is not None:
+            self._text, self._build = self._build(), None
+        return self._text
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+    def __repr__(self) -> str:
+        return repr(str(self))

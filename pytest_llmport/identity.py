@@ -27,7 +27,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .dialects import REGISTRY, find
-from .errors import CassetteError
+from .errors import CassetteError, LazyText
 from .providers import Provider
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -172,7 +172,7 @@ class ProviderIdentity:
         path: Any,
         requests: Sequence[Any],
         recorded_provider: Any,
-        hint: str,
+        hint: str | LazyText,
         has_header: bool = True,
     ) -> None:
         """Refuse a loaded cassette that belongs to another provider or holds another provider's traffic."""
@@ -253,7 +253,9 @@ _ADMITTED_SIZE = 4096
 _RECORDED: dict[tuple[int, Any, Any], tuple[Provider, Provider]] = {}
 
 
-def rebased_mismatch(spec: Provider, recorded: Mapping[str, Any], nodeid: str, path: Any, hint: str) -> None:
+def rebased_mismatch(
+    spec: Provider, recorded: Mapping[str, Any], nodeid: str, path: Any, hint: str | LazyText
+) -> None:
     """Adding new episodes to a cassette recorded against another base URL would mix two servers."""
     base = recorded.get("base_url")
     if isinstance(base, str) and base and base != spec.base_url:
@@ -284,7 +286,7 @@ def own_as_recorded(
     recorded: Mapping[str, Any],
     nodeid: str,
     path: Any,
-    hint: str,
+    hint: str | LazyText,
     replaying: bool,
     mixing: bool,
 ) -> dict[str, tuple[Provider, str]]:
@@ -326,7 +328,7 @@ def prepare(
     path: Any,
     replaying: bool,
     mode: str,
-    hint: str,
+    hint: str | LazyText,
     scrub_uri: Callable[[str], str],
     also: Sequence[Provider] = (),
     others: Mapping[str, Provider] | None = None,

@@ -9,6 +9,14 @@ path as :func:`~pytest_llmport.cassettes._location` reads them; the query sorted
 A recorded request that holds a ``<REDACTED:...>`` placeholder matches a family of values, so it has no
 key: those few are tried with the matchers themselves, in cassette order. The answer is the same
 interaction vcrpy's loop would pick, with one dictionary lookup in place of N matcher calls.
+
+Most replays need not even that: a test sends its requests in the recorded order, so the request sent is
+usually the first recorded one not played yet, spelled the same (same method and URL, and the body byte
+for byte the recorded one, or the spelling that matched it by key before). Such a request has that
+recorded request's key; no earlier one is available, so it is the answer, found without parsing the
+request. The spelling that matched is remembered beside the key (in the parsed-cassette cache, for the
+next run), only when its URL is the recorded one: its body then holds what the recorded body holds,
+written another way (JSON whitespace, key order, escapes), so nothing the cassette does not hold.
 """
 
 from __future__ import annotations
@@ -57,6 +65,7 @@ def matches(request: Any, recorded: Any) -> bool:
 
 
 MEMO = "_llmport_match"  # the stored request's memo: (fingerprint, kind, key)
+SPELLING = "_llmport_sent"  # the stored request's other memo: (fingerprint, a body that matched it by key)
 
 
 def _filing(request: Any) -> tuple[str, Any]:
@@ -126,6 +135,10 @@ class RequestIndex:
         self._by_key: dict[Key, list[int]] = {}
         self._patterned: list[int] = []  # positions of requests with placeholders, ascending
         self._unreadable: list[int] = []  # recorded requests no key could be made of (kept for the matchers)
+        self._keyed: list[bool] = []  # per position: filed by its key (no placeholder, readable)
+        self._spellings: list[bytes | None] = []  # per position: another body that matched it by key
+        #: A spelling was remembered in a stored mapping: the parsed-cassette cache should be written.
+        self.learned = False
 
     def add(self, request: Any) -> bool:
         """File one recorded request; True when that was worked out anew into its stored mapping."""
@@ -137,6 +150,11 @@ class RequestIndex:
         kind, key = _filing(request) if fresh else (memo[1], memo[2])  # type: ignore[index]
         if fresh and isinstance(stored, dict):
             stored[MEMO] = (fingerprint(), kind, key)
+        spelling = stored.get(SPELLING) if isinstance(stored, dict) and kind == "key" else None
+        if not (isinstance(spelling, (tuple, list)) and len(spelling) == 2 and spelling[0] == fingerprint()):
+            spelling = (None, None)  # none, or noted by other code
+        self._spellings.append(spelling[1] if isinstance(spelling[1], bytes) else None)
+        self._keyed.append(kind == "key")
         if kind == "key":
             self._by_key.setdefault(_hashable(key), []).append(position)
         elif kind == "pattern":
@@ -150,6 +168,11 @@ class RequestIndex:
 
     def find(self, request: Any, available: Callable[[int], bool]) -> int | None:
         """The first position whose recorded request matches ``request`` and is ``available``, or None."""
+        first = self._first_available(available)
+        if first is not None and self._keyed[first] and self._spelled_as(first, request):
+            # The usual replay: the request is spelled as the first recorded one not played yet, so it has
+            # that one's key, and no position before it is available: the answer of the lookup below.
+            return first
         try:
             key = request_key(request)
         except (ValueError, TypeError):
@@ -164,7 +187,46 @@ class RequestIndex:
             # Matchers first, as vcrpy's loop runs them: on a recorded request they cannot read they raise.
             if matches(request, self.requests[position]) and available(position):
                 return position
+        if best is not None:
+            self._learn(best, request)
         return best
+
+    # How far to look for the first available position: a test's requests are replayed in order, so it is
+    # nearly always the first or second; past this many played ones the lookup below answers.
+    _FIRST_WITHIN = 64
+
+    def _first_available(self, available: Callable[[int], bool]) -> int | None:
+        for position in range(min(len(self.requests), self._FIRST_WITHIN)):
+            if available(position):
+                return position
+        return None
+
+    def _spelled_as(self, position: int, request: Any) -> bool:
+        """The recorded method and URL, and the recorded body or its remembered spelling, byte for byte."""
+        recorded = self.requests[position]
+        if recorded.method != request.method or recorded.uri != request.uri:
+            return False
+        body, sent = recorded.body, request.body
+        if sent is None:
+            return body is None
+        return isinstance(sent, bytes) and (
+            (isinstance(body, bytes) and sent == body) or sent == self._spellings[position]
+        )
+
+    def _learn(self, position: int, request: Any) -> None:
+        """Remember how ``request`` (which matched ``position`` by key) spelled its body, for next time."""
+        recorded, sent = self.requests[position], request.body
+        stored = getattr(recorded, "stored", None)
+        if (
+            isinstance(stored, dict)
+            and isinstance(sent, bytes)
+            and sent != self._spellings[position]
+            and recorded.method == request.method
+            and recorded.uri == request.uri  # a URL spelled otherwise might hold what the recording does not
+        ):
+            self._spellings[position] = sent
+            stored[SPELLING] = (fingerprint(), sent)
+            self.learned = True
 
     def _others(self, before: int | None) -> Iterator[int]:
         others = self._patterned if not self._unreadable else sorted(self._patterned + self._unreadable)

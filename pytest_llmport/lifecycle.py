@@ -22,21 +22,30 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from . import sdks
 from .config import PARAM as PARAM
 from .config import RecordingOptions, Settings, settings_of
 from .config import provider_of as provider_of
 from .environ import current as current_variable
-from .errors import CassetteFormatError, ConfigError, CorruptCassetteError, LlmportError, MissingCassetteError
+from .environ import restore_variables
+from .errors import (
+    CassetteFormatError,
+    ConfigError,
+    CorruptCassetteError,
+    LazyText,
+    LlmportError,
+    MissingCassetteError,
+)
 from .handle import ClientCache, LLMProvider
 from .placeholders import replay_key
 from .providers import Provider
+from .samples import SAMPLE, Sample, sample_of
 
 if TYPE_CHECKING:
     from .equivalence import Equivalence
     from .identity import ProviderIdentity
     from .recording import ItemRecording, LlmportCassette, Recorder
     from .redaction import Redaction
-    from .samples import Sample
     from .scrub import Scrubber
 
 TEST_OUTCOMES = (pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exception)
@@ -46,7 +55,7 @@ TEST_OUTCOMES = (pytest.fail.Exception, pytest.skip.Exception, pytest.xfail.Exce
 class ItemState:
     handle: LLMProvider
     recording: ItemRecording
-    record_hint: str = ""
+    record_hint: str | LazyText = ""
     # Why its recording was not saved (nodeid, path, reason, hint), for the teardown report (xdist brings it).
     discarded: dict[str, str] | None = None
     saved_env: dict[str, str | None] = field(default_factory=dict)
@@ -88,6 +97,7 @@ class Plan:
     mode: str  # the effective record mode ("none" when nothing may go out without a key)
     key: str  # the provider's key, or the replay placeholder
     replaying: bool
+    exists: bool  # the cassette file existed when the test was planned
 
 
 def record_command(nodeid: str, spec: Provider, mode: str, samples: int | None = None) -> str:
@@ -100,10 +110,17 @@ def record_command(nodeid: str, spec: Provider, mode: str, samples: int | None =
 
 def record_hint(item: pytest.Item, spec: Provider, mode: str) -> str:
     """``To record it: <command>`` for ``item`` on ``spec`` in record mode ``mode``."""
-    from .samples import sample_of
-
     sample = sample_of(item)  # the item's id exists only with this count (it may come from the option)
     return f"To record it: {record_command(item.nodeid, spec, mode, sample.count if sample else None)}"
+
+
+def rerecord_hint(item: pytest.Item, spec: Provider, plan: Plan) -> LazyText:
+    """:func:`record_hint` for re-recording a planned test, built only if a message shows it.
+
+    Record mode ``all`` re-records an existing cassette whole (``new_episodes`` would keep the outdated
+    exchange beside the new one); ``once`` records a missing one.
+    """
+    return LazyText(lambda: record_hint(item, spec, "all" if plan.exists else "once"))
 
 
 class CassettePaths:
@@ -115,9 +132,6 @@ class CassettePaths:
         self._folders: dict[Path, Path] = {}  # test module -> its cassette folder
 
     def path_for(self, item: pytest.Item, provider: str) -> Path:
-        from .cassettes import cassette_folder, cassette_path, param_slug
-        from .samples import SAMPLE, sample_of
-
         callspec: Any = getattr(item, "callspec", None)
         params = {k: v for k, v in callspec.params.items() if k not in (PARAM, SAMPLE)} if callspec else {}
         name = getattr(item, "originalname", item.name)
@@ -126,11 +140,15 @@ class CassettePaths:
         sample = sample_of(item)  # sample k of a samples=N test: <provider>.s<k>.yaml
         stem = sample.stem(provider) if sample is not None else provider
         if params:
+            from .cassettes import cassette_path, param_slug
+
             extra = param_slug(params, dict(callspec.indices), self._is_secret)
             return cassette_path(Path(item.path), self._cassette_dir, test_name, stem, extra)
         # The module's folder is built once (cassette_path's layout, one join per test after that).
         module = self._folders.get(item.path)
         if module is None:
+            from .cassettes import cassette_folder
+
             module = self._folders[item.path] = cassette_folder(Path(item.path), self._cassette_dir)
         return module.joinpath(test_name, f"{stem}.yaml")
 
@@ -186,11 +204,11 @@ class Lifecycle:
                     f"{item.nodeid}: no cassette for provider {name!r} at {path} (record mode: none).\n"
                     f"  {record_hint(item, spec, 'once')}"
                 )
-            return Plan(spec, path, mode, key or replay_key(spec.api_key_env), True)
+            return Plan(spec, path, mode, key or replay_key(spec.api_key_env), True, exists)
         if not key and spec.key_required:
             if exists and mode != "all":
                 # Nothing may go out without a key: pure replay.
-                return Plan(spec, path, "none", replay_key(spec.api_key_env), True)
+                return Plan(spec, path, "none", replay_key(spec.api_key_env), True, exists)
             pytest.skip(
                 f"{spec.api_key_env} is not set: cannot record {name!r} "
                 f"({'no cassette at ' + str(path) if not exists else 'record mode all'})"
@@ -199,15 +217,17 @@ class Lifecycle:
             pytest.skip(
                 f"{name}: set {spec.env_prefix}_BASE_URL (base URL {spec.base_url} has a placeholder)"
             )
-        return Plan(spec, path, mode, key or replay_key(spec.api_key_env), exists and mode == "once")
+        replaying = exists and mode == "once"
+        return Plan(spec, path, mode, key or replay_key(spec.api_key_env), replaying, exists)
 
     def recording_options(self, item: pytest.Item) -> RecordingOptions:
         """What the ``pytest_llmport_configure_recording`` hooks change about this test's recording."""
         options = RecordingOptions()
+        hook = self.config.hook.pytest_llmport_configure_recording
+        if not hook.get_hookimpls():
+            return options  # nobody changes it: the defaults pass the checks below
         settings = settings_of(item)
-        self.config.hook.pytest_llmport_configure_recording(
-            config=self.config, provider=settings.provider, settings=settings, recording=options
-        )
+        hook(config=self.config, provider=settings.provider, settings=settings, recording=options)
         try:
             options.check(item.nodeid)
         except ConfigError as exc:
@@ -241,8 +261,6 @@ class Lifecycle:
         recorder = self.recorder()
         recorder.patches.start()
         self.start_guard()
-        from . import identity
-
         own = self._own(item, plan, cassette, judge)
         spec, recording = self._recording(item, plan, cassette, scrubber, own)
         self.attach(recording)
@@ -250,6 +268,8 @@ class Lifecycle:
         state = self._state(item, plan, spec, recording, own.get("judge"))
         state.own = own
         if not plan.replaying:
+            from . import identity
+
             header, uri = cassette.llmport, scrubber.uri
 
             def note_own(role: str) -> None:
@@ -273,7 +293,7 @@ class Lifecycle:
         name, model = self.settings.embedding_provider, self.settings.embedding_model
         if name and model:
             own["embedding"] = (self.registry[name], model)
-        hint = record_hint(item, plan.spec, "all" if plan.path.is_file() else "once")
+        hint = rerecord_hint(item, plan.spec, plan)
         mixing = plan.mode == "new_episodes" and bool(cassette.data)
         own = identity.own_as_recorded(
             own, cassette.llmport, item.nodeid, plan.path, hint, plan.replaying, mixing
@@ -296,8 +316,6 @@ class Lifecycle:
         from .properties import configure, is_property_test
         from .recording import ItemRecording
 
-        # "all" re-records the test whole; new_episodes would keep the outdated exchange beside the new one.
-        hint_mode = "all" if plan.path.is_file() else "once"
         spec, checker = identity.prepare(
             item.nodeid,
             plan.spec,
@@ -305,15 +323,16 @@ class Lifecycle:
             plan.path,
             plan.replaying,
             plan.mode,
-            record_hint(item, plan.spec, hint_mode),
+            rerecord_hint(item, plan.spec, plan),
             scrubber.uri,
             [own_spec for own_spec, _ in own.values()],
             self.registry,
             self._identities,
         )
-        hint = record_hint(item, spec, hint_mode)
+        hint = rerecord_hint(item, spec, plan)
         function = getattr(item, "obj", None)
-        if is_property_test(function):
+        property_based = is_property_test(function)
+        if property_based:
             configure(
                 function, cassette.llmport, plan.replaying, self.settings.max_examples, item.nodeid, hint
             )
@@ -325,7 +344,7 @@ class Lifecycle:
             hint,
             plan.replaying,
             cassette,
-            property_based=is_property_test(function),
+            property_based=property_based,
             identity=checker,
             scrub=lambda text: self.redaction.output().text(text),
         )
@@ -340,8 +359,6 @@ class Lifecycle:
         judge: tuple[Provider, str] | None,
     ) -> ItemState:
         """The test's state, open until :meth:`finish`: its ``llm_provider`` and the SDKs' environment."""
-        from .samples import sample_of
-
         handle = LLMProvider(spec, plan.key, plan.path, plan.mode, plan.replaying, self.clients)
         models = settings_of(item).models + ((judge[1],) if judge is not None else ())
         judged = judge is not None
@@ -350,8 +367,6 @@ class Lifecycle:
         )
         self._current = (item.nodeid, state)
         if self.settings.export_env:
-            from . import sdks
-
             state.restore_env = sdks.apply(spec, plan.key, handle.secret())
         return state
 
@@ -364,8 +379,6 @@ class Lifecycle:
         when the test did not run (setup failed), a request could not be recorded, or the test failed
         after a response was cut short (a dropped connection, a timeout): that failure is the network's.
         """
-        from .outcome import broken_exchanges
-
         recording = state.recording
         if outcome.interrupted:
             return "the run was interrupted during the test"
@@ -374,12 +387,14 @@ class Lifecycle:
         problems = recording.unmatched + recording.blocked
         if problems:
             return f"a request could not be recorded: {problems[0].splitlines()[0]}"
+        if not (recording.pending or outcome.call_failed):
+            return None  # nothing left unrecorded, and the test passed whatever was cut short
+        from .outcome import broken_exchanges
+
         if recording.pending:
             return broken_exchanges(recording.cassette, recording.pending)[0]
         cut = broken_exchanges(recording.cassette)
-        if cut and outcome.call_failed:
-            return f"the test failed after {cut[0]}"
-        return None
+        return f"the test failed after {cut[0]}" if cut else None
 
     def finish(self, nodeid: str, state: ItemState, outcome: Outcome, keep_patches: bool) -> None:
         """The test ended: put its environment back, stop routing to it, save or discard its recording.
@@ -396,8 +411,6 @@ class Lifecycle:
 
     @staticmethod
     def _restore(state: ItemState) -> None:
-        from .environ import restore_variables
-
         restore_variables(state.saved_env)
         state.restore_env()
 
@@ -425,7 +438,7 @@ class Lifecycle:
                 "nodeid": nodeid,
                 "path": f"{state.recording.path}{kept}",
                 "reason": reason,
-                "hint": state.record_hint,
+                "hint": str(state.record_hint),
             }
         )
 

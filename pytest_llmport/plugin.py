@@ -34,6 +34,8 @@ OUTCOME_KEY: pytest.StashKey[Outcome] = pytest.StashKey()
 SETUP_PROBLEM_KEY = pytest.StashKey[str]()
 REPORT_KEY = pytest.StashKey[RunReport]()
 SCOPE_KEY = pytest.StashKey[Scope]()
+# The JUnit properties this plugin added to an item (from its scrubbed report data).
+JUNIT_KEY = pytest.StashKey[list[tuple[str, object]]]()
 EARLY_KEY = pytest.StashKey[Outside]()
 # Each marked test function's parsed marker and providers, by cfg.function_key, until its items exist.
 TESTS_KEY = pytest.StashKey[dict[str, cfg.PortableTest]]()
@@ -274,7 +276,13 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, Any, Any]:
         run.leave(previous)
         # pytest keeps every item to the end of the session: the test's cassette, clients and scope must
         # not stay with it, or a worker's memory grows with the suite (bench/scale.py).
-        keys: tuple[pytest.StashKey[Any], ...] = (ITEM_KEY, OUTCOME_KEY, SCOPE_KEY, SETUP_PROBLEM_KEY)
+        keys: tuple[pytest.StashKey[Any], ...] = (
+            ITEM_KEY,
+            OUTCOME_KEY,
+            SCOPE_KEY,
+            SETUP_PROBLEM_KEY,
+            JUNIT_KEY,
+        )
         for key in keys:
             if key in item.stash:
                 del item.stash[key]
@@ -320,10 +328,11 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
     report = yield
+    run = item.config.stash[RUN_KEY]
     scope = item.stash.get(SCOPE_KEY, None)
     if scope is not None:
         # What the guard refused in this phase fails it, even when the code caught the error.
-        blocked = item.config.stash[RUN_KEY].new_blocked(scope)
+        blocked = run.new_blocked(scope)
         if blocked and report.passed:
             report.outcome = "failed"
             report.longrepr = "\n".join(dict.fromkeys(blocked))
@@ -350,12 +359,12 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             if state.sample
             else ""
         )
+    scrubber = None
     if report.when == "call" or not report.passed:
         from .outcome import cell_kind
         from .properties import falsifying_example
 
         # Travels with the report, so xdist brings it to the controller's matrix.
-        run = item.config.stash[RUN_KEY]
         data: dict[str, Any] = run.report_data(state, outcome) if state else {"provider": name}
         if SETUP_PROBLEM_KEY in item.stash:
             data["problems"] = [item.stash[SETUP_PROBLEM_KEY]]
@@ -366,14 +375,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
             "xfailed" if getattr(report, "wasxfail", None) is not None and report.skipped else report.outcome
         )
         data.update(cell_kind(state_word, exc, data))
-        data = run.output_scrubber().value(data)  # the exception's first line may echo a key
+        scrubber = run.output_scrubber()
+        data = scrubber.value(data)  # the exception's first line may echo a key
         # An attribute, not a user property: junitxml writes the teardown report's user properties with
         # str(), and this dict is for the matrix (xdist carries report attributes). JUnit gets flat
-        # string properties instead, once per test.
+        # string properties instead, once per test, built from the scrubbed data (so not scrubbed again).
         setattr(report, PROPERTY, data)  # dropped once every reporter has read it (pytest_runtest_logreport)
+        known = len(item.user_properties)
         item.config.stash[REPORT_KEY].add_junit_properties(item, data, report)
+        if len(item.user_properties) > known:
+            item.stash[JUNIT_KEY] = item.user_properties[known:]
     # Before any reporter sees it: pytest's terminal, JUnit XML, xdist's controller.
-    item.config.stash[RUN_KEY].redaction.scrub_report(report)
+    ours: list[tuple[str, object]] = item.stash.get(JUNIT_KEY, [])
+    run.redaction.scrub_report(report, scrubber, clean=ours)
     return report
 
 

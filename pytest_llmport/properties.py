@@ -15,7 +15,7 @@ import re
 from collections.abc import MutableMapping
 from typing import Any
 
-from .errors import CassetteError
+from .errors import CassetteError, LazyText
 
 # Hypothesis has worded this note "Falsifying example: ..." and, more recently, "Failing test case: ...".
 _FALSIFYING = re.compile(r"^(?:Falsifying (?:explicit )?example|Failing test case): .*", re.S)
@@ -62,7 +62,7 @@ def configure(
     replaying: bool,
     max_examples: int,
     nodeid: str,
-    hint: str,
+    hint: str | LazyText,
 ) -> None:
     """Settings of one item: replaying, the recorded example count; recording, the ini's (then noted).
 

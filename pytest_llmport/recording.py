@@ -37,6 +37,7 @@ from vcr.patch import CassettePatcherBuilder
 from .cassettes import AtomicPersister, HttpRequest, WithHeader, explain_mismatch
 from .errors import (
     ForeignRequestError,
+    LazyText,
     NoRecordedResponseError,
     UnrecordedExampleError,
     UnrecordedRequestRefused,
@@ -60,7 +61,7 @@ class ItemRecording:
     provider: str
     path: Path
     record_mode: str
-    record_hint: str
+    record_hint: str | LazyText  # built only when a message shows it
     replaying: bool
     cassette: LlmportCassette
     property_based: bool = False
@@ -166,7 +167,11 @@ class LlmportCassette:
 
     def find(self, request: Any) -> int | None:
         """The position of the interaction that answers ``request`` (first in the file, not yet played)."""
-        return self._index.find(request, self._available)
+        position = self._index.find(request, self._available)
+        if self._index.learned:
+            self._index.learned = False
+            self.persister.mark_changed()  # the cache keeps the request's spelling for the next run
+        return position
 
     def replay(self, method: str, uri: str, body: Any) -> dict[str, Any] | None:
         """The recorded response to play for this request, marked played; None when none answers."""

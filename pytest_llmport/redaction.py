@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from .environ import environment_reader as environment_reader
+from .environ import environment_snapshot
 from .placeholders import PLACEHOLDER_KEYS
 
 if TYPE_CHECKING:
@@ -32,6 +33,10 @@ class Redaction:
         self._scrubbers: dict[frozenset[tuple[str, str]], Scrubber] = {}
         self._names: list[str] | None = None
         self._read: Callable[[], dict[str, str]] = dict
+        self._snapshot: Callable[[], tuple[Any, ...]] = tuple
+        # The scrubber of each state of the key variables (and hook secrets) seen: a test finds its own
+        # without reading the variables one by one.
+        self._by_snapshot: dict[tuple[Any, ...], Scrubber] = {}
         # Every key value a scrubber of this run was built with (value -> variable).
         self._seen: dict[str, str] = {}
         self._output: tuple[int, Scrubber] | None = None
@@ -40,15 +45,18 @@ class Redaction:
     def scrubber(self, extra_key: str = "", extra: Mapping[str, str] | None = None) -> Scrubber:
         """The scrubber for what one test records: every key variable set now, ``extra_key`` and ``extra``
         (a configure_recording hook's secrets, by name)."""
-        from .scrub import Scrubber
-
         if self._names is None:
             # Every variable that holds a secret: the providers' key variables and ``secret_env``.
             names = {spec.api_key_env for spec in self._providers}
             names |= {spec.secret_key_env for spec in self._providers if spec.secret_key_env}
             self._names = sorted(names | set(self._secret_env))
             self._read = environment_reader(self._names)
+            self._snapshot = environment_snapshot(self._names)
             self._passwords = gateway_passwords(self._providers)
+        state = (self._snapshot(), extra_key, tuple(extra.items()) if extra else ())
+        known = self._by_snapshot.get(state)
+        if known is not None:
+            return known
         secrets = self._read()
         for name, value in self._passwords:
             secrets.setdefault(name, value)
@@ -59,9 +67,14 @@ class Redaction:
         cache_key = frozenset(secrets.items())
         scrubber = self._scrubbers.get(cache_key)
         if scrubber is None:
+            from .scrub import Scrubber
+
             scrubber = self._scrubbers[cache_key] = Scrubber(secrets)
             for name, value in secrets.items():
                 self._seen.setdefault(value, name)
+        if len(self._by_snapshot) >= 1024:  # a suite that sets a new key per test: keep it small
+            self._by_snapshot.clear()
+        self._by_snapshot[state] = scrubber
         return scrubber
 
     def output(self, refresh: bool = True) -> Scrubber:
@@ -128,31 +141,43 @@ class Redaction:
                     return shown[:start] + marker(name) + match.group(2)
         return match.group(0)
 
-    def scrub_report(self, report: pytest.TestReport) -> None:
+    def scrub_report(
+        self,
+        report: pytest.TestReport,
+        scrubber: Scrubber | None = None,
+        clean: Collection[tuple[str, Any]] = (),
+    ) -> None:
         """Take the secrets out of a marked test's report: failure text, captured output, properties.
 
         The plugin's own report data was scrubbed when the report hook completed it
-        (``LlmportRun.report_data``).
+        (``LlmportRun.report_data``), and so were the JUnit properties built from it: ``clean`` holds
+        those (the very tuples), which are kept as they are. ``scrubber``: the output scrubber the caller
+        has just taken (:meth:`output`), so the environment is not read again.
         """
         from .report import PROPERTY
 
-        properties = [(name, value) for name, value in report.user_properties if name != PROPERTY]
+        ours = {id(prop) for prop in clean}  # the very tuples: a user's property of the same text is not
+
+        def built_here(prop: tuple[str, Any]) -> bool:
+            return prop[0] == PROPERTY or id(prop) in ours
+
+        properties = [prop for prop in report.user_properties if not built_here(prop)]
         wasxfail = getattr(report, "wasxfail", None)
         if report.longrepr is None and not report.sections and not properties and not wasxfail:
             return  # a passed phase with no output: nothing to read
-        scrubber = self.output()
+        scrubber = scrubber or self.output()
         longrepr = report.longrepr
         if isinstance(longrepr, tuple) and len(longrepr) == 3:  # a skip: (path, line, reason)
             report.longrepr = (longrepr[0], longrepr[1], scrubber.text(str(longrepr[2])))
         elif longrepr is not None:
             text = report.longreprtext
-            clean = scrubber.text(text)
-            if clean != text:
-                report.longrepr = clean  # pytest prints a text longrepr as it is; JUnit XML writes it
+            clean_text = scrubber.text(text)
+            if clean_text != text:
+                report.longrepr = clean_text  # pytest prints a text longrepr as it is; JUnit XML writes it
         report.sections = [(title, scrubber.text(content)) for title, content in report.sections]
         report.user_properties = [
-            (name, value if name == PROPERTY else scrubber.value(value))
-            for name, value in report.user_properties
+            prop if built_here(prop) else (prop[0], scrubber.value(prop[1]))
+            for prop in report.user_properties
         ]
         if isinstance(wasxfail, str):
             report.wasxfail = scrubber.text(wasxfail)

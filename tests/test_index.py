@@ -197,3 +197,77 @@ def test_the_index_memo_in_a_stored_request_is_used_only_with_this_code(monkeypa
     assert fresh.add(HttpRequest.from_dict(stored)) is True
     assert fresh.find(sent, lambda i: True) == 0
     assert fresh.find(HttpRequest("POST", "https://b.example/x", b"{}", {}), lambda i: True) is None
+
+
+def test_a_request_spelled_as_recorded_is_answered_only_by_the_first_unplayed_one(monkeypatch: Any) -> None:
+    import pytest_llmport.index as index_module
+
+    index = RequestIndex()
+    for body in (b'{"n": 1}', b'{"n": 2}', b'{"n": 1}'):
+        index.add(HttpRequest("POST", "https://a.example/v1", body, {}))
+    played: collections.Counter[int] = collections.Counter()
+
+    def pick(body: bytes) -> int | None:
+        found = index.find(HttpRequest("POST", "https://a.example/v1", body, {}), lambda i: played[i] == 0)
+        if found is not None:
+            played[found] += 1
+        return found
+
+    def refuse(request: Any) -> Any:
+        raise AssertionError("the request was parsed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(index_module, "request_key", refuse)
+        assert pick(b'{"n": 1}') == 0  # the first unplayed one, byte for byte: no parsing
+        assert pick(b'{"n": 2}') == 1
+    # Position 2 is next and spelled the same, but a changed body is looked up (and found nowhere).
+    assert pick(b'{"n": 3}') is None
+    assert pick(b'{"n":1}') == 2  # spelled otherwise, same key: found by key
+    assert pick(b'{"n": 1}') is None  # all played
+
+
+def test_a_spelling_that_matched_is_remembered_with_this_code_and_only_for_its_url(monkeypatch: Any) -> None:
+    import pytest_llmport.index as index_module
+
+    stored = {
+        "method": "POST",
+        "uri": "https://a.example/v1",
+        "body": '{\n  "b": 1,\n  "a": 2\n}',
+        "headers": {},
+    }
+    first = RequestIndex()
+    first.add(HttpRequest.from_dict(stored))
+    compact = b'{"a":2,"b":1}'
+    assert first.find(HttpRequest("POST", "https://a.example/v1", compact, {}), lambda i: True) == 0
+    assert first.learned and stored[index_module.SPELLING] == (index_module.fingerprint(), compact)
+
+    def refuse(request: Any) -> Any:
+        raise AssertionError("the request was parsed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(index_module, "request_key", refuse)
+        again = RequestIndex()
+        again.add(HttpRequest.from_dict(stored))
+        assert again.find(HttpRequest("POST", "https://a.example/v1", compact, {}), lambda i: True) == 0
+    # Another body, or the same body to a URL spelled otherwise, is looked up as ever.
+    again = RequestIndex()
+    again.add(HttpRequest.from_dict(stored))
+    assert (
+        again.find(HttpRequest("POST", "https://a.example/v1", b'{"a":2,"b":2}', {}), lambda i: True) is None
+    )
+    assert again.find(HttpRequest("POST", "https://a.example/v1", compact, {}), lambda i: False) is None
+    # A URL that matches by key but is not the recorded text (a password in it) is never remembered.
+    other = {**stored}
+    other.pop(index_module.SPELLING)
+    fresh = RequestIndex()
+    fresh.add(HttpRequest.from_dict(other))
+    sent = HttpRequest("POST", "https://user:hunter2-secret@a.example/v1/", b'{"b":1,"a":2}', {})
+    assert fresh.find(sent, lambda i: True) == 0
+    assert index_module.SPELLING not in other and not fresh.learned
+    # A spelling another version of this code remembered is not trusted.
+    other[index_module.SPELLING] = ("0" * 16, b'{"a":2,"b":2}')
+    stale = RequestIndex()
+    stale.add(HttpRequest.from_dict(other))
+    assert (
+        stale.find(HttpRequest("POST", "https://a.example/v1", b'{"a":2,"b":2}', {}), lambda i: True) is None
+    )
