@@ -321,24 +321,20 @@ def _load_tool_table(path: Path) -> dict[str, Any]:
 def is_cassette_folder(path: Path, cassette_dir: str) -> bool:
     """Whether ``path`` is a folder of cassettes (``<test dir>/<cassette_dir>``): nothing to collect there.
 
-    Only a folder whose first two levels hold nothing but folders and ``.yaml`` files (``<module>/<test>/``
-    and the cassettes): a folder of that name that holds a Python file is collected as before.
+    Only a folder that holds nothing but folders and ``.yaml`` files, at any depth: a folder of that name
+    with a Python file (or anything else) anywhere in it is collected as before, so no test is skipped.
+    Listing the names is cheap beside what pytest does per folder and file while it looks for tests.
     """
     parts = Path(cassette_dir).parts
     if not parts or ".." in parts or Path(cassette_dir).is_absolute() or path.parts[-len(parts) :] != parts:
         return False
-    try:
-        if not path.is_dir():
-            return False
-        for entry in path.iterdir():
-            if entry.is_dir():
-                if any(not (inner.is_dir() or inner.suffix == ".yaml") for inner in entry.iterdir()):
-                    return False
-            elif entry.suffix != ".yaml":
-                return False
-    except OSError:
+    if not path.is_dir():
         return False
-    return True
+    failed: list[OSError] = []
+    for _, _, files in os.walk(path, onerror=failed.append):
+        if any(not name.endswith(".yaml") for name in files):
+            return False
+    return not failed  # an unreadable folder: pytest decides, as before
 
 
 def parse_provider_list(text: str, known: Iterable[str], source: str) -> tuple[str, ...]:

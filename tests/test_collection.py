@@ -84,3 +84,9 @@ def test_is_cassette_folder(tmp_path: Path) -> None:
     assert not is_cassette_folder(root / "missing" / "cassettes", "cassettes")
     (folder / "test_app" / "notes.txt").write_text("kept by hand\n")
     assert not is_cassette_folder(folder, "cassettes")  # something else in it: walked as before
+    (folder / "test_app" / "notes.txt").unlink()
+    assert is_cassette_folder(folder, "cassettes")
+    deep = folder / "test_app" / "test_reply" / "case=a" / "more"
+    deep.mkdir(parents=True)
+    (deep / "test_hidden.py").write_text("def test_hidden():\n    pass\n")
+    assert not is_cassette_folder(folder, "cassettes")  # a test at any depth is collected
