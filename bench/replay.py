@@ -608,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
                         project, replay_args, envs[variant], sizes[variant], variant, failing=failing
                     )
                     runs[variant].append(t)
-                    if variant in one_projects or RECORDS.get(variant) in one_projects:
+                    if variant in ones and RECORDS.get(variant, variant) in one_projects:
                         one = one_projects[RECORDS.get(variant, variant)]
                         items = len(providers) if variant.startswith("llmport") else 1
                         ones[variant].append(
