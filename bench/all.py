@@ -122,29 +122,23 @@ def replay_rows(data: dict[str, Any]) -> list[Row]:
                     verdict(added, 0.15) if label else "",
                 )
             )
+    ratios = (  # (slow variant, its reference, what the row says, the target ratio)
+        ("llmport-mismatch", "llmport", "failing fast: a mismatching replay / a passing one", 3),
+        ("stream", "oneshot", "streams: 200-event SSE replay / one-shot", 2),
+    )
     for key, clock in (("loop_ms", "elapsed"), ("cpu_ms", "CPU")):
-        mismatch, ours = loop("llmport-mismatch", key), loop("llmport", key)
-        if mismatch is not None and ours:
-            ratio = mismatch / ours
-            rows.append(
-                (
-                    f"failing fast: a mismatching replay / a passing one ({clock})",
-                    f"{ratio:.2f}x ({mismatch:.3f} / {ours:.3f} ms)",
-                    "3x",
-                    verdict(ratio, 3),
+        for slow, reference, what, target in ratios:
+            value, base = loop(slow, key), loop(reference, key)
+            if value is not None and base:
+                ratio = value / base
+                rows.append(
+                    (
+                        f"{what} ({clock})",
+                        f"{ratio:.2f}x ({value:.3f} / {base:.3f} ms)",
+                        f"{target}x",
+                        verdict(ratio, target),
+                    )
                 )
-            )
-        stream, oneshot = loop("stream", key), loop("oneshot", key)
-        if stream is not None and oneshot:
-            ratio = stream / oneshot
-            rows.append(
-                (
-                    f"streams: 200-event SSE replay / one-shot ({clock})",
-                    f"{ratio:.2f}x ({stream:.3f} / {oneshot:.3f} ms)",
-                    "2x",
-                    verdict(ratio, 2),
-                )
-            )
     return rows
 
 
