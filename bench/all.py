@@ -62,12 +62,12 @@ def replay_rows(data: dict[str, Any]) -> list[Row]:
     for key, clock in (("loop_ms", "elapsed"), ("cpu_ms", "CPU")):
         plain, floor = loop("plain", key), loop("floor", key)
         theirs = loop("pytest-recording", key)
-        for variant in ("plain", "floor", "llmport", "llmport-cold", "pytest-recording"):
+        for variant in ("plain", "floor", "floor-fixture", "llmport", "llmport-cold", "pytest-recording"):
             value = loop(variant, key)
             if value is None:
                 continue
             ratios = [f"{value / plain:.2f}x plain" if plain else ""]
-            if floor and variant not in ("plain", "floor"):
+            if floor and variant not in ("plain", "floor"):  # floor-fixture: pytest's own fixture cost
                 ratios.append(f"{value / floor:.2f}x floor")
             if theirs and variant.startswith("llmport"):
                 ratios.append(f"{value / theirs:.2f}x pytest-recording")

@@ -10,6 +10,8 @@ are excluded from the per-item figures:
 * ``plain``: N trivial tests;
 * ``floor``: N tests each making one openai SDK chat completion on an in-memory ``httpx2.MockTransport``
   (one client per module): the cost of the application's own call without any recording;
+* ``floor-fixture``: the floor's tests taking the client from a function-scoped fixture, parametrized by a
+  provider name (llmport's shape): what pytest itself charges any plugin that hands each test a provider;
 * ``llmport``: N ``@pytest.mark.llm_portable`` tests calling ``llm_provider.openai_client()``, recorded once
   against a :class:`~pytest_llmport.testing.FakeProvider`, then replayed with ``--llmport-record-mode=none``
   while the fake server is stopped;
@@ -114,6 +116,26 @@ client = openai.OpenAI(api_key="sk-bench-dummy", base_url=os.environ["BENCH_FAKE
 """,
 }
 
+# The floor's call behind what any plugin handing a test a per-provider fixture costs in pytest itself: a
+# direct parameter (the provider's name) and a function-scoped fixture (the client), llmport's shape. The
+# names differ from llmport's, which would take these items for its own.
+HEADERS["floor-fixture"] = (
+    "import pytest\n"
+    + HEADERS["floor"]
+    + """
+
+def pytest_generate_tests(metafunc):
+    if "provider" in metafunc.fixturenames:
+        metafunc.fixturenames.append("provider_name")
+        metafunc.parametrize("provider_name", ["openai"])
+
+
+@pytest.fixture
+def provider(provider_name):
+    return client
+"""
+)
+
 TEST_BODIES: dict[str, str] = {
     "plain": """
 def test_{i:05d}():
@@ -131,6 +153,13 @@ def test_{i:05d}():
 def test_{i:05d}(llm_provider):
     reply = llm_provider.openai_client().chat.completions.create(
         model=llm_provider.model, messages=[{{"role": "user", "content": "bench {i:05d}" + SUFFIX}}]
+    )
+    assert reply.choices[0].message.content
+""",
+    "floor-fixture": """
+def test_{i:05d}(provider):
+    reply = provider.chat.completions.create(
+        model="gpt-4o-mini", messages=[{{"role": "user", "content": "bench {i:05d}"}}]
     )
     assert reply.choices[0].message.content
 """,
@@ -171,6 +200,7 @@ VARIANTS = tuple(TEST_BODIES)
 REPLAY_ARGS: dict[str, tuple[str, ...]] = {
     "plain": (),
     "floor": (),
+    "floor-fixture": (),
     "llmport": ("--providers=openai", "--llmport-record-mode=none"),
     # --cache-clear empties the cache first: a fresh CI checkout, every cassette parsed from YAML.
     "llmport-cold": ("--providers=openai", "--llmport-record-mode=none", "--cache-clear"),
@@ -181,7 +211,7 @@ REPLAY_ARGS: dict[str, tuple[str, ...]] = {
     "stream": ("--providers=openai", "--llmport-record-mode=none"),
     "oneshot": ("--providers=openai", "--llmport-record-mode=none"),
 }
-TIMED = ("plain", "floor", "llmport", "llmport-cold", "pytest-recording")
+TIMED = ("plain", "floor", "floor-fixture", "llmport", "llmport-cold", "pytest-recording")
 BEFORE = "llmport-before"  # with --before: the same replay with another version of the plugin
 EXTRA = ("llmport-mismatch", "stream", "oneshot", "llmport-cold-pyyaml")
 RECORD_ARGS: dict[str, tuple[str, ...]] = {
@@ -199,7 +229,7 @@ RECORDS = {
     BEFORE: "llmport",
 }
 REPLAY_ARGS[BEFORE] = (*REPLAY_ARGS["llmport"], "-o", "cache_dir=.pytest_cache_before")
-SHOWN = (*TIMED[:3], BEFORE, *TIMED[3:])  # table order
+SHOWN = (*TIMED[:4], BEFORE, *TIMED[4:])  # table order
 
 
 def with_providers(args: tuple[str, ...], providers: list[str]) -> tuple[str, ...]:
@@ -332,7 +362,15 @@ def without_yaml_rs(root: Path) -> Path:
 
 BASES = ("plain", "floor")
 # Variants --whole times on a one-test project too.
-WHOLE = ("plain", "floor", "llmport", "llmport-cold", "llmport-cold-pyyaml", "pytest-recording")
+WHOLE = (
+    "plain",
+    "floor",
+    "floor-fixture",
+    "llmport",
+    "llmport-cold",
+    "llmport-cold-pyyaml",
+    "pytest-recording",
+)
 
 
 def one_test_projects(root: Path, projects: dict[str, Path], ones: dict[str, Any]) -> dict[str, Path]:
@@ -575,6 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         envs: dict[str, dict[str, str]] = {
             "plain": clean_env({}),
             "floor": clean_env({}),
+            "floor-fixture": clean_env({}),
             **{v: replay_env for v in LLMPORT_VARIANTS},
             BEFORE: {**replay_env, "PYTHONPATH": str(Path(args.before or ".").resolve())},
             "llmport-mismatch": {**replay_env, "BENCH_SUFFIX": " (changed since recording)"},
