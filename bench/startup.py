@@ -7,14 +7,20 @@ has it; see ``common.PYCACHE``). Three pairs are measured:
 
 * ``installed``: this environment as it is, every installed pytest plugin loaded: ``-p no:llmport``
   against the default (the figure a user of this environment sees);
-* ``alone``: ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``, no plugin against ``-p pytest_llmport.plugin``: the
-  plugin's own cost, without the other plugins' start-up in the noise;
+* ``alone``: ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``, a module that holds no hook against
+  ``-p pytest_llmport.plugin``: the plugin's own cost, without the other plugins' start-up in the noise.
+  Both sides load a plugin with ``-p``, because pytest answers every ``-p NAME`` by reading the entry
+  points of every installed distribution (about 3 ms with this environment's 140): the plugin does not
+  cost that in a run that loads it as installed, so it must not be counted as the plugin's;
 * ``alone, CI=true``: the same in a run that replays everything, where the network guard is installed
   before the first ``conftest.py`` is imported.
 
 For each, the medians of the wall time and of the CPU time (user + system, of the child) and their
-differences are printed. Then, in separate interpreters: the import of ``pytest_llmport.plugin`` after
-pytest's own (best of 5), and the modules it imports beyond pytest's. Nothing here asserts on timings.
+differences are printed. With ``--before DIR`` (a folder holding another version's ``pytest_llmport``
+package, e.g. extracted with ``git archive <rev> pytest_llmport | tar -x -C DIR``) each pair also runs
+that version, interleaved with the two others: a before/after figure from one run. Then, in separate
+interpreters: the import of ``pytest_llmport.plugin`` after pytest's own (best of 5), and the modules it
+imports beyond pytest's. Nothing here asserts on timings.
 """
 
 from __future__ import annotations
@@ -42,13 +48,15 @@ elapsed = time.perf_counter() - started
 print(elapsed * 1000)
 print(" ".join(sorted(m for m in set(sys.modules) - before if not m.startswith("pytest_llmport"))))
 """
+# A plugin without hooks, in the project: what ``-p`` costs pytest itself (see the docstring).
+NOOP_PLUGIN = "llmport_bench_noop"
 PAIRS: dict[str, tuple[dict[str, str], list[str], list[str]]] = {
     # name: (environment, arguments without the plugin, arguments with it)
     "installed": ({}, ["-p", "no:llmport"], []),
-    "alone": ({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, [], ["-p", "pytest_llmport.plugin"]),
+    "alone": ({"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}, ["-p", NOOP_PLUGIN], ["-p", "pytest_llmport.plugin"]),
     "alone, CI=true": (
         {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "CI": "true"},
-        [],
+        ["-p", NOOP_PLUGIN],
         ["-p", "pytest_llmport.plugin"],
     ),
 }
@@ -71,27 +79,32 @@ def one_run(project: Path, env: dict[str, str], extra: list[str]) -> tuple[float
     return wall * 1000, cpu * 1000
 
 
-def measure(project: Path, runs: int, pairs: list[str] | None = None) -> dict[str, dict[str, float]]:
+def measure(
+    project: Path, runs: int, pairs: list[str] | None = None, before: str | None = None
+) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     for name, (extra_env, off_args, on_args) in PAIRS.items():
         if pairs and name not in pairs:
             continue
         env = clean_env(extra_env)
-        one_run(project, env, off_args)  # compile bytecode, warm the file cache
-        one_run(project, env, on_args)
-        off: list[tuple[float, float]] = []
-        on: list[tuple[float, float]] = []
+        variants = {"off": (env, off_args), "on": (env, on_args)}
+        if before:
+            variants["before"] = ({**env, "PYTHONPATH": str(Path(before).resolve())}, on_args)
+        for variant_env, args in variants.values():
+            one_run(project, variant_env, args)  # compile bytecode, warm the file cache
+        timings: dict[str, list[tuple[float, float]]] = {key: [] for key in variants}
         for _ in range(runs):
-            off.append(one_run(project, env, off_args))
-            on.append(one_run(project, env, on_args))
-        figures = {
-            "off_wall_ms": statistics.median(w for w, _ in off),
-            "on_wall_ms": statistics.median(w for w, _ in on),
-            "off_cpu_ms": statistics.median(c for _, c in off),
-            "on_cpu_ms": statistics.median(c for _, c in on),
-        }
+            for key, (variant_env, args) in variants.items():
+                timings[key].append(one_run(project, variant_env, args))
+        figures: dict[str, float] = {}
+        for key, measured in timings.items():
+            figures[f"{key}_wall_ms"] = statistics.median(w for w, _ in measured)
+            figures[f"{key}_cpu_ms"] = statistics.median(c for _, c in measured)
         figures["added_wall_ms"] = figures["on_wall_ms"] - figures["off_wall_ms"]
         figures["added_cpu_ms"] = figures["on_cpu_ms"] - figures["off_cpu_ms"]
+        if before:
+            figures["before_added_wall_ms"] = figures["before_wall_ms"] - figures["off_wall_ms"]
+            figures["before_added_cpu_ms"] = figures["before_cpu_ms"] - figures["off_cpu_ms"]
         results[name] = figures
     return results
 
@@ -118,7 +131,14 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help=f"pairs to measure, separated by semicolons (default all: {'; '.join(PAIRS)})",
     )
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also run the pytest_llmport package under DIR (another version), interleaved: before/after",
+    )
     args = parser.parse_args(argv)
+    if args.before and not (Path(args.before) / "pytest_llmport" / "__init__.py").is_file():
+        parser.error(f"--before {args.before}: no pytest_llmport package there")
     if args.runs < 1:
         parser.error("--runs must be positive")
     pairs = [name.strip() for name in args.pairs.split(";") if name.strip()]
@@ -128,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         project = Path(tmp)
         (project / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
         (project / "test_one.py").write_text("def test_one():\n    pass\n", encoding="utf-8")
-        results = measure(project, args.runs, pairs)
+        (project / f"{NOOP_PLUGIN}.py").write_text('"""A pytest plugin without hooks."""\n', encoding="utf-8")
+        results = measure(project, args.runs, pairs, args.before)
     import_ms, imported = probe_import()
     print(f"pytest, one plain test, median of {args.runs} whole-process runs (ms):")
     header = f"{'':<16}{'wall off':>10}{'wall on':>10}{'added':>9}{'cpu off':>10}{'cpu on':>10}{'added':>9}"
@@ -139,6 +160,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{name:<16}{f['off_wall_ms']:>10.1f}{f['on_wall_ms']:>10.1f}{f['added_wall_ms']:>+9.1f}"
             f"{f['off_cpu_ms']:>10.1f}{f['on_cpu_ms']:>10.1f}{f['added_cpu_ms']:>+9.1f}"
         )
+        if "before_cpu_ms" in f:
+            print(
+                f"{'  before':<16}{'':>10}{f['before_wall_ms']:>10.1f}{f['before_added_wall_ms']:>+9.1f}"
+                f"{'':>10}{f['before_cpu_ms']:>10.1f}{f['before_added_cpu_ms']:>+9.1f}"
+            )
     print(f"(target: the plugin adds at most {TARGET_MS:.0f} ms)")
     print(f"import of pytest_llmport.plugin after pytest's: {import_ms:.1f} ms (best of 6)")
     print(f"modules it imports beyond pytest's: {len(imported)} ({', '.join(imported) or 'none'})")
