@@ -15,6 +15,13 @@ bench/replay.py's):
 * ``pytest-recording``: N ``@pytest.mark.vcr`` tests parametrised over the 5 names, the same call through
   a module-level client per name, recorded and replayed like llmport's (up to ``--extras-up-to`` items).
 
+With ``--before DIR`` (a folder holding another version's ``pytest_llmport`` package, e.g. extracted with
+``git archive <rev> pytest_llmport | tar -x -C DIR``) ``llmport-before`` replays the same cassettes with
+that version (its own parsed-cassette cache), interleaved with the others: before/after from one run.
+With ``--gc-freeze``, ``llmport-gc-frozen`` replays with ``gc.freeze()`` called after collection: what the
+cyclic garbage collector's walks over the collected items cost (the ``gc ms`` column, timed through
+``gc.callbacks`` in every variant).
+
 Replays run ``--llmport-record-mode=none``, warm, and (up to ``--extras-up-to`` items) with ``--cache-clear``
 first: a fresh checkout, every cassette parsed. Each run's CPU is the user and system time of all its
 processes; on a busy machine it is the figure to compare (elapsed time includes waiting for a core).
@@ -47,7 +54,15 @@ from pytest_llmport.providers import BUILTIN_PROVIDERS
 from pytest_llmport.testing import FakeProvider
 
 PROVIDERS = ("openai", "zhipu", "qwen", "deepseek", "moonshot")
-LABELS = ("plain", "llmport", "llmport-cold", "pytest-recording", "record")
+LABELS = (
+    "plain",
+    "llmport",
+    "llmport-before",
+    "llmport-gc-frozen",
+    "llmport-cold",
+    "pytest-recording",
+    "record",
+)
 TESTS_PER_FILE = 100
 DUMMY_KEY = "sk-bench-scale-dummy"  # llmport-scan: allow (a dummy key for the fake provider)
 
@@ -68,8 +83,26 @@ if _TRACE:
     import tracemalloc
 
     tracemalloc.start(1)
+_FREEZE = bool(os.environ.get("LLMPORT_BENCH_GC_FREEZE"))
 _DATA = {"imported_s": time.perf_counter(), "samples": [], "done": 0, "passed": 0, "failed": 0}
 _SNAPSHOT = []
+# Time the cyclic garbage collector takes in the test loop, by generation: a collection of the oldest
+# generation walks every live object, so its cost grows with what the process keeps.
+_GC = {"in_loop": False, "started": 0.0, "s": [0.0, 0.0, 0.0], "n": [0, 0, 0]}
+
+
+def _gc_timer(phase, info):
+    if not _GC["in_loop"]:
+        return
+    if phase == "start":
+        _GC["started"] = time.process_time()
+    else:
+        generation = info["generation"]
+        _GC["s"][generation] += time.process_time() - _GC["started"]
+        _GC["n"][generation] += 1
+
+
+gc.callbacks.append(_gc_timer)
 
 
 def _memory_kb():
@@ -94,6 +127,8 @@ def pytest_collection_finish(session):
     _DATA["collect_s"] = time.perf_counter() - _DATA["session_start_s"]
     _DATA["collected"] = len(session.items)
     _DATA["rss_collected_kb"] = _memory_kb()["VmRSS"]
+    if _FREEZE:
+        gc.freeze()  # what was collected stays: no later collection walks it (the remedy measured)
     if _TRACE:
         gc.collect()  # garbage a later collection frees is not what the run keeps
         _SNAPSHOT.append(tracemalloc.take_snapshot())
@@ -115,11 +150,15 @@ def pytest_runtest_logfinish(nodeid, location):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtestloop(session):
     start, cpu = time.perf_counter(), time.process_time()
+    _GC["in_loop"] = True
     try:
         return (yield)
     finally:
+        _GC["in_loop"] = False
         _DATA["loop_s"] = time.perf_counter() - start
         _DATA["loop_cpu_s"] = time.process_time() - cpu
+        _DATA["gc_s"], _DATA["gc_n"] = list(_GC["s"]), list(_GC["n"])
+        _DATA["gc_frozen"] = gc.get_freeze_count()
 
 
 def pytest_sessionfinish(session):
@@ -201,6 +240,16 @@ class Run:
         """The workers' CPU in their test loops, per item."""
         return sum(w["loop_cpu_s"] for w in self.workers) * 1000 / self.items
 
+    @property
+    def gc_per_item_ms(self) -> float:
+        """The workers' CPU in the cyclic garbage collector during their test loops, per item."""
+        return sum(sum(w.get("gc_s", ())) for w in self.workers) * 1000 / self.items
+
+    @property
+    def gc_oldest(self) -> int:
+        """Collections of the oldest generation (each walks every live object) in the workers' loops."""
+        return sum(w.get("gc_n", [0, 0, 0])[2] for w in self.workers)
+
     def worker_mb(self, key: str) -> float:
         return max(w[key] for w in self.workers) / 1024
 
@@ -231,6 +280,8 @@ class Run:
             "cpu_s": self.cpu_s,
             "cpu_per_item_ms": self.cpu_per_item_ms,
             "loop_cpu_per_item_ms": self.loop_cpu_per_item_ms,
+            "gc_per_item_ms": self.gc_per_item_ms,
+            "gc_oldest": self.gc_oldest,
             "worker_collect_s": max(w["collect_s"] for w in self.workers),
             "worker_peak_mb": self.worker_mb("hwm_kb"),
             "worker_rss_collected_mb": self.worker_mb("rss_collected_kb"),
@@ -332,6 +383,13 @@ def measure(root: Path, tests: int, args: argparse.Namespace) -> dict[str, Any]:
     if extras:
         variants.append(("llmport-cold", llmport, [*replay_args, "--cache-clear"], replay_env))
     variants.append(("llmport", llmport, replay_args, replay_env))
+    if args.before:
+        before_env = {**replay_env, "PYTHONPATH": str(Path(args.before).resolve())}
+        before_args = [*replay_args, "-o", "cache_dir=.pytest_cache_before"]  # its own parsed-cassette cache
+        variants.append(("llmport-before", llmport, before_args, before_env))
+    if args.gc_freeze:
+        frozen_env = {**replay_env, "LLMPORT_BENCH_GC_FREEZE": "1"}
+        variants.append(("llmport-gc-frozen", llmport, replay_args, frozen_env))
     if vcr is not None:
         variants.append(("pytest-recording", vcr, ["--record-mode=none"], vcr_env))
     for r in range(args.repeat):
@@ -369,7 +427,7 @@ def print_tables(results: list[dict[str, Any]], workers: int) -> None:
     header = (
         f"{'items':>7} {'variant':<17}{'wall s':>8}{'ms/item':>9}{'cpu s':>8}{'cpu ms/item':>12}"
         f"{'x plain':>8}{'loop cpu ms':>12}{'collect s':>10}{'peak MB':>8}{'after coll.':>12}"
-        f"{'growth':>7}{'KB/item':>8}"
+        f"{'growth':>7}{'KB/item':>8}{'gc ms':>7}{'gen2':>6}"
     )
     print(header)
     print("-" * len(header))
@@ -386,12 +444,15 @@ def print_tables(results: list[dict[str, Any]], workers: int) -> None:
                 f"{f['loop_cpu_per_item_ms']:>12.3f}{f['worker_collect_s']:>10.2f}"
                 f"{f['worker_peak_mb']:>8.1f}{f['worker_rss_collected_mb']:>12.1f}"
                 f"{f['worker_loop_growth_mb']:>7.1f}{(f'{slope:.2f}' if slope is not None else '-'):>8}"
+                f"{f.get('gc_per_item_ms', 0.0):>7.3f}{f.get('gc_oldest', 0):>6}"
             )
     print(
         "(cpu = user + system CPU of every process of the run, x plain compares it; loop cpu = the\n"
         " workers' CPU in their test loops, per item. MB per worker, the largest: peak = VmHWM; after coll.\n"
         " = resident after collection; growth = resident at the end minus after collection; KB/item =\n"
-        " resident memory a worker gains per item it runs, from its first sample to its last.\n"
+        " resident memory a worker gains per item it runs, from its first sample to its last; gc ms = the\n"
+        " workers' CPU in the cyclic garbage collector during their loops, per item (part of loop cpu);\n"
+        " gen2 = collections of the oldest generation there, each walking every live object.\n"
         " ms/item = whole-process wall / items.)"
     )
     if len(results) > 1:
@@ -434,10 +495,22 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ITEMS",
         help="measure a fresh checkout and pytest-recording only up to this many items (default 10000)",
     )
+    parser.add_argument(
+        "--before",
+        metavar="DIR",
+        help="also replay with the pytest_llmport package under DIR (another version), as llmport-before",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="also replay with gc.freeze() after collection (llmport-gc-frozen): the collector's walks",
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="also trace one replay's allocations")
     parser.add_argument("--json", metavar="PATH", help="also write the figures as JSON to PATH (- = stdout)")
     parser.add_argument("--keep", action="store_true", help="keep the generated projects and print where")
     args = parser.parse_args(argv)
+    if args.before and not (Path(args.before) / "pytest_llmport" / "__init__.py").is_file():
+        parser.error(f"--before {args.before}: no pytest_llmport package there")
     sizes = [int(part) for part in args.tests.split(",") if part.strip()]
     if not sizes or min(sizes) < 1 or args.workers < 1 or args.repeat < 1:
         parser.error("--tests, --workers and --repeat must be positive")
