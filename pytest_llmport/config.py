@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,9 +26,24 @@ import pytest
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    from _pytest.mark.structures import ParameterSet
-
     from .providers import Provider
+    from .testsettings import ItemSettings as ItemSettings
+    from .testsettings import MarkerOptions as MarkerOptions
+    from .testsettings import PortableTest as PortableTest
+    from .testsettings import RecordingOptions as RecordingOptions
+
+# Defined in testsettings.py, which only a run with a marked test imports (building these dataclasses is
+# most of what importing config.py cost: bench/startup.py); still importable from here, as documented.
+_TEST_SETTINGS = ("ItemSettings", "MarkerOptions", "PortableTest", "RecordingOptions")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TEST_SETTINGS:
+        from . import testsettings
+
+        return getattr(testsettings, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 RECORD_MODES = ("none", "once", "new_episodes", "all")
 DEFAULT_PROVIDERS = ("openai",)
@@ -265,22 +280,6 @@ class Settings:
     escape_ids: bool = True  # pytest's own ini key that turns off the escaping of test ids
     collect_only: bool = False  # pytest's --collect-only: no test runs
     judge: str | None = None  # "<provider>[:model]" that llm_equiv.judge() asks
-
-
-@dataclass(frozen=True)
-class MarkerOptions:
-    """What ``@pytest.mark.llm_portable(...)`` says about one test."""
-
-    providers: tuple[str, ...] | None = None
-    baseline: str | None = None
-    threshold: float | str | None = None  # str: samples.CALIBRATED
-    metric: str | None = None
-    requires: tuple[str, ...] = ()
-    facts: bool | None = None
-    models: tuple[str, ...] = ()
-    samples: int | None = None
-    pass_rate: float | None = None
-    judge: str | None = None
 
 
 def read_tool_table(config: pytest.Config) -> dict[str, Any]:
@@ -567,6 +566,8 @@ def marker_options(
     marker: pytest.Mark, known: Sequence[str], where: str, metrics: Iterable[str] | None = None
 ) -> MarkerOptions:
     """Validate ``@pytest.mark.llm_portable(...)`` arguments once, at collection."""
+    from .testsettings import MarkerOptions
+
     usage = f"{where}: @pytest.mark.{MARKER}"
     if marker.args:
         raise ConfigError(
@@ -648,62 +649,7 @@ def marker_options(
     return MarkerOptions(providers=tuple(providers), **extra)
 
 
-@dataclass(frozen=True)
-class PortableTest:
-    """One marked test function in this run: what its marker says, and the providers it runs on."""
-
-    options: MarkerOptions
-    providers: tuple[str, ...]  # the run's providers that the marker's providers=[...] keeps
-    lacking: Mapping[str, str]  # provider -> why it is skipped (a capability requires=[...] names)
-    no_provider: str = ""  # why it runs on no provider, when ``providers`` is empty
-    samples: int = 1  # answers recorded per provider (samples.py): one item each when more than one
-    pass_rate: float = 1.0
-
-    @property
-    def sampled(self) -> bool:
-        """Whether its items carry a sample parameter (samples.SAMPLE) beside the provider."""
-        return self.samples > 1 and bool(self.providers)
-
-    def params(self) -> list[ParameterSet]:
-        """One parameter per provider and sample (skipped where a capability is missing), or a skipped
-        no-provider."""
-        from .samples import Sample
-
-        if not self.providers:
-            return [pytest.param(None, id="no-provider", marks=pytest.mark.skip(reason=self.no_provider))]
-        params = []
-        for name in self.providers:
-            marks = [pytest.mark.skip(reason=self.lacking[name])] if name in self.lacking else []
-            if not self.sampled:
-                params.append(pytest.param(name, id=name, marks=marks))
-                continue
-            for index in range(1, self.samples + 1):
-                sample = Sample(index, self.samples, self.pass_rate)
-                params.append(pytest.param(name, sample, id=sample.ident(name), marks=marks))
-        return params
-
-
-@dataclass(frozen=True)
-class ItemSettings:
-    """What decides one ``llm_portable`` test on one provider: resolved at collection, in ``item.stash``."""
-
-    provider: str
-    providers: tuple[str, ...]  # every provider this test runs on in this run
-    skipped: bool  # a skip mark (ours for a missing capability, or the user's): it needs no cassette
-    skip_reason: str  # why this provider is skipped for a capability ("" when it is not)
-    requires: tuple[str, ...]
-    baseline: str
-    threshold: float | str | None  # None: the metric's own default; "baseline": samples.CALIBRATED
-    metric: str
-    facts: bool
-    record_mode: str
-    strict_model: bool
-    models: tuple[str, ...]  # models it sends on purpose besides llm_provider.model
-    conflict: str | None  # another HTTP recorder or mock in the same test (see coexist.py): fails setup
-    judge: str | None = None  # "<provider>[:model]" that llm_equiv.judge() asks: the marker's, else the run's
-
-
-ITEM_SETTINGS = pytest.StashKey[ItemSettings]()
+ITEM_SETTINGS: pytest.StashKey[ItemSettings] = pytest.StashKey()
 # The parameter each marked test is parametrised over (the provider's name).
 PARAM = "llm_provider_name"
 
@@ -742,6 +688,7 @@ def plan_providers(
     options: MarkerOptions, settings: Settings, registry: Mapping[str, Provider], nodeid: str = ""
 ) -> PortableTest:
     from .samples import unreachable
+    from .testsettings import PortableTest
 
     names = tuple(n for n in settings.providers if options.providers is None or n in options.providers)
     lacking = {}
@@ -766,6 +713,7 @@ def item_settings(item: pytest.Item, test: PortableTest, provider: str, settings
     """Resolve one item's settings, once every plugin's ``pytest_collection_modifyitems`` added its marks."""
     from .coexist import OTHER_RECORDER_MARKS, conflict
     from .metrics import DEFAULT_METRIC
+    from .testsettings import ItemSettings
 
     options = test.options
     models = options.models
@@ -803,6 +751,8 @@ def resolve_item(
     """One item's settings, from its function's :class:`PortableTest` (parsed by pytest_generate_tests)."""
     test = tests.get(function_key(item))
     if test is None:  # parametrised over llm_provider_name by hand, or added after collection
+        from .testsettings import MarkerOptions
+
         test = portable_test(item, settings, registry, metrics) or plan_providers(
             MarkerOptions(), settings, registry
         )
@@ -812,45 +762,3 @@ def resolve_item(
 def settings_of(item: pytest.Item) -> ItemSettings:
     """The settings of an ``llm_portable`` item, resolved at collection (KeyError for any other item)."""
     return item.stash[ITEM_SETTINGS]
-
-
-@dataclass
-class RecordingOptions:
-    """What ``pytest_llmport_configure_recording`` hooks may change about one test's recording.
-
-    Our own object, not vcrpy's: the recording layer applies it however it records.
-    """
-
-    #: Extra values to scrub, by name: written as ``<REDACTED:NAME>`` into the cassette and every report,
-    #: and (as every placeholder) matching any value on replay.
-    secrets: dict[str, str] = field(default_factory=dict, repr=False)
-    #: Request JSON body fields (``name`` or a dotted path ``metadata.request_id``) recorded as ``REDACTED``:
-    #: their value (any JSON value) is not compared on replay.
-    ignore_body: set[str] = field(default_factory=set)
-    #: Query parameters recorded as ``REDACTED``: their value is not compared on replay.
-    ignore_query: set[str] = field(default_factory=set)
-
-    def check(self, where: str) -> None:
-        """A hook that put something else in is told so, naming the test and the field."""
-        from .scrub import MIN_SECRET
-
-        for name, value in self.secrets.items():
-            named = isinstance(name, str) and 0 < len(name) <= 64 and name.replace("_", "").isalnum()
-            if not named or not isinstance(value, str):
-                raise ConfigError(
-                    f"{where}: pytest_llmport_configure_recording: secrets must map a NAME (letters, "
-                    f"digits, _) to a str value, e.g. recording.secrets['TENANT_TOKEN'] = "
-                    f"os.environ['TENANT_TOKEN']; got {name!r}"
-                )
-            if len(value) < MIN_SECRET:  # the scrubber leaves such short values alone: say so, not skip it
-                raise ConfigError(
-                    f"{where}: pytest_llmport_configure_recording: secrets[{name!r}] is shorter than "
-                    f"{MIN_SECRET} characters, too short to scrub without scrubbing ordinary text; keep "
-                    f"such a value out of the requests (or out of the test)"
-                )
-        for kind, names in (("ignore_body", self.ignore_body), ("ignore_query", self.ignore_query)):
-            if not all(isinstance(name, str) and name for name in names):
-                raise ConfigError(
-                    f"{where}: pytest_llmport_configure_recording: {kind} must hold non-empty field names, "
-                    f"e.g. recording.{kind}.add('request_id'); got {sorted(map(repr, names))}"
-                )

@@ -29,7 +29,6 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -64,15 +63,26 @@ _LOCAL_FAMILIES = frozenset(
 _IP_FAMILIES = frozenset({socket.AF_INET, socket.AF_INET6})
 
 
-@dataclass(frozen=True)
 class Attempt:
-    """One refused try to reach a peer: what was called, for whom, from which thread."""
+    """One refused try to reach a peer: what was called, for whom, from which thread.
 
-    call: str  # "connect", "sendto", "getaddrinfo" ...
-    target: str  # "192.0.2.1:9", "example.com", "AF_PACKET ('eth0', 3)"
-    host: str
-    thread: threading.Thread
-    via_proxy: bool = False  # a connection to the closed proxy the child environment points at
+    A plain class, not a dataclass: it is made only when the guard refuses, and a dataclass is built
+    when this module is imported, which every run does (bench/startup.py).
+    """
+
+    __slots__ = ("call", "host", "target", "thread", "via_proxy")
+
+    def __init__(
+        self, call: str, target: str, host: str, thread: threading.Thread, via_proxy: bool = False
+    ) -> None:
+        self.call = call  # "connect", "sendto", "getaddrinfo" ...
+        self.target = target  # "192.0.2.1:9", "example.com", "AF_PACKET ('eth0', 3)"
+        self.host = host
+        self.thread = thread
+        self.via_proxy = via_proxy  # a connection to the closed proxy the child environment points at
+
+    def __repr__(self) -> str:
+        return f"Attempt({self.call!r}, {self.target!r}, {self.host!r}, {self.thread!r}, {self.via_proxy!r})"
 
     @property
     def is_lookup(self) -> bool:

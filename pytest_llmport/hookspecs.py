@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from .config import ItemSettings, RecordingOptions
     from .providers import Provider
+    from .testsettings import ItemSettings, RecordingOptions
 
 
 @pytest.hookspec

@@ -46,7 +46,8 @@ HEAVY = (
 )
 
 # What collecting a marked test needs (sampling, hypothesis' replay settings), but a run without one not.
-UNTIL_MARKED = ("pytest_llmport.properties", "pytest_llmport.samples")
+# testsettings: the dataclasses of marked tests, most of what importing the plugin cost (bench/startup.py).
+UNTIL_MARKED = ("pytest_llmport.properties", "pytest_llmport.samples", "pytest_llmport.testsettings")
 
 CONFTEST = f"""
 import sys
