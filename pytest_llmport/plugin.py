@@ -38,7 +38,10 @@ SCOPE_KEY = pytest.StashKey[Scope]()
 JUNIT_KEY = pytest.StashKey[list[tuple[str, object]]]()
 EARLY_KEY = pytest.StashKey[Outside]()
 # Each marked test function's parsed marker and providers, by cfg.function_key, until its items exist.
-TESTS_KEY = pytest.StashKey[dict[str, cfg.PortableTest]]()
+TESTS_KEY: pytest.StashKey[dict[str, cfg.PortableTest]] = pytest.StashKey()
+# One of each distinct ItemSettings: items mostly resolve to equal ones (every item of a function on one
+# provider, and of every function with the same marker), and pytest keeps every item to the session's end.
+SHARED_KEY: pytest.StashKey[dict[cfg.ItemSettings, cfg.ItemSettings]] = pytest.StashKey()
 # workeroutput entries an xdist worker hands the controller (see pytest_sessionfinish)
 BLOCKED_OUTSIDE = "llmport_blocked_outside"
 UNREPORTED_DISCARDS = "llmport_unreported_discards"
@@ -196,6 +199,10 @@ def pytest_collection_modifyitems(session: pytest.Session, items: list[pytest.It
     run = session.config.stash[RUN_KEY]
     for item in items:
         _settings(item)
+    # Every item has its settings: the functions' parsed markers would only stay for the session (an item
+    # added later reads its marker again, to the same result).
+    session.config.stash.get(TESTS_KEY, {}).clear()
+    session.config.stash.get(SHARED_KEY, {}).clear()  # the items keep theirs
     run.prepare_property_tests(items)
     if not hasattr(session.config, "workerinput"):  # an xdist controller checks its workers' ids
         leaky_ids(items, run.redaction.redact, PARAM)
@@ -226,9 +233,9 @@ def _settings(item: pytest.Item) -> cfg.ItemSettings | None:
     if cfg.ITEM_SETTINGS not in item.stash:
         run = item.config.stash[RUN_KEY]
         tests = item.config.stash.get(TESTS_KEY, {})
-        item.stash[cfg.ITEM_SETTINGS] = cfg.resolve_item(
-            item, name, tests, run.settings, run.registry, run.metrics
-        )
+        settings = cfg.resolve_item(item, name, tests, run.settings, run.registry, run.metrics)
+        shared = item.config.stash.setdefault(SHARED_KEY, {})
+        item.stash[cfg.ITEM_SETTINGS] = shared.setdefault(settings, settings)  # equal settings, one object
     return item.stash[cfg.ITEM_SETTINGS]
 
 

@@ -80,6 +80,59 @@ def pytest_collection_modifyitems(items):
     result.stdout.fnmatch_lines(["*no cassette for provider 'openai'*", "*zhipu is down today*"])
 
 
+SHARED_SETTINGS = """
+from pytest_llmport.config import ITEM_SETTINGS
+
+def pytest_collection_finish(session):
+    first = {}
+    for item in session.items:
+        settings = item.stash[ITEM_SETTINGS]
+        name = first.setdefault(id(settings), item.name)
+        print("SETTINGS", item.name, "shares", name, settings.provider, settings.skipped, settings.threshold)
+"""
+
+
+def test_items_with_equal_settings_share_one_object_and_no_other(pytester: pytest.Pytester) -> None:
+    # pytest keeps every item to the end of the session: one ItemSettings per distinct value, not per item
+    # (bench/scale.py). Sharing is by value, so an item whose settings differ in anything keeps its own.
+    pytester.makeconftest(SHARED_SETTINGS)
+    pytester.makepyfile(
+        test_it="""
+import pytest
+
+@pytest.mark.llm_portable
+@pytest.mark.parametrize("x", [1, 2, pytest.param(3, marks=pytest.mark.skip(reason="not today"))])
+def test_a(llm_provider, x):
+    pass
+
+@pytest.mark.llm_portable
+def test_same_marker(llm_provider):
+    pass
+
+@pytest.mark.llm_portable(threshold=0.9)
+def test_other_marker(llm_provider):
+    pass
+"""
+    )
+    result = pytester.runpytest("-s", "--collect-only", "-q", "--providers=openai,qwen")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "SETTINGS test_a[[]openai-1[]] shares test_a[[]openai-1[]] openai False None",
+            "SETTINGS test_a[[]openai-2[]] shares test_a[[]openai-1[]] openai False None",
+            "SETTINGS test_a[[]openai-3[]] shares test_a[[]openai-3[]] openai True None",
+            "SETTINGS test_a[[]qwen-1[]] shares test_a[[]qwen-1[]] qwen False None",
+            "SETTINGS test_a[[]qwen-2[]] shares test_a[[]qwen-1[]] qwen False None",
+            "SETTINGS test_a[[]qwen-3[]] shares test_a[[]qwen-3[]] qwen True None",
+            "SETTINGS test_same_marker[[]openai[]] shares test_a[[]openai-1[]] openai False None",
+            "SETTINGS test_same_marker[[]qwen[]] shares test_a[[]qwen-1[]] qwen False None",
+            "SETTINGS test_other_marker[[]openai[]] shares test_other_marker[[]openai[]] openai False 0.9",
+            "SETTINGS test_other_marker[[]qwen[]] shares test_other_marker[[]qwen[]] qwen False 0.9",
+        ],
+        consecutive=True,
+    )
+
+
 def test_configure_recording_scrubs_and_ignores_what_the_hook_says(
     pytester: pytest.Pytester, llm_env: FakeProvider, monkeypatch: pytest.MonkeyPatch, run_modes: RunModes
 ) -> None:
