@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,27 @@ REPORT_VERSION = 2
 MATRIX_ROWS = 50  # rows the terminal matrix shows in full; beyond that, only rows with a difference
 # Report-data keys a Cell keeps as they are (other helpers' fields: SHARED conventions, section 3).
 PASSTHROUGH = ("cassette",)
+
+
+# Strings up to this length are interned when a cell is kept from a worker's report (see compact()).
+SHORT = 64
+
+
+def compact(value: Any) -> Any:
+    """``value`` (report data: dicts, lists, strings, numbers) with its keys and short strings interned.
+
+    What an xdist worker sent arrives as fresh objects: every cell of a 50,000-item run would carry its
+    own copy of each key ("endpoint", "request_model" ...) and of each repeated value (a model's name, a
+    finish reason). The same values, one copy each: about 40 % of what the controller kept per cell
+    (bench/scale.py). Containers are new ones, never shared between cells.
+    """
+    if isinstance(value, str):
+        return sys.intern(value) if len(value) <= SHORT and type(value) is str else value
+    if isinstance(value, dict):
+        return {sys.intern(k) if type(k) is str else k: compact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [compact(v) for v in value]
+    return value
 
 
 def test_label(nodeid: str, provider: str) -> str:
@@ -131,13 +153,17 @@ class Cell:
 class Matrix:
     """Collects one cell per (test, provider) from test reports, on the controller under xdist."""
 
-    def __init__(self, providers: Iterable[str], baseline: str) -> None:
+    def __init__(self, providers: Iterable[str], baseline: str, compact: bool = False) -> None:
         self.providers = list(providers)
         self.baseline = baseline
+        # Cells from other processes' reports (an xdist controller): kept compact (see compact()).
+        self.compact = compact
         self.cells: dict[str, dict[str, Cell]] = {}
         self.sampled: dict[tuple[str, str], dict[Any, Cell]] = {}  # (test, provider) -> sample -> cell
 
     def add(self, nodeid: str, when: str, outcome: str, data: Mapping[str, Any], longrepr: str) -> None:
+        if self.compact:
+            data = compact(dict(data))
         provider = str(data["provider"])
         sample = data.get("sample")
         if isinstance(sample, Mapping):

@@ -72,7 +72,7 @@ class LlmportRun:
         self.settings = settings
         self.registry = registry
         self.metrics: Mapping[str, Callable[[str, str], float]] = metrics if metrics is not None else {}
-        self.matrix = Matrix(settings.providers, settings.baseline)
+        self.matrix = Matrix(settings.providers, settings.baseline, compact=settings.xdist_controller)
         self.discarded: list[dict[str, str]] = []
         self.scan_findings: list[str] = []
         self.redaction = Redaction(registry.values(), settings.secret_env)

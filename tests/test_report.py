@@ -12,7 +12,7 @@ from pytest_llmport.errors import ConfigError
 from pytest_llmport.observe import request_features
 from pytest_llmport.prices import Price, PriceTable, builtin_table, load
 from pytest_llmport.providers import BUILTIN_PROVIDERS
-from pytest_llmport.report import group_discarded, schema_errors
+from pytest_llmport.report import SHORT, Matrix, compact, group_discarded, schema_errors
 from pytest_llmport.testing import FakeProvider
 
 from .conftest import RunModes
@@ -606,3 +606,49 @@ def test_the_verdict_groups_every_kind_of_change(pytester: pytest.Pytester, llm_
         "test_new_key": "no-baseline",
         "test_wrapped": "passed",
     }
+
+
+def _as_sent(text: str) -> str:
+    """A string equal to ``text`` but not the same object, as an xdist worker's report delivers it."""
+    return "".join(list(text))
+
+
+def _cell_data(provider: str, long_text: str) -> dict[str, object]:
+    return {
+        _as_sent("provider"): _as_sent(provider),
+        _as_sent("kind"): _as_sent("passed"),
+        _as_sent("checks"): [{_as_sent("kind"): _as_sent("similar"), _as_sent("score"): 0.9}],
+        _as_sent("problems"): [_as_sent(long_text)],
+        _as_sent("exchanges"): [{_as_sent("request_model"): _as_sent("gpt-4o-mini"), "usage": {"total": 15}}],
+        _as_sent("model"): {_as_sent("sent"): [_as_sent("gpt-4o-mini")], "mismatch": False},
+        _as_sent("cassette"): {_as_sent("path"): _as_sent(long_text), "source": _as_sent("replayed")},
+    }
+
+
+def test_a_controller_keeps_cells_compact_and_equal() -> None:
+    # An xdist controller's cells come from deserialised reports: keys and short values are kept once
+    # (interned), long ones as they came; the cells read exactly as without compaction, and no two cells
+    # share a container (the report build writes into a cell's cassette entry).
+    long_text = "x" * (SHORT + 1)
+    plain, compacted = Matrix(["openai"], "openai"), Matrix(["openai"], "openai", compact=True)
+    for matrix in (plain, compacted):
+        for index, provider in enumerate(("openai", "qwen")):
+            matrix.add(
+                f"t.py::test_{index}[{provider}]", "call", "passed", _cell_data(provider, long_text), ""
+            )
+    assert plain.as_dict() == compacted.as_dict()
+    first, second = compacted.cells["t.py::test_0"]["openai"], compacted.cells["t.py::test_1"]["qwen"]
+    assert first.exchanges[0]["request_model"] is second.exchanges[0]["request_model"]
+    assert next(iter(first.model)) is next(iter(second.model))
+    assert first.extra["cassette"]["path"] == long_text and first.extra["cassette"]["path"] is not long_text
+    assert first.extra["cassette"] is not second.extra["cassette"]
+    assert first.checks[0] is not second.checks[0]
+    # Without compaction (one process: the data is our own objects) nothing is interned: the check can fail.
+    raw = plain.cells["t.py::test_0"]["openai"], plain.cells["t.py::test_1"]["qwen"]
+    assert raw[0].exchanges[0]["request_model"] is not raw[1].exchanges[0]["request_model"]
+
+
+def test_compact_leaves_other_values_alone() -> None:
+    value = {"n": 3, "f": 2.5, "none": None, "flag": True, "nested": [[{"a": "b"}]], 7: "seven"}
+    assert compact(value) == value
+    assert compact(value)["nested"] is not value["nested"]
