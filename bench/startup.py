@@ -10,7 +10,7 @@ has it; see ``common.PYCACHE``). Three pairs are measured:
 * ``alone``: ``PYTEST_DISABLE_PLUGIN_AUTOLOAD=1``, a module that holds no hook against
   ``-p pytest_llmport.plugin``: the plugin's own cost, without the other plugins' start-up in the noise.
   Both sides load a plugin with ``-p``, because pytest answers every ``-p NAME`` by reading the entry
-  points of every installed distribution (about 3 ms with this environment's 140): the plugin does not
+  points of every installed distribution (about 1 ms with this environment's 140): the plugin does not
   cost that in a run that loads it as installed, so it must not be counted as the plugin's;
 * ``alone, CI=true``: the same in a run that replays everything, where the network guard is installed
   before the first ``conftest.py`` is imported.
