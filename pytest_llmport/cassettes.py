@@ -566,7 +566,7 @@ class AtomicPersister:
                     with contextlib.suppress(OSError):
                         stale.unlink()  # left by a run that was killed
                 self._out_path = self.cache_dir / f".parsed-{self.worker}.{os.getpid()}{TEMP_SUFFIX}"
-                self._out = self._out_path.open("wb")
+                self._out = self._out_path.open("wb", buffering=1 << 16)  # a write per many entries
                 marshal.dump(self._written_by(), self._out)
             marshal.dump((key, stamp, len(encoded)), self._out)
             self._out.write(encoded)
