@@ -39,6 +39,7 @@ from .cassettes import (
     _location,
     _query,
     _uri_template,
+    body_forms,
 )
 
 Key = tuple[str, tuple[str, str, int | None, str], tuple[tuple[str, str], ...], Any]
@@ -72,17 +73,17 @@ MEMO = "_llmport_match"  # the stored request's memo: (fingerprint, kind, key, c
 SPELLING = "_llmport_sent"  # the stored request's other memo: (fingerprint, a body that matched it by key)
 
 
-def compact_spelling(body: Any, canonical: Any) -> bytes | None:
-    """A recorded JSON body as httpx sends JSON (no spaces, the recorded key order), or None.
+def compact_spelling(request: Any) -> bytes | None:
+    """A request's JSON body as httpx sends JSON (no spaces, the recorded key order), or None.
 
-    ``canonical`` is the body's canonical form (the key's last part; bytes when it is no JSON). The
-    spelling parses back to the same JSON value, so it has the recorded request's key: a body sent so,
-    byte for byte, matches it as a body that matched by key would.
+    The spelling parses back to the same JSON value, so it has the request's key: a body sent so, byte
+    for byte, matches it as a body that matched by key would.
     """
-    if not isinstance(canonical, str) or not isinstance(body, (bytes, bytearray)):
+    canonical, value = body_forms(request)  # (parsed once, for the key too)
+    if not isinstance(canonical, str):  # bytes: the body is no JSON
         return None
     try:
-        text = json.dumps(json.loads(body), ensure_ascii=False, separators=(",", ":"))
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
         return text.encode("utf-8")  # strict: a lone surrogate has no UTF-8 spelling a client could send
     except (ValueError, TypeError, RecursionError):  # (UnicodeEncodeError is a ValueError)
         return None
@@ -96,7 +97,7 @@ def _filing(request: Any) -> tuple[str, Any, bytes | None]:
         key = request_key(request)
     except (ValueError, TypeError):
         return "unreadable", None, None
-    return "key", key, compact_spelling(request.body, key[3])
+    return "key", key, compact_spelling(request)
 
 
 def _hashable(key: Any) -> Key:
@@ -126,6 +127,7 @@ def fingerprint() -> str:
         cassettes._query,
         cassettes._canonical,
         cassettes._canonical_body,
+        cassettes.body_forms,
         cassettes.body_value,
         cassettes._uri_template,
         cassettes._body_template,

@@ -316,10 +316,10 @@ def test_a_fresh_index_answers_the_compact_spelling_of_a_recorded_body_without_p
 
 
 def test_only_a_json_body_with_a_utf8_spelling_gets_a_compact_one() -> None:
-    from pytest_llmport.index import compact_spelling, request_key
+    from pytest_llmport.index import compact_spelling
 
     def spelling(body: bytes) -> bytes | None:
-        return compact_spelling(body, request_key(HttpRequest("POST", "https://a.example/v1", body, {}))[3])
+        return compact_spelling(HttpRequest("POST", "https://a.example/v1", body, {}))
 
     assert spelling(b'{ "a" : [1, 2] }') == b'{"a":[1,2]}'
     assert spelling(b"not json") is None and spelling(b"{broken") is None and spelling(b"123") is None
@@ -342,6 +342,6 @@ def test_a_compact_spelling_has_the_key_of_the_body_it_spells(value: Any, indent
 
     recorded = HttpRequest("POST", "https://a.example/v1", json.dumps(value, indent=indent).encode(), {})
     key = request_key(recorded)
-    spelled = compact_spelling(recorded.body, key[3])
+    spelled = compact_spelling(recorded)
     if spelled is not None:
         assert request_key(HttpRequest("POST", "https://a.example/v1", spelled, {})) == key
