@@ -15,7 +15,7 @@ None otherwise (the caller then parses with PyYAML, whose error messages are the
 * every token where a plain scalar may begin that either reader could take for something other than
   a string (one starting with a digit, sign, ``.`` or ``_``; ``yes``/``no``/``on``/``off`` and their
   capitalisations; ``<<``, ``=``) must read the same in both: forms both read alike (``200``, ``3.3``,
-  ``0.1.0``) are known, the others are read by both on their own, once per process;
+  ``0.1.0``, a seal's hex digest) are known, the others are read by both on their own, once per process;
 * left to PyYAML: tabs, the line breaks only 1.1 knows (NEL, LS, PS) and the characters PyYAML refuses;
   tags, anchors, complex or empty keys, directives, document markers; flow collections with something
   in them on their first line; block scalars with a blank first line, no content, or a line of spaces
