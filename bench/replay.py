@@ -34,7 +34,8 @@ included) and the part of it outside the test loop, against plain pytest's.
 With ``--before DIR`` (a folder holding another version's ``pytest_llmport`` package, e.g. extracted with
 ``git archive <rev> pytest_llmport | tar -x -C DIR``), ``llmport-before`` replays the same project with that
 version first on ``PYTHONPATH`` and its own warm parsed-cassette cache, interleaved with the others: a
-before/after figure from one run, on a machine whose load drifts.
+before/after figure from one run, on a machine whose load drifts. With ``llmport-cold`` chosen too,
+``llmport-before-cold`` replays the fresh checkout with that version beside it.
 
 Every variant runs ``--repeat`` times (interleaved, so slow drift of a noisy machine hits all of them alike)
 and the minimum is reported. Nothing here asserts on timings.
@@ -213,6 +214,7 @@ REPLAY_ARGS: dict[str, tuple[str, ...]] = {
 }
 TIMED = ("plain", "floor", "floor-fixture", "llmport", "llmport-cold", "pytest-recording")
 BEFORE = "llmport-before"  # with --before: the same replay with another version of the plugin
+BEFORE_COLD = "llmport-before-cold"  # with --before and llmport-cold: the fresh checkout, that version
 EXTRA = ("llmport-mismatch", "stream", "oneshot", "llmport-cold-pyyaml")
 RECORD_ARGS: dict[str, tuple[str, ...]] = {
     "llmport": ("--providers=openai", "--llmport-record-mode=once"),
@@ -227,9 +229,11 @@ RECORDS = {
     "llmport-mismatch": "llmport",
     "llmport-cold-pyyaml": "llmport",
     BEFORE: "llmport",
+    BEFORE_COLD: "llmport",
 }
 REPLAY_ARGS[BEFORE] = (*REPLAY_ARGS["llmport"], "-o", "cache_dir=.pytest_cache_before")
-SHOWN = (*TIMED[:4], BEFORE, *TIMED[4:])  # table order
+REPLAY_ARGS[BEFORE_COLD] = (*REPLAY_ARGS["llmport-cold"], "-o", "cache_dir=.pytest_cache_before")
+SHOWN = (*TIMED[:4], BEFORE, TIMED[4], BEFORE_COLD, *TIMED[5:])  # table order
 
 
 def with_providers(args: tuple[str, ...], providers: list[str]) -> tuple[str, ...]:
@@ -285,11 +289,12 @@ def _table(title: str, per: dict[str, float], best: dict[str, Timing], show_runs
             t = best[variant]
             line += f"{t.loop_s:>9.3f}{t.collect_s:>11.3f}{t.wall_s:>9.3f}"
         print(line)
-    if BEFORE in per and "llmport" in per:
-        print(
-            f"llmport added above the floor: before {per[BEFORE] - floor:.3f} ms, "
-            f"now {per['llmport'] - floor:.3f} ms ({per['llmport'] / per[BEFORE]:.3f}x per item)"
-        )
+    for now, before in (("llmport", BEFORE), ("llmport-cold", BEFORE_COLD)):
+        if before in per and now in per:
+            print(
+                f"{now} added above the floor: before {per[before] - floor:.3f} ms, "
+                f"now {per[now] - floor:.3f} ms ({per[now] / per[before]:.3f}x per item)"
+            )
     if all(v in per for v in ("pytest-recording", "llmport", "llmport-cold", "floor")):
         print(
             f"pytest-recording / llmport per-item: {per['pytest-recording'] / per['llmport']:.2f}x "
@@ -564,9 +569,11 @@ def main(argv: list[str] | None = None) -> int:
         if not (Path(args.before) / "pytest_llmport" / "__init__.py").is_file():
             parser.error(f"--before {args.before}: no pytest_llmport package there")
         chosen.insert(chosen.index("llmport") + 1 if "llmport" in chosen else len(chosen), BEFORE)
+        if "llmport-cold" in chosen:
+            chosen.insert(chosen.index("llmport-cold") + 1, BEFORE_COLD)
     if args.profile or args.profile_only:
         chosen = list(dict.fromkeys([*chosen, "llmport"]))
-    sizes = {v: args.n for v in (*TIMED, BEFORE, "llmport-mismatch", "llmport-cold-pyyaml")}
+    sizes = {v: args.n for v in (*TIMED, BEFORE, BEFORE_COLD, "llmport-mismatch", "llmport-cold-pyyaml")}
     sizes.update(stream=args.stream_n, oneshot=args.stream_n)
     tests = {**sizes, "llmport": args.n // len(providers)}
     needed = {RECORDS.get(v, v) for v in chosen}
@@ -616,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
             "floor-fixture": clean_env({}),
             **{v: replay_env for v in LLMPORT_VARIANTS},
             BEFORE: {**replay_env, "PYTHONPATH": str(Path(args.before or ".").resolve())},
+            BEFORE_COLD: {**replay_env, "PYTHONPATH": str(Path(args.before or ".").resolve())},
             "llmport-mismatch": {**replay_env, "BENCH_SUFFIX": " (changed since recording)"},
             "llmport-cold-pyyaml": {**replay_env, "PYTHONPATH": str(without_yaml_rs(root))},
             "pytest-recording": clean_env({"BENCH_FAKE_BASE_URL": base_url}),

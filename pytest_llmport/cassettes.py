@@ -215,8 +215,13 @@ def _head_seal(response: Mapping[str, Any], meta: Mapping[str, Any]) -> str:
         "headers": response.get("headers"),
         "llmport": {k: v for k, v in meta.items() if k not in _SEALS},
     }
-    text = json.dumps(facts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = _SEAL_JSON.encode(facts)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+# What json.dumps(facts, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str) builds
+# for every call, built once: a fresh checkout checks a head seal per response.
+_SEAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 # Client libraries whose version a cassette notes when they are loaded (the inventory flags older ones).
@@ -566,7 +571,7 @@ class AtomicPersister:
                     with contextlib.suppress(OSError):
                         stale.unlink()  # left by a run that was killed
                 self._out_path = self.cache_dir / f".parsed-{self.worker}.{os.getpid()}{TEMP_SUFFIX}"
-                self._out = self._out_path.open("wb")
+                self._out = self._out_path.open("wb", buffering=1 << 16)  # a write per many entries
                 marshal.dump(self._written_by(), self._out)
             marshal.dump((key, stamp, len(encoded)), self._out)
             self._out.write(encoded)
@@ -622,12 +627,16 @@ class AtomicPersister:
 
     @staticmethod
     def _parse(path: Path, serializer: Any) -> Any:
+        with open(path, "rb") as handle:  # a binary read: no text layer, which costs more than the read
+            data = handle.read()
         try:
-            text = path.read_text(encoding="utf-8")
+            text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise CorruptCassetteError(
                 f"{path}: not UTF-8 text at byte {exc.start}; delete it and re-record"
             ) from exc
+        if "\r" in text:  # line ends as a text read gives them (universal newlines)
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
         return parse_cassette(path, text, serializer)
 
     def save_cassette(
@@ -960,14 +969,23 @@ def _canonical(value: Any) -> Any:
 
 
 def _canonical_body(request: Any) -> Any:
-    # Remembered on the request: a recorded request is compared with every request the test sends.
+    return body_forms(request)[0]
+
+
+def body_forms(request: Any) -> tuple[Any, Any]:
+    """(canonical form, :func:`body_value`) of a request's body, worked out once per body.
+
+    Remembered on the request: a recorded request is compared with every request the test sends, and
+    the replay index spells a recorded JSON body from the value it parsed for the canonical form.
+    """
     body = request.body
     memo = request.__dict__.get("_llmport_canonical")
     if memo is not None and memo[0] is body:
-        return memo[1]
-    value = _canonical(body_value(body))
-    request.__dict__["_llmport_canonical"] = (body, value)
-    return value
+        return memo[1], memo[2]
+    value = body_value(body)
+    canonical = _canonical(value)
+    request.__dict__["_llmport_canonical"] = (body, canonical, value)
+    return canonical, value
 
 
 def match_body(r1: Any, r2: Any) -> None:

@@ -15,7 +15,7 @@ None otherwise (the caller then parses with PyYAML, whose error messages are the
 * every token where a plain scalar may begin that either reader could take for something other than
   a string (one starting with a digit, sign, ``.`` or ``_``; ``yes``/``no``/``on``/``off`` and their
   capitalisations; ``<<``, ``=``) must read the same in both: forms both read alike (``200``, ``3.3``,
-  ``0.1.0``) are known, the others are read by both on their own, once per process;
+  ``0.1.0``, a seal's hex digest) are known, the others are read by both on their own, once per process;
 * left to PyYAML: tabs, the line breaks only 1.1 knows (NEL, LS, PS) and the characters PyYAML refuses;
   tags, anchors, complex or empty keys, directives, document markers; flow collections with something
   in them on their first line; block scalars with a blank first line, no content, or a line of spaces
@@ -87,6 +87,10 @@ _ALIKE = re.compile(
 )
 # A character no number, date, time or boolean of either reader holds: such a token is a string in both.
 _TEXTUAL = re.compile(r"[^-+._0-9a-zA-Z: ]")
+# A digest (a seal, an id): digits and lowercase hex letters, one of them a, c, d or f. Those four letters
+# appear in no number of either reader but a hexadecimal one (``0x`` first: no ``x`` here), nor in a
+# date, a time or a boolean (b is in 1.1's ``0b``, e in an exponent): a string in both, not asked about.
+_DIGEST = re.compile(r"[0-9][0-9a-f]*[acdf][0-9a-f]*")
 _SCALARS = (str, int, float, bool, type(None))
 _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the loader cassettes.py reads with
 _STR = "tag:yaml.org,2002:str"
@@ -117,7 +121,7 @@ def load(text: str) -> Any:
         or "\n---" in scanned  # a document marker (and a document end but as the last line)
         or "\n..." in scanned[:-4]
         or _REFUSED.search(text)
-        or _SPACES.search(scanned)
+        or (" \n" in text and _SPACES.search(scanned))  # (such a line ends in " \n": the text ends in one)
         or _LEFT.search(scanned)
     ):
         return None
@@ -154,7 +158,7 @@ def _plain_types(data: dict[str, Any]) -> bool:
 def _tokens_alike(text: str) -> bool:
     asked = 0
     for token in set(_NUMERIC.findall(text)):
-        if _ALIKE.fullmatch(token) or _TEXTUAL.search(token):
+        if _ALIKE.fullmatch(token) or _TEXTUAL.search(token) or _DIGEST.fullmatch(token):
             continue
         known = _ASKED.get(token)
         if known is None:

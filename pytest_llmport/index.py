@@ -17,12 +17,16 @@ recorded request's key; no earlier one is available, so it is the answer, found 
 request. The spelling that matched is remembered beside the key (in the parsed-cassette cache, for the
 next run), only when its URL is the recorded one: its body then holds what the recorded body holds,
 written another way (JSON whitespace, key order, escapes), so nothing the cassette does not hold.
+Before any request is sent, a recorded JSON body's compact spelling (:func:`compact_spelling`, the one
+httpx and the SDKs built on it send) stands in for a spelling that matched: on a fresh checkout the
+first replay of a test need not parse its request either.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import json
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -35,6 +39,7 @@ from .cassettes import (
     _location,
     _query,
     _uri_template,
+    body_forms,
 )
 
 Key = tuple[str, tuple[str, str, int | None, str], tuple[tuple[str, str], ...], Any]
@@ -64,18 +69,35 @@ def matches(request: Any, recorded: Any) -> bool:
     return True
 
 
-MEMO = "_llmport_match"  # the stored request's memo: (fingerprint, kind, key)
+MEMO = "_llmport_match"  # the stored request's memo: (fingerprint, kind, key, compact spelling or None)
 SPELLING = "_llmport_sent"  # the stored request's other memo: (fingerprint, a body that matched it by key)
 
 
-def _filing(request: Any) -> tuple[str, Any]:
-    """("key", its key), ("pattern", None) or ("unreadable", None) for a recorded request."""
-    if has_placeholder(request):
-        return "pattern", None
+def compact_spelling(request: Any) -> bytes | None:
+    """A request's JSON body as httpx sends JSON (no spaces, the recorded key order), or None.
+
+    The spelling parses back to the same JSON value, so it has the request's key: a body sent so, byte
+    for byte, matches it as a body that matched by key would.
+    """
+    canonical, value = body_forms(request)  # (parsed once, for the key too)
+    if not isinstance(canonical, str):  # bytes: the body is no JSON
+        return None
     try:
-        return "key", request_key(request)
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return text.encode("utf-8")  # strict: a lone surrogate has no UTF-8 spelling a client could send
+    except (ValueError, TypeError, RecursionError):  # (UnicodeEncodeError is a ValueError)
+        return None
+
+
+def _filing(request: Any) -> tuple[str, Any, bytes | None]:
+    """("key", its key, its compact spelling), ("pattern", None, None) or ("unreadable", None, None)."""
+    if has_placeholder(request):
+        return "pattern", None, None
+    try:
+        key = request_key(request)
     except (ValueError, TypeError):
-        return "unreadable", None
+        return "unreadable", None, None
+    return "key", key, compact_spelling(request)
 
 
 def _hashable(key: Any) -> Key:
@@ -99,11 +121,13 @@ def fingerprint() -> str:
     functions = (
         request_key,
         has_placeholder,
+        compact_spelling,
         _filing,
         cassettes._location,
         cassettes._query,
         cassettes._canonical,
         cassettes._canonical_body,
+        cassettes.body_forms,
         cassettes.body_value,
         cassettes._uri_template,
         cassettes._body_template,
@@ -146,14 +170,16 @@ class RequestIndex:
         self.requests.append(request)
         stored = getattr(request, "stored", None)
         memo = stored.get(MEMO) if isinstance(stored, dict) else None
-        fresh = not (isinstance(memo, (tuple, list)) and len(memo) == 3 and memo[0] == fingerprint())
-        kind, key = _filing(request) if fresh else (memo[1], memo[2])  # type: ignore[index]
+        fresh = not (isinstance(memo, (tuple, list)) and len(memo) == 4 and memo[0] == fingerprint())
+        kind, key, compact = _filing(request) if fresh else memo[1:]  # type: ignore[index]
         if fresh and isinstance(stored, dict):
-            stored[MEMO] = (fingerprint(), kind, key)
+            stored[MEMO] = (fingerprint(), kind, key, compact)
         spelling = stored.get(SPELLING) if isinstance(stored, dict) and kind == "key" else None
         if not (isinstance(spelling, (tuple, list)) and len(spelling) == 2 and spelling[0] == fingerprint()):
             spelling = (None, None)  # none, or noted by other code
-        self._spellings.append(spelling[1] if isinstance(spelling[1], bytes) else None)
+        learned = spelling[1] if isinstance(spelling[1], bytes) else None
+        # One spelling per request: the one a client sent and matched, else the compact one.
+        self._spellings.append(learned or (compact if kind == "key" and isinstance(compact, bytes) else None))
         self._keyed.append(kind == "key")
         if kind == "key":
             self._by_key.setdefault(_hashable(key), []).append(position)

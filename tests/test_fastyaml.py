@@ -120,6 +120,8 @@ def test_the_scalars_that_differ_are_the_ones_left_to_pyyaml() -> None:
         "k: a\x07b\n",  # a character PyYAML refuses
         "k: |\n  a",  # a block scalar at the end of a file without a line break
         "k: 1\nk: 2\n",  # a duplicate key (PyYAML keeps the last, yaml-rs refuses)
+        "k: |\n  a\n   \n  b\n",  # a line of spaces alone inside a block scalar
+        "k: |\n  a\n \nv: 1\n",
     ],
 )
 def test_constructs_read_differently_are_left_to_pyyaml(text: str) -> None:
@@ -176,3 +178,29 @@ def test_without_the_extra_every_cassette_is_read_by_pyyaml() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "None"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.text("0123456789abcdef", min_size=1, max_size=40).map(
+        lambda tail: f"{tail[0] if tail[0].isdigit() else '1'}{tail}"
+    )
+)
+def test_a_digest_taken_for_a_string_without_asking_is_one_in_both_readers(token: str) -> None:
+    """Seals and ids (hex digits with a, c, d or f) are not asked about: both readers must agree."""
+    if fastyaml._DIGEST.fullmatch(token):
+        assert fastyaml._read_alike(token), token
+        assert same(pyyaml(f"k: {token}\n"), {"k": token}), token
+
+
+def test_the_digest_shortcut_takes_no_token_either_reader_reads_as_a_number() -> None:
+    for token in ("0b101", "0b1_0", "1e5", "12e34", "0x1f", "017", "1_000", "2026-12-01", "1:30", "1e77123"):
+        assert not fastyaml._DIGEST.fullmatch(token), token
+    assert fastyaml._DIGEST.fullmatch("56125b200b1548c195ee24cb1d4054c5")
+    # Digests are not asked about (the cache of answers stays as it was) and the cassette reads the same.
+    text = "llmport:\n  head: 56125b200b1548c195ee24cb1d4054c5\n  sha: 2b48548e4d01e5ea48310233416\n"
+    fastyaml._ASKED.clear()
+    assert check(text) == {
+        "llmport": {"head": "56125b200b1548c195ee24cb1d4054c5", "sha": "2b48548e4d01e5ea48310233416"}
+    }
+    assert not fastyaml._ASKED

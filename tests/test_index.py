@@ -48,7 +48,9 @@ BODIES: tuple[Any, ...] = (
 LIVE_VALUES = ("sk-live-0123456789abcdef", "", "REDACTED", KEY, "x y")
 
 
-def encoded(body: Any, indent: int | None) -> Any:
+def encoded(body: Any, indent: int | str | None) -> Any:
+    if isinstance(body, (dict, list)) and indent == "compact":  # as httpx sends JSON
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
     if isinstance(body, (dict, list)):
         return json.dumps(body, ensure_ascii=indent is None, indent=indent).encode()
     return body.encode() if isinstance(body, str) else body
@@ -69,7 +71,7 @@ requests = st.tuples(
     st.sampled_from(PATHS),
     st.sampled_from(QUERIES),
     st.sampled_from(BODIES),
-    st.sampled_from((None, 2)),
+    st.sampled_from((None, 2, "compact")),
 )
 
 
@@ -271,3 +273,75 @@ def test_a_spelling_that_matched_is_remembered_with_this_code_and_only_for_its_u
     assert (
         stale.find(HttpRequest("POST", "https://a.example/v1", b'{"a":2,"b":2}', {}), lambda i: True) is None
     )
+
+
+def test_a_fresh_index_answers_the_compact_spelling_of_a_recorded_body_without_parsing_it(
+    monkeypatch: Any,
+) -> None:
+    """A fresh checkout's first replay: the recorded body is pretty-printed, httpx sends it compact."""
+    import pytest_llmport.index as index_module
+
+    stored = {
+        "method": "POST",
+        "uri": "https://a.example/v1",
+        "body": '{\n  "b": 1,\n  "q": "中文",\n  "a": [1.5, true, null]\n}',
+        "headers": {},
+    }
+    index = RequestIndex()
+    assert index.add(HttpRequest.from_dict(stored))
+    compact = '{"b":1,"q":"中文","a":[1.5,true,null]}'.encode()
+    assert stored[index_module.MEMO][3] == compact  # kept for the next run with the key
+    played: collections.Counter[int] = collections.Counter()
+
+    def refuse(request: Any) -> Any:
+        raise AssertionError("the request was parsed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(index_module, "request_key", refuse)
+        assert index.find(HttpRequest("POST", "https://a.example/v1", compact, {}), lambda i: True) == 0
+    assert not index.learned and index_module.SPELLING not in stored  # nothing new to remember
+    # What differs, in a value, a type or the URL's text, is looked up by key as before: and refused.
+    for uri, body in (
+        ("https://a.example/v1", '{"b":2,"q":"中文","a":[1.5,true,null]}'.encode()),
+        ("https://a.example/v1", '{"b":true,"q":"中文","a":[1.5,true,null]}'.encode()),
+        ("https://a.example/v1", '{"b":1,"q":"中文","a":[1.5,1,null]}'.encode()),
+        ("https://a.example/v2", compact),
+    ):
+        assert index.find(HttpRequest("POST", uri, body, {}), lambda i: played[i] == 0) is None, body
+    # Played once, it answers no more, spelled so or otherwise.
+    played[0] += 1
+    assert (
+        index.find(HttpRequest("POST", "https://a.example/v1", compact, {}), lambda i: played[i] == 0) is None
+    )
+
+
+def test_only_a_json_body_with_a_utf8_spelling_gets_a_compact_one() -> None:
+    from pytest_llmport.index import compact_spelling
+
+    def spelling(body: bytes) -> bytes | None:
+        return compact_spelling(HttpRequest("POST", "https://a.example/v1", body, {}))
+
+    assert spelling(b'{ "a" : [1, 2] }') == b'{"a":[1,2]}'
+    assert spelling(b"not json") is None and spelling(b"{broken") is None and spelling(b"123") is None
+    assert spelling(b'{"a": "\\ud800"}') is None  # a lone surrogate: no client sends it in UTF-8
+    assert spelling(b'{"a": "\\u00e9"}') == '{"a":"é"}'.encode()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+        max_leaves=8,
+    ).filter(lambda value: isinstance(value, (dict, list))),
+    st.sampled_from((None, 2)),
+)
+def test_a_compact_spelling_has_the_key_of_the_body_it_spells(value: Any, indent: int | None) -> None:
+    """The shortcut's premise: a body sent byte for byte as the compact spelling matches by key."""
+    from pytest_llmport.index import compact_spelling, request_key
+
+    recorded = HttpRequest("POST", "https://a.example/v1", json.dumps(value, indent=indent).encode(), {})
+    key = request_key(recorded)
+    spelled = compact_spelling(recorded)
+    if spelled is not None:
+        assert request_key(HttpRequest("POST", "https://a.example/v1", spelled, {})) == key

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import shutil
 import tracemalloc
 from pathlib import Path
@@ -10,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from pytest_llmport.cassettes import AtomicPersister, ReadableYamlSerializer
+from pytest_llmport.cassettes import AtomicPersister, HttpRequest, ReadableYamlSerializer
+from pytest_llmport.errors import CorruptCassetteError
+from pytest_llmport.index import RequestIndex
 
 EXAMPLE = next(
     (Path(__file__).parent.parent / "examples" / "support_triage" / "cassettes").rglob("deepseek.yaml")
@@ -125,3 +128,45 @@ def test_a_damaged_or_stale_cache_falls_back_to_the_yaml(tmp_path: Path, cache: 
     assert [comparable(load(persister, path)) for path in paths[1:]] == expected[1:]
     persister.flush()
     assert [comparable(load(AtomicPersister(cache), path)) for path in paths[1:]] == expected[1:]
+
+
+def first_request(persister: AtomicPersister, path: Path) -> tuple[RequestIndex, Any]:
+    requests = load(persister, path)[0]
+    index = RequestIndex()
+    for request in requests:
+        index.add(request)
+    return index, requests[0]
+
+
+def test_a_request_edited_after_the_cache_was_written_is_matched_as_the_file_now_says(
+    tmp_path: Path, cache: Path
+) -> None:
+    """Requests carry no seal: an edited one must replace what the cache (its key, its spelling) kept."""
+    (path,) = copies(tmp_path, 1)
+    index, recorded = first_request(AtomicPersister(cache), path)
+    sent = json.dumps(json.loads(recorded.body), ensure_ascii=False, separators=(",", ":")).encode()
+    assert index.find(HttpRequest("POST", recorded.uri, sent, {}), lambda i: True) == 0
+    persister = AtomicPersister(cache)
+    first_request(persister, path)  # warm: the entry is read back from the cache
+    persister.flush()
+    edited = path.read_text("utf-8").replace("deepseek-chat", "deepseek-reasoner", 1)
+    path.write_text(edited, "utf-8")  # the request's model: no seal notices, the file's stamp does
+    index, recorded = first_request(AtomicPersister(cache), path)
+    assert b"deepseek-reasoner" in recorded.body
+    assert index.find(HttpRequest("POST", recorded.uri, sent, {}), lambda i: True) is None
+    now = sent.replace(b"deepseek-chat", b"deepseek-reasoner")
+    assert index.find(HttpRequest("POST", recorded.uri, now, {}), lambda i: True) == 0
+
+
+def test_line_ends_and_bytes_are_read_as_a_text_read_would(tmp_path: Path) -> None:
+    (path,) = copies(tmp_path, 1)
+    expected = comparable(load(AtomicPersister(), path))
+    text = path.read_text("utf-8")
+    for ends in ("\r\n", "\r"):
+        path.write_bytes(text.replace("\n", ends).encode("utf-8"))
+        assert comparable(load(AtomicPersister(), path)) == expected, repr(ends)
+    data = text.encode("utf-8")
+    at = data.index("连衣裙".encode())
+    path.write_bytes(data[:at] + b"\xff" + data[at + 1 :])
+    with pytest.raises(CorruptCassetteError, match=f"not UTF-8 text at byte {at}; delete it and re-record"):
+        load(AtomicPersister(), path)
