@@ -203,3 +203,41 @@ def test_replay_keys_have_the_shape_each_sdk_demands() -> None:
     assert re.fullmatch(r"bce-v3/ALTAK-[A-Za-z0-9]+/[A-Za-z0-9]+", replay_key("QIANFAN_API_KEY"))
     assert len(replay_key("QIANFAN_AK")) == 24 and len(replay_key("QIANFAN_SK")) == 32
     assert replay_key("OPENAI_API_KEY") == "llmport-replay-key"
+
+
+def test_report_values_are_scrubbed_at_every_depth_and_in_every_container() -> None:
+    key = "sk-report0123456789abcdef"
+    scrubber = Scrubber({"OPENAI_API_KEY": key})
+
+    class Text(str):
+        pass
+
+    class Frozen(dict):  # type: ignore[type-arg]
+        pass
+
+    data = {
+        "provider": "openai",
+        key: "a key as a mapping's key",
+        3: ("tuple", key, 1.5, None, True),
+        "exchanges": [{"url": f"http://h/v1?x={key}", "usage": {"total_tokens": 14}, "api_key": "secret"}],
+        "checks": [[Text(f"said {key}")], Frozen(token="keep", session_key="drop", note=key)],
+        "Api_Key": 42,  # a secret name holding no text: walked as it is
+        "empty": "",
+    }
+    marker = "<REDACTED:OPENAI_API_KEY>"
+    expected = {
+        "provider": "openai",
+        marker: "a key as a mapping's key",
+        3: ["tuple", marker, 1.5, None, True],
+        "exchanges": [
+            {"url": f"http://h/v1?x={marker}", "usage": {"total_tokens": 14}, "api_key": "REDACTED"}
+        ],
+        "checks": [[f"said {marker}"], {"token": "keep", "session_key": "REDACTED", "note": marker}],
+        "Api_Key": 42,
+        "empty": "",
+    }
+    # Twice: the second walk answers from the remembered texts, and must say the same.
+    assert scrubber.value(data) == expected
+    assert scrubber.value(data) == expected
+    assert key in data[3] and data["checks"][1]["session_key"] == "drop", "the value itself is not changed"
+    assert Scrubber({}).value(data)["exchanges"][0]["api_key"] == "REDACTED"  # by name, with no key known
