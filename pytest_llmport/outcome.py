@@ -88,16 +88,14 @@ def cell_kind(outcome: str, exc: BaseException | None, data: Mapping[str, Any]) 
     ``outcome`` is pytest's (``passed``, ``failed``, ``skipped``) or ``xfailed``; ``exc`` the exception of
     a failure (or of an expected failure), ``data`` the test's report data (``problems``, ``exchanges``).
     """
-    from .equivalence import MissingBaselineError
-
     if exc is None and outcome != "skipped":
         outcome = "passed"
     kind, category = decide_kind(
         "failed" if outcome == "xfailed" else outcome,
         problems=bool(data.get("problems")),
-        no_baseline=exc is not None and any(isinstance(e, MissingBaselineError) for e in _leaves(exc)),
+        no_baseline=exc is not None and _no_baseline(exc),
         finding=exc is not None and is_finding(exc),
-        exchanges=list(data.get("exchanges") or []),
+        exchanges=data.get("exchanges") or (),
     )
     result = {"kind": kind}
     if category is not None:
@@ -105,6 +103,12 @@ def cell_kind(outcome: str, exc: BaseException | None, data: Mapping[str, Any]) 
     if exc is not None and kind not in ("skipped", "passed"):
         result["exception"] = describe(exc)
     return result
+
+
+def _no_baseline(exc: BaseException) -> bool:
+    from .equivalence import MissingBaselineError
+
+    return any(isinstance(e, MissingBaselineError) for e in _leaves(exc))
 
 
 def kind_of_cell(cell: Mapping[str, Any]) -> str:
