@@ -329,8 +329,9 @@ class LlmportRun:
             outcome = "xfailed" if getattr(report, "wasxfail", None) is not None else report.outcome
             nodeid = scrubber.text(report.nodeid)
             self.matrix.add(nodeid, report.when, outcome, data, longrepr)
-            if not hasattr(self.config, "workerinput"):  # once per result: where the matrix is merged
-                self.config.hook.pytest_llmport_result(
+            result = self.config.hook.pytest_llmport_result  # once per result: where the matrix is merged
+            if result.get_hookimpls():  # (no call at all when nobody implements it)
+                result(
                     config=self.config,
                     nodeid=nodeid,
                     provider=str(data.get("provider")),
